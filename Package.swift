@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+// The package graph mirrors the architecture (doc/architecture.md):
+//   CSodium, CZlib      C libraries, linked from their static archives in release
+//   Noise               the Noise Protocol Framework; knows nothing of MyCHIPs
+//   ChipModel           pure MyCHIPs model: ids, CHAD, certificates, canonical JSON, signatures
+//   ChipStore           the site file (SQLite through GRDB)
+//   chipsite            the thin command-line front end
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "chipsite",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "chipsite", targets: ["chipsite"]),
+        .executable(name: "noise-bench", targets: ["NoiseBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(name: "ChipModel", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(
+            name: "ChipStore",
+            dependencies: ["ChipModel", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "chipsite",
+            dependencies: [
+                "ChipModel", "ChipStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
+
+        .testTarget(name: "NoiseTests", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
+        .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
+        .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel"], swiftSettings: strict),
+        .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], swiftSettings: strict),
+    ]
+)

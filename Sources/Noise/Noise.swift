@@ -1,0 +1,2 @@
+import CSodium
+public enum NoiseVersion { public static let revision = 34 }

@@ -1,0 +1,2 @@
+import Noise
+print("noise-bench: not yet")
