@@ -1,0 +1,55 @@
+import ChipModel
+import GRDB
+
+/// Why the site file could not be used. Each text is one line, fit to follow
+/// `chipsite: error: `, and says what to do where there is something to do.
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    case noSite(path: String)
+    case siteExists(path: String)
+    case notSQLite(path: String)
+    case notASite(path: String)
+    case newerSchema(path: String)
+    case busy(path: String)
+    case cannotCreate(path: String, reason: String)
+    case cannotOpen(path: String, reason: String)
+    case passphraseNeeded
+    case wrongPassphrase
+    case userExists(String)
+    case unknownUser(String)
+    case damaged(String)
+    case database(String)
+
+    public var description: String {
+        switch self {
+        case .noSite(let p): return "no site at \(p) (create one with `chipsite init`, or give --db)"
+        case .siteExists(let p): return "\(p) already exists; refusing to touch it (give another --db to make a new site)"
+        case .notSQLite(let p): return "\(p) is not an SQLite database"
+        case .notASite(let p): return "\(p) is an SQLite database but not a chipsite site file"
+        case .newerSchema(let p): return "\(p) was written by a newer chipsite; upgrade chipsite to use it"
+        case .busy(let p): return "\(p) is locked by another process; try again"
+        case .cannotCreate(let p, let why): return "cannot create \(p): \(why)"
+        case .cannotOpen(let p, let why): return "cannot open \(p): \(why)"
+        case .passphraseNeeded: return "the site key is sealed: give --passphrase-file, set CHIPSITE_PASSPHRASE_FILE, or run on a terminal to be asked"
+        case .wrongPassphrase: return "wrong passphrase"
+        case .userExists(let c): return "user \(c) already exists"
+        case .unknownUser(let c): return "no user \(c) on this site"
+        case .damaged(let why): return "the site file is damaged: \(why)"
+        case .database(let why): return "database error: \(why)"
+        }
+    }
+
+    /// Maps what SQLite or GRDB reported to a StoreError about `path`.
+    static func from(_ error: any Error, path: String) -> any Error {
+        if error is StoreError || error is ModelError { return error }
+        guard let db = error as? DatabaseError else { return StoreError.database(String(describing: error)) }
+        switch db.resultCode {
+        case .SQLITE_NOTADB: return StoreError.notSQLite(path: path)
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return StoreError.busy(path: path)
+        case .SQLITE_CANTOPEN: return StoreError.cannotOpen(path: path, reason: db.message ?? "unable to open")
+        case .SQLITE_READONLY: return StoreError.cannotOpen(path: path, reason: "the file or its directory is read-only")
+        case .SQLITE_CORRUPT: return StoreError.damaged(db.message ?? "corrupt")
+        case .SQLITE_FULL: return StoreError.database("the disk is full")
+        default: return StoreError.database(db.message ?? "\(db.resultCode)")
+        }
+    }
+}

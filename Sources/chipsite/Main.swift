@@ -1,0 +1,65 @@
+import ArgumentParser
+import ChipModel
+import ChipStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Entry point: runs the command and turns every failure into one line,
+/// `chipsite: error: …`, with exit code 1 (2 for usage errors). A person
+/// never sees a stack trace for a mistake of theirs.
+@main
+enum Main {
+    static func main() async {
+        do {
+            var command = try Chipsite.parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as StoreError {
+            fail(error.description)
+        } catch let error as ModelError {
+            fail(error.description)
+        } catch let error as CLIError {
+            fail(error.description)
+        } catch {
+            let code = Chipsite.exitCode(for: error)
+            let message = Chipsite.fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                exit(0)
+            }
+            if message.hasPrefix("Error: ") {
+                writeStderr("chipsite: error: " + message.dropFirst("Error: ".count) + "\n")
+            } else if !message.isEmpty {
+                writeStderr(message + "\n")
+            }
+            exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        writeStderr("chipsite: error: \(message)\n")
+        exit(1)
+    }
+}
+
+/// Writes straight to file descriptor 2 (the C `stderr` global is not
+/// concurrency-safe in Swift 6).
+func writeStderr(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        if n <= 0 { return }
+        bytes = bytes.dropFirst(n)
+    }
+}
+
+/// A mistake in what a person asked for, reported as one line.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

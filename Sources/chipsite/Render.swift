@@ -1,0 +1,35 @@
+import ChipModel
+import ChipStore
+
+/// The `--json` shapes. Field names are a contract with scripts (doc/cli.md):
+/// add fields freely, never rename or remove one.
+enum Render {
+    static func status(_ s: SiteStatus) -> JSONValue {
+        [
+            "db": .string(s.path),
+            "agent": .string(s.agent.description),
+            "host": .string(s.address.host),
+            "port": .integer(Int64(s.address.port)),
+            "schema_version": .integer(Int64(s.schemaVersion)),
+            "sealed": .bool(s.sealed),
+            "users": .integer(Int64(s.users)),
+            "tickets": .integer(Int64(s.tickets)),
+            "tallies": .integer(Int64(s.tallies)),
+        ]
+    }
+
+    static func user(_ u: UserInfo) -> JSONValue {
+        let c = u.certificate
+        return [
+            "cuid": .string(u.cuid.value),
+            "name": .string(c.name),
+            "type": .string(c.type.rawValue),
+            "email": c.email.map(JSONValue.string) ?? .null,
+            "chad": .string(c.chad.description),
+            "public": .string(Base64URL.encode(c.publicKey)),
+            "sealed": .bool(u.sealed),
+            "created": .string(u.created),
+            "certificate": c.json,
+        ]
+    }
+}

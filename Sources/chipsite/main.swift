@@ -1,3 +1,0 @@
-import ChipModel
-import ChipStore
-print(SodiumCheck.ready(), try StoreProbe.open("/tmp/probe.db"))
