@@ -1,0 +1,105 @@
+import Testing
+@testable import ChipModel
+
+@Suite struct IdentityTests {
+    @Test func agentIdIsBase64urlOfThePublicKey() throws {
+        let key = SigningKey.generate()
+        let agent = try AgentID(publicKey: key.publicKey)
+        #expect(agent.description.count == 43)
+        #expect(try AgentID(agent.description) == agent)
+        #expect(agent.noiseStaticKey?.count == 32)
+        for bad in ["", "abc", String(repeating: "A", count: 44), String(repeating: "A", count: 42) + "=", String(repeating: "A", count: 42) + "B"] {
+            #expect(throws: ModelError.self, "\(bad)") { try AgentID(bad) }
+        }
+    }
+
+    @Test func cuidRules() throws {
+        for good in ["a", "Z9", "alice.smith_2-x", String(repeating: "a", count: 64)] { _ = try CUID(good) }
+        for bad in ["", ".a", "-a", "_a", "a b", "a/b", "é", String(repeating: "a", count: 65), "a\n"] {
+            #expect(throws: ModelError.self, "\(bad)") { try CUID(bad) }
+        }
+    }
+
+    @Test func chadTextAndJSONForms() throws {
+        let agent = try AgentID(publicKey: SigningKey.generate().publicKey)
+        let chad = CHAD(cuid: try CUID("alice"), agent: agent, address: try SiteAddress(host: "chips.example.org", port: 65430))
+        #expect(chad.description == "alice:\(agent)@chips.example.org:65430")
+        #expect(try CHAD(text: chad.description) == chad)
+        #expect(try CHAD(json: chad.json) == chad)
+        #expect(try CHAD(text: "alice:\(agent)@chips.example.org") == chad)
+        let v6 = CHAD(cuid: try CUID("b"), agent: agent, address: try SiteAddress(host: "::1", port: 7))
+        #expect(v6.description == "b:\(agent)@[::1]:7")
+        #expect(try CHAD(text: v6.description) == v6)
+        for bad in ["alice", "alice:\(agent)", "alice@x:1", "alice:\(agent)@x:99999", "alice:\(agent)@x:y", "alice:\(agent)@a b"] {
+            #expect(throws: ModelError.self, "\(bad)") { try CHAD(text: bad) }
+        }
+        var extra = chad.json.objectValue ?? [:]
+        extra["evil"] = 1
+        #expect(throws: ModelError.self) { try CHAD(json: .object(extra)) }
+        #expect(throws: ModelError.self) { try CHAD(json: ["cuid": "a", "agent": .string(agent.description), "host": "h", "port": "1"]) }
+    }
+
+    @Test func certificateRoundTripsThroughJSON() throws {
+        let key = SigningKey.generate()
+        let chad = CHAD(cuid: try CUID("alice"), agent: try AgentID(publicKey: SigningKey.generate().publicKey),
+                        address: try SiteAddress(host: "h.example", port: 1))
+        let cert = try Certificate(chad: chad, type: .person, name: "Alice Ä", email: "a@example.org",
+                                   publicKey: key.publicKey, date: "2026-11-24T21:00:00.000Z")
+        #expect(try Certificate(json: try JSONValue(parsing: cert.json.canonicalString)) == cert)
+        var named = cert.json.objectValue ?? [:]
+        named["name"] = ["first": "Ann", "surname": "Lee"]
+        #expect(try Certificate(json: .object(named)).name == "Ann Lee")
+        named["public"] = ["kty": "EC", "crv": "P-256", "x": "AA"]
+        #expect(throws: ModelError.self) { try Certificate(json: .object(named)) }
+        #expect(throws: ModelError.self) { try Certificate.validate(email: "no-at-sign") }
+        #expect(throws: ModelError.self) { try Certificate.validate(name: " ") }
+    }
+
+    @Test func signaturesVerifyAndTamperingFails() throws {
+        let key = SigningKey.generate()
+        let message = Array("canonical bytes".utf8)
+        let sig = key.sign(message)
+        #expect(Ed25519.verify(signature: sig, message: message, publicKey: key.publicKey))
+        var bad = sig
+        bad[5] ^= 1
+        #expect(!Ed25519.verify(signature: bad, message: message, publicKey: key.publicKey))
+        #expect(!Ed25519.verify(signature: sig, message: message + [0], publicKey: key.publicKey))
+        #expect(!Ed25519.verify(signature: [1, 2], message: message, publicKey: key.publicKey))
+        let again = try SigningKey(seed: key.exportSeed())
+        #expect(again.publicKey == key.publicKey)
+        #expect(Crypto.sha256(Array("abc".utf8)) == Hex.decode("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+    }
+
+    @Test func timestamps() {
+        #expect(Timestamp.format(millisecondsSince1970: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(millisecondsSince1970: 1_795_726_800_123) == "2026-11-26T21:00:00.123Z")
+        #expect(Timestamp.format(millisecondsSince1970: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp.format(millisecondsSince1970: -1) == "1969-12-31T23:59:59.999Z")
+        for ms: Int64 in [0, 1_795_726_800_123, 951_782_400_000, 4_102_444_799_999] {
+            #expect(Timestamp.parse(Timestamp.format(millisecondsSince1970: ms)) == ms)
+        }
+        for bad in ["2026-02-30T00:00:00.000Z", "2026-11-26T21:00:00Z", "2026-11-26 21:00:00.000Z", "2026-13-01T00:00:00.000Z"] {
+            #expect(Timestamp.parse(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+@Suite struct SealingTests {
+    @Test func sealedSecretOpensOnlyWithTheRightPassphraseAndLabel() throws {
+        let salt = Crypto.randomBytes(SealingKey.saltLength)
+        let key = try SealingKey(passphrase: Array("correct horse".utf8), salt: salt, cost: .interactive)
+        let secret = Crypto.randomBytes(32)
+        let sealed = StoredSecret.seal(secret, with: key, label: "site")
+        #expect(sealed.count == 73)
+        #expect(StoredSecret.isSealed(sealed))
+        #expect(try StoredSecret.open(sealed, with: key, label: "site") == secret)
+        let wrong = try SealingKey(passphrase: Array("wrong horse".utf8), salt: salt, cost: .interactive)
+        #expect(throws: ModelError.self) { try StoredSecret.open(sealed, with: wrong, label: "site") }
+        #expect(throws: ModelError.self) { try StoredSecret.open(sealed, with: key, label: "user") }
+        #expect(throws: ModelError.self) { try StoredSecret.open(sealed, with: nil, label: "site") }
+        #expect(throws: ModelError.self) { try StoredSecret.open(Array(sealed.prefix(40)), with: key, label: "site") }
+        #expect(try StoredSecret.open(StoredSecret.plain(secret), with: nil, label: "site") == secret)
+        #expect(throws: ModelError.self) { try SealingKey(passphrase: [], salt: salt, cost: .interactive) }
+        #expect(throws: ModelError.self) { try SealingKey(passphrase: [1], salt: [1], cost: .interactive) }
+    }
+}
