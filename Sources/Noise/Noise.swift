@@ -1,2 +1,0 @@
-import CSodium
-public enum NoiseVersion { public static let revision = 34 }
