@@ -1,0 +1,64 @@
+# chipsite: build, test, package.  `make help` lists the targets.
+SHELL      := /bin/bash
+SWIFT      ?= swift
+VERSION    := $(shell cat packaging/VERSION)
+MAN_DATE   := 2026-11-24
+STATIC     := -c release --static-swift-stdlib -Xswiftc -static-executable
+RELEASE_BIN = .build/release/chipsite
+APT_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev python3-venv zbar-tools
+
+.PHONY: help deps build test unit check-man check-static release man demo bench clean
+
+help:
+	@echo "make demo          install what is missing, build, create a demo site if none, show it"
+	@echo "make test          every test: swift test, man pages current, static release binary"
+	@echo "make release       the static release binary at $(RELEASE_BIN)"
+	@echo "make man           regenerate man/ from the command definitions"
+	@echo "make bench         run the benchmarks (release build)"
+	@echo "make deps          install the Debian packages the build and tests need"
+
+# Installs only what is missing; uses sudo when not root.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing:$$missing"; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+build:
+	$(SWIFT) build
+
+# The README's test command.
+test: deps unit check-man check-static
+	@echo "all tests passed"
+
+unit: build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+release:
+	$(SWIFT) build $(STATIC) --product chipsite
+	@file $(RELEASE_BIN) | grep -q "statically linked" || { echo "$(RELEASE_BIN) is not statically linked"; file $(RELEASE_BIN); exit 1; }
+	@echo "built $(RELEASE_BIN) (statically linked)"
+
+# The release binary is static and runs with nothing else around it: in a
+# chroot holding only the binary when we are root, else with an empty environment.
+check-static: release
+	@bash packaging/check-static.sh $(RELEASE_BIN)
+
+man: build
+	@bash packaging/gen-man.sh man $(MAN_DATE)
+
+check-man: build
+	@tmp=$$(mktemp -d); bash packaging/gen-man.sh $$tmp $(MAN_DATE) >/dev/null; \
+	if ! diff -r man $$tmp >/dev/null; then diff -r man $$tmp | head -20; rm -rf $$tmp; \
+	  echo "man/ is stale: run 'make man' and commit it"; exit 1; fi; rm -rf $$tmp; echo "man pages are current"
+
+demo: deps release
+	@bash packaging/demo.sh $(RELEASE_BIN)
+
+bench:
+	$(SWIFT) run -c release noise-bench
+
+clean:
+	rm -rf .build

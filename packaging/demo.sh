@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Quick start: a demo site in the default place (unless one exists), then its
+# status. Once `chipsite serve` exists this runs the site.
+set -euo pipefail
+bin=${1:?usage: demo.sh BINARY}
+if "$bin" status >/dev/null 2>&1; then
+  echo "A site already exists; leaving it as it is."
+else
+  "$bin" init
+  "$bin" user add demo --name "Demo User"
+fi
+"$bin" status
