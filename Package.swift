@@ -4,6 +4,7 @@
 //   Noise               the Noise Protocol Framework; knows nothing of MyCHIPs
 //   ChipModel           pure MyCHIPs model: ids, CHAD, certificates, canonical JSON, signatures
 //   ChipStore           the site file (SQLite through GRDB)
+//   QRCode              ISO/IEC 18004 QR encoder and renderers (terminal, PNG, SVG)
 //   chipsite            the thin command-line front end
 import PackageDescription
 
@@ -28,6 +29,7 @@ let package = Package(
 
         .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "ChipModel", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(name: "QRCode", dependencies: ["CZlib"], swiftSettings: strict),
         .target(
             name: "ChipStore",
             dependencies: ["ChipModel", .product(name: "GRDB", package: "GRDB.swift")],
@@ -43,6 +45,7 @@ let package = Package(
 
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
+        .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], swiftSettings: strict),
     ]
