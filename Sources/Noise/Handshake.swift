@@ -136,6 +136,13 @@ extension Handshake {
     /// Whether the next call must be `writeMessage` (false: `readMessage`).
     public var isWriteTurn: Bool { (messageIndex % 2 == 0) == isInitiator }
 
+    /// The largest payload the next handshake message can carry
+    /// (`MAX_MESSAGE_LEN` less that message's keys and tags); 0 once complete.
+    public var maxPayloadCount: Int {
+        guard phase == .running else { return 0 }
+        return NoiseSpec.MAX_MESSAGE_LEN - Self.overhead(noiseProtocol.pattern, messageIndex)
+    }
+
     /// The peer's static public key, once known (pre-message or received).
     public var remoteStaticKey: [UInt8]? { remoteStatic }
 
