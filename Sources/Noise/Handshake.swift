@@ -127,6 +127,9 @@ public final class Handshake {
     }
 }
 
+/// The spec's name for ``Handshake``.
+public typealias HandshakeState = Handshake
+
 // MARK: - Messages
 
 extension Handshake {
