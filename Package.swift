@@ -4,6 +4,9 @@
 //   Noise               the Noise Protocol Framework; knows nothing of MyCHIPs
 //   ChipModel           pure MyCHIPs model: ids, CHAD, certificates, canonical JSON, signatures
 //   ChipStore           the site file (SQLite through GRDB)
+//   ChipChannel         site-to-site channels as pure state machines: frames, I/N/K/A/T, envelopes
+//   ChipPeer            SwiftNIO at the edge: TCP, frame codec, limits, dialing
+//   ChipSite            the site engine: the daemon (`serve`), outbox, policy
 //   QRCode              ISO/IEC 18004 QR encoder and renderers (terminal, PNG, SVG)
 //   chipsite            the thin command-line front end
 import PackageDescription
@@ -22,6 +25,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
@@ -29,6 +34,25 @@ let package = Package(
 
         .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "ChipModel", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(name: "ChipChannel", dependencies: ["Noise", "ChipModel"], swiftSettings: strict),
+        .target(
+            name: "ChipPeer",
+            dependencies: [
+                "ChipChannel", "ChipModel", "Noise",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "ChipSite",
+            dependencies: [
+                "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .target(name: "QRCode", dependencies: ["CZlib"], swiftSettings: strict),
         .target(
             name: "ChipStore",
@@ -37,14 +61,16 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore",
+                "ChipModel", "ChipStore", "ChipSite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
 
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
+        .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], swiftSettings: strict),

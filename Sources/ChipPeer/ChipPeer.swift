@@ -1,0 +1,1 @@
+// SwiftNIO edge for site-to-site channels.
