@@ -1,3 +1,0 @@
-import Testing
-@testable import QRCode
-@Test func placeholder() { #expect(Bool(true)) }
