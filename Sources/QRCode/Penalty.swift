@@ -20,70 +20,69 @@ enum Penalty {
 
     /// The total penalty of a symbol given row by row.
     static func score(_ modules: [Bool], size: Int) -> Int {
-        var total = 0
-        var line = [Bool](repeating: false, count: size)
-        for y in 0..<size {
-            for x in 0..<size { line[x] = modules[y * size + x] }
-            total += lineScore(line)
+        modules.withUnsafeBufferPointer { grid in
+            var total = 0
+            for line in 0..<size {
+                total += lineScore(grid, start: line * size, stride: 1, count: size)
+                total += lineScore(grid, start: line, stride: size, count: size)
+            }
+            return total + blockScore(grid, size: size) + balanceScore(grid)
         }
-        for x in 0..<size {
-            for y in 0..<size { line[y] = modules[y * size + x] }
-            total += lineScore(line)
-        }
-        total += blockScore(modules, size: size)
-        total += balanceScore(modules)
-        return total
     }
 
     /// Rules 1 and 3 along one row or column.
     static func lineScore(_ line: [Bool]) -> Int {
-        runScore(line) + finderLikeScore(line)
+        line.withUnsafeBufferPointer { lineScore($0, start: 0, stride: 1, count: line.count) }
     }
 
-    /// Rule 1: N1 + (length − 5) for each run of five or more modules of one colour.
-    static func runScore(_ line: [Bool]) -> Int {
+    /// The finder-like pattern of rule 3 with four light modules on each
+    /// side, as the bits of a 15-module window (first module highest).
+    private static let patternWindowBits = 2 * finderLikeLightArea + finderLikePattern.count
+    private static let patternInWindow: Int = finderLikePattern.reduce(0) { $0 << 1 | ($1 ? 1 : 0) } << finderLikeLightArea
+    private static let patternMask = ((1 << finderLikePattern.count) - 1) << finderLikeLightArea
+    private static let lightAreaMask = (1 << finderLikeLightArea) - 1
+    private static let windowMask = (1 << patternWindowBits) - 1
+
+    /// Rules 1 and 3 along `count` modules of `grid` from `start`, `stride` apart.
+    ///
+    /// Rule 1: N1 + (length − 5) for each run of five or more modules of one
+    /// colour. Rule 3: N3 for each 1:1:3:1:1 pattern with four light modules
+    /// on at least one side; modules beyond the symbol count as light (they
+    /// are the quiet zone). The pattern is found in a sliding 15-module window.
+    static func lineScore(_ grid: UnsafeBufferPointer<Bool>, start: Int, stride: Int, count: Int) -> Int {
         var score = 0
         var runLength = 0
         var runColour = false
-        for (index, module) in line.enumerated() {
-            if index > 0 && module == runColour {
-                runLength += 1
-            } else {
-                if runLength >= minimumPenalizedRun { score += n1 + runLength - minimumPenalizedRun }
-                runColour = module
-                runLength = 1
+        var window = 0
+        // The line followed by a light area's worth of quiet zone; the window
+        // starts out light, as the quiet zone before the line is.
+        for index in 0..<(count + finderLikeLightArea) {
+            let module = index < count ? grid[start + index * stride] : false
+            if index < count {
+                if index > 0 && module == runColour {
+                    runLength += 1
+                } else {
+                    if runLength >= minimumPenalizedRun { score += n1 + runLength - minimumPenalizedRun }
+                    runColour = module
+                    runLength = 1
+                }
+            }
+            window = (window << 1 | (module ? 1 : 0)) & windowMask
+            if window & patternMask == patternInWindow
+                && (window & lightAreaMask == 0 || window >> (patternWindowBits - finderLikeLightArea) == 0) {
+                score += n3
             }
         }
         if runLength >= minimumPenalizedRun { score += n1 + runLength - minimumPenalizedRun }
         return score
     }
 
-    /// Rule 3: N3 for each 1:1:3:1:1 pattern with four light modules on at
-    /// least one side; modules beyond the symbol count as light (the quiet zone).
-    static func finderLikeScore(_ line: [Bool]) -> Int {
-        let patternLength = finderLikePattern.count
-        guard line.count >= patternLength else { return 0 }
-        func isLight(_ range: Range<Int>) -> Bool {
-            range.allSatisfy { $0 < 0 || $0 >= line.count || !line[$0] }
-        }
-        var score = 0
-        for start in 0...(line.count - patternLength) {
-            var matches = true
-            for offset in 0..<patternLength where line[start + offset] != finderLikePattern[offset] {
-                matches = false
-                break
-            }
-            guard matches else { continue }
-            let end = start + patternLength
-            if isLight((start - finderLikeLightArea)..<start) || isLight(end..<(end + finderLikeLightArea)) {
-                score += n3
-            }
-        }
-        return score
-    }
-
     /// Rule 2: N2 for each 2 × 2 block of one colour.
     static func blockScore(_ modules: [Bool], size: Int) -> Int {
+        modules.withUnsafeBufferPointer { blockScore($0, size: size) }
+    }
+
+    static func blockScore(_ modules: UnsafeBufferPointer<Bool>, size: Int) -> Int {
         var score = 0
         for y in 0..<(size - 1) {
             for x in 0..<(size - 1) {
@@ -99,9 +98,14 @@ enum Penalty {
 
     /// Rule 4: N4 × k where the dark share lies between 50 ± 5k % and 50 ± 5(k + 1) %.
     static func balanceScore(_ modules: [Bool]) -> Int {
+        modules.withUnsafeBufferPointer { balanceScore($0) }
+    }
+
+    static func balanceScore(_ modules: UnsafeBufferPointer<Bool>) -> Int {
         let total = modules.count
         guard total > 0 else { return 0 }
-        let darkCount = modules.reduce(0) { $0 + ($1 ? 1 : 0) }
+        var darkCount = 0
+        for module in modules where module { darkCount += 1 }
         // |dark/total − 1/2| / 5 % = |20 dark − 10 total| / total.
         let k = abs(20 * darkCount - 10 * total) / total
         return n4 * k

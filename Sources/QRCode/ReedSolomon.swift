@@ -54,15 +54,19 @@ enum GaloisField {
     /// The `degree` error correction codewords for `data`: the remainder of
     /// data(x)·x^degree divided by the generator polynomial.
     static func errorCorrectionCodewords(for data: [UInt8], degree: Int) -> [UInt8] {
-        let generator = generatorPolynomial(degree: degree)
+        // Long division, keeping only the remainder; the generator's
+        // coefficients are taken as logarithms so each step is a table look-up.
+        let generatorLogarithms = generatorPolynomial(degree: degree).dropFirst().map { logarithms[Int($0)] }
         var remainder = [UInt8](repeating: 0, count: degree)
         for byte in data {
             let factor = byte ^ remainder[0]
-            remainder.removeFirst()
-            remainder.append(0)
-            if factor == 0 { continue }
+            for j in 0..<(degree - 1) { remainder[j] = remainder[j + 1] }
+            remainder[degree - 1] = 0
+            guard factor != 0 else { continue }
+            let factorLogarithm = logarithms[Int(factor)]
             for j in 0..<degree {
-                remainder[j] ^= multiply(generator[j + 1], factor)
+                // Generator coefficients are never zero (its roots are distinct).
+                remainder[j] ^= exponents[generatorLogarithms[j] + factorLogarithm]
             }
         }
         return remainder

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import CZlib
 import Testing
 @testable import QRCode
 
@@ -76,12 +77,44 @@ struct RendererTests {
         #expect(Array(png.suffix(12)) == [0, 0, 0, 0] + Array("IEND".utf8) + [0xAE, 0x42, 0x60, 0x82])
     }
 
-    /// The stored-block fallback is a valid zlib stream: zbar reads it.
-    @Test func pngWithStoredZlibStream() throws {
+    /// The stored-block fallback is a valid zlib stream that zlib inflates.
+    @Test func storedZlibStream() {
         let raw = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
         let stream = PNG.storedZlibStream(raw)
         #expect(stream.count == raw.count + 2 + 2 * 5 + 4)
-        #expect((Int(stream[0]) << 8 | Int(stream[1])) % 31 == 0)
+        var inflated = [UInt8](repeating: 0, count: raw.count + 1)
+        var length = uLongf(inflated.count)
+        let status = inflated.withUnsafeMutableBufferPointer { out in
+            stream.withUnsafeBufferPointer { uncompress(out.baseAddress, &length, $0.baseAddress, uLong($0.count)) }
+        }
+        #expect(status == Z_OK)
+        #expect(Array(inflated.prefix(Int(length))) == raw)
+    }
+
+    /// The PNG's IDAT inflates to one filter byte plus packed pixels per row.
+    @Test func pngPixels() throws {
+        let code = try QRCode.encode("pixels")
+        let scale = 2, quietZone = 4
+        let png = code.pngData(scale: scale, quietZone: quietZone)
+        let idatLength = Int(png[33]) << 24 | Int(png[34]) << 16 | Int(png[35]) << 8 | Int(png[36])
+        #expect(Array(png[37..<41]) == Array("IDAT".utf8))
+        let idat = Array(png[41..<(41 + idatLength)])
+        let pixels = (code.size + 2 * quietZone) * scale
+        let rowBytes = (pixels + 7) / 8
+        var raw = [UInt8](repeating: 0, count: pixels * (rowBytes + 1))
+        var length = uLongf(raw.count)
+        let status = raw.withUnsafeMutableBufferPointer { out in
+            idat.withUnsafeBufferPointer { uncompress(out.baseAddress, &length, $0.baseAddress, uLong($0.count)) }
+        }
+        #expect(status == Z_OK && Int(length) == raw.count)
+        for py in 0..<pixels {
+            #expect(raw[py * (rowBytes + 1)] == 0, "filter type None")
+            for px in 0..<pixels {
+                let byte = raw[py * (rowBytes + 1) + 1 + px / 8]
+                let white = byte & (0x80 >> UInt8(px % 8)) != 0
+                #expect(white == !code.isDark(x: px / scale - quietZone, y: py / scale - quietZone))
+            }
+        }
     }
 
     @Test func svgCoversExactlyTheDarkModules() throws {
