@@ -72,6 +72,10 @@ let package = Package(
             name: "NoiseTests", dependencies: ["Noise", "CSodium"], exclude: ["Resources"], swiftSettings: strict),
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
+        .testTarget(
+            name: "ChipSiteTests",
+            dependencies: ["ChipSite", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise"],
+            swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], swiftSettings: strict),

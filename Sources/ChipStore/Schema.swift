@@ -43,6 +43,63 @@ enum Schema {
                 );
                 """)
         }
+        m.registerMigration("2026-11-24 tickets, tallies, outbox") { db in
+            try db.execute(sql: """
+                -- A tally ticket (protocol section 6): a one-time or reusable
+                -- invitation to a tally with one of our users, on given terms.
+                CREATE TABLE tickets (
+                    token    TEXT PRIMARY KEY NOT NULL
+                             CHECK (length(token) = 32 AND token NOT GLOB '*[^0-9a-f]*'),
+                    cuid     TEXT NOT NULL REFERENCES users(cuid) ON DELETE CASCADE,
+                    expires  TEXT NOT NULL,
+                    reuse    INTEGER NOT NULL DEFAULT 0 CHECK (reuse IN (0, 1)),
+                    bound    TEXT,            -- requester CHAD (text form), when bound
+                    terms    TEXT NOT NULL,   -- JSON: side, limits, memo
+                    used     TEXT,            -- when a one-time token was consumed
+                    created  TEXT NOT NULL
+                );
+
+                -- A tally with a partner on another site (protocol section 7).
+                CREATE TABLE tallies (
+                    uuid          TEXT PRIMARY KEY NOT NULL CHECK (length(uuid) = 36),
+                    cuid          TEXT NOT NULL REFERENCES users(cuid),
+                    side          TEXT NOT NULL CHECK (side IN ('stock', 'foil')),
+                    partner_agent TEXT NOT NULL CHECK (length(partner_agent) = 43),
+                    partner_cuid  TEXT NOT NULL,
+                    partner_host  TEXT NOT NULL,
+                    partner_port  INTEGER NOT NULL CHECK (partner_port BETWEEN 1 AND 65535),
+                    state         TEXT NOT NULL
+                                  CHECK (state IN ('draft', 'P.draft', 'H.offer', 'P.offer', 'open', 'void', 'C.open', 'close')),
+                    revision      INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1),
+                    core          TEXT NOT NULL,   -- canonical JSON of the signed core
+                    sign_stock    TEXT,
+                    sign_foil     TEXT,
+                    hash          TEXT,
+                    token         TEXT,            -- the ticket this tally came from
+                    balance       INTEGER NOT NULL DEFAULT 0,
+                    created       TEXT NOT NULL,
+                    updated       TEXT NOT NULL
+                );
+                CREATE INDEX tallies_partner ON tallies(partner_agent, state);
+                CREATE INDEX tallies_user ON tallies(cuid);
+
+                -- Messages to other sites not yet known to be applied there
+                -- (protocol section 5). Only the daemon sends them.
+                CREATE TABLE outbox (
+                    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+                    agent     TEXT NOT NULL CHECK (length(agent) = 43),
+                    host      TEXT NOT NULL,
+                    port      INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+                    first_contact INTEGER NOT NULL DEFAULT 0 CHECK (first_contact IN (0, 1)),
+                    topic     TEXT NOT NULL,   -- what the message is about (a tally uuid), for removal
+                    message   TEXT NOT NULL,   -- canonical JSON
+                    created   TEXT NOT NULL,
+                    attempts  INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0)
+                );
+                CREATE INDEX outbox_agent ON outbox(agent, id);
+                CREATE INDEX outbox_topic ON outbox(topic);
+                """)
+        }
         return m
     }
 

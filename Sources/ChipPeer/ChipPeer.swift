@@ -1,1 +1,0 @@
-// SwiftNIO edge for site-to-site channels.

@@ -1,0 +1,113 @@
+import ChipChannel
+import ChipModel
+import Logging
+import NIOCore
+
+/// What the site decides and does for the network layer. The engine
+/// implements it; the network layer knows nothing of tallies or tickets.
+public protocol PeerPolicy: Sendable {
+    /// Answers a channel question (a ticket, or whether an agent is a partner).
+    func judge(_ question: ChannelQuestion, from address: String) async -> Bool
+    /// A channel is open with an authenticated peer.
+    func opened(_ connection: PeerConnection) async
+    /// A message that passed the envelope checks, in the order received.
+    func received(_ message: JSONValue, on connection: PeerConnection) async
+    /// The connection is gone.
+    func closed(_ connection: PeerConnection) async
+}
+
+/// One TCP connection to another site, driving a ``ChannelMachine``. Frames
+/// are read in order by one task; `send` may be called from any task.
+public actor PeerConnection {
+    public nonisolated let id: UInt64
+    public nonisolated let isInitiator: Bool
+    /// The remote IP address (for logs and rate limits).
+    public nonisolated let remoteAddress: String
+    nonisolated let channel: any Channel
+    private var machine: ChannelMachine
+    private var outbound: NIOAsyncChannelOutboundWriter<Frame>?
+    private var openWaiters: [CheckedContinuation<Bool, Never>] = []
+    private var finished = false
+    private let logger: Logger
+
+    /// The authenticated peer once the channel is open.
+    public private(set) var peer: AgentID?
+
+    init(id: UInt64, channel: any Channel, machine: sending ChannelMachine, remoteAddress: String, logger: Logger) {
+        self.id = id
+        self.channel = channel
+        self.machine = machine
+        self.isInitiator = machine.isInitiator
+        self.remoteAddress = remoteAddress
+        var logger = logger
+        logger[metadataKey: "conn"] = "\(id)"
+        self.logger = logger
+    }
+
+    public var isOpen: Bool { machine.isOpen && !finished }
+
+    /// Encrypts and writes one message; throws if the channel is not open.
+    public func send(_ message: JSONValue) async throws {
+        guard !finished, let outbound else { throw ChannelError.notOpen }
+        for action in try machine.send(message) {
+            if case .send(let frame) = action { try await outbound.write(frame) }
+        }
+    }
+
+    /// Closes the connection; nothing more is sent.
+    public nonisolated func close() { channel.close(promise: nil) }
+
+    /// Waits until the channel is open (true) or has closed (false).
+    func waitUntilOpen() async -> Bool {
+        if machine.isOpen { return true }
+        if finished { return false }
+        return await withCheckedContinuation { openWaiters.append($0) }
+    }
+
+    func attach(_ writer: NIOAsyncChannelOutboundWriter<Frame>) { outbound = writer }
+
+    func receive(_ frame: Frame, policy: any PeerPolicy) async -> Bool {
+        await perform(machine.receive(frame), policy: policy)
+    }
+
+    /// Carries out the machine's actions; false once the connection must close.
+    func perform(_ actions: [ChannelAction], policy: any PeerPolicy) async -> Bool {
+        for action in actions {
+            switch action {
+            case .send(let frame):
+                guard let outbound else { return false }
+                do { try await outbound.write(frame) } catch { return stop("write failed") }
+            case .ask(let question):
+                let accepted = await policy.judge(question, from: remoteAddress)
+                guard await perform(machine.answer(accepted), policy: policy) else { return false }
+            case .opened(let agent):
+                peer = agent
+                logger.debug("channel open", metadata: ["peer": "\(agent)", "initiator": "\(isInitiator)"])
+                for waiter in openWaiters { waiter.resume(returning: true) }
+                openWaiters.removeAll()
+                await policy.opened(self)
+            case .deliver(let message):
+                await policy.received(message, on: self)
+            case .dropped(let why):
+                logger.debug("message dropped", metadata: ["why": "\(why)"])
+            case .close(let why):
+                return stop(why)
+            }
+        }
+        return !machine.isClosed
+    }
+
+    func stop(_ why: String) -> Bool {
+        if !finished { logger.debug("closing", metadata: ["why": "\(why)"]) }
+        finish()
+        close()
+        return false
+    }
+
+    func finish() {
+        finished = true
+        machine.shutdown()
+        for waiter in openWaiters { waiter.resume(returning: false) }
+        openWaiters.removeAll()
+    }
+}

@@ -1,0 +1,61 @@
+/// What one peer, or everyone together, may cost this site. Each value is a
+/// config key in the site file (doc/configuration.md); these are the defaults.
+public struct PeerLimits: Sendable, Equatable {
+    /// Largest frame accepted (`peer.max_frame`, 17-65536).
+    public var maxFrameLength: Int = 65536
+    /// Seconds a handshake may take from the first byte (`peer.handshake_timeout`).
+    public var handshakeTimeout: Double = 10
+    /// Seconds without a received frame before the responder closes (`peer.idle_timeout`).
+    public var idleTimeout: Double = 60
+    /// Connections open at once, both directions (`peer.max_connections`).
+    public var maxConnections: Int = 1024
+    /// Handshakes per second allowed from one source address (`peer.handshake_rate`).
+    public var handshakeRate: Double = 20
+    /// Burst of handshakes allowed from one source address (`peer.handshake_burst`).
+    public var handshakeBurst: Double = 5
+    /// Bytes queued for sending to one peer before the channel is dropped
+    /// (the messages stay in the outbox) (`peer.max_queued_bytes`).
+    public var maxQueuedBytes: Int = 1 << 20
+
+    public init() {}
+}
+
+/// Token buckets keyed by source address: `rate` tokens per second up to
+/// `burst`. Pure and clock-free (the caller passes the time), so it can be
+/// tested; the table is capped so a spray of addresses cannot grow it forever.
+public struct TokenBuckets: Sendable {
+    public let rate: Double
+    public let burst: Double
+    public let maxKeys: Int
+    private var buckets: [String: (tokens: Double, last: Double)] = [:]
+
+    public init(rate: Double, burst: Double, maxKeys: Int = 10_000) {
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self.maxKeys = maxKeys
+    }
+
+    /// Takes one token for `key` at time `now` (seconds); false when none is left.
+    public mutating func admit(_ key: String, now: Double) -> Bool {
+        var entry = buckets[key] ?? (tokens: burst, last: now)
+        entry.tokens = min(burst, entry.tokens + max(0, now - entry.last) * rate)
+        entry.last = now
+        guard entry.tokens >= 1 else {
+            buckets[key] = entry
+            return false
+        }
+        entry.tokens -= 1
+        if buckets[key] == nil, buckets.count >= maxKeys { evictFull(now: now) }
+        buckets[key] = entry
+        return true
+    }
+
+    /// Drops buckets that have refilled (they hold no memory worth keeping);
+    /// if none has, drops everything: forgetting is safe, only lenient.
+    private mutating func evictFull(now: Double) {
+        buckets = buckets.filter { min(burst, $0.value.tokens + (now - $0.value.last) * rate) < burst }
+        if buckets.count >= maxKeys { buckets.removeAll(keepingCapacity: true) }
+    }
+
+    public var count: Int { buckets.count }
+}

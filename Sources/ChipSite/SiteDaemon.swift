@@ -1,0 +1,80 @@
+import ChipChannel
+import ChipModel
+import ChipPeer
+import ChipStore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Noise
+
+/// `chipsite serve`: the only process that talks to other sites. It listens
+/// for peers, delivers the outbox, and wakes up when a CLI command pokes its
+/// Unix socket or every second otherwise.
+public final class SiteDaemon: Sendable {
+    /// How often the outbox is looked at without a poke.
+    public static let pollInterval: Duration = .seconds(1)
+
+    public let engine: SiteEngine
+    public let node: PeerNode
+    let store: SiteStore
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    /// Set by a poke, cleared when the outbox loop wakes.
+    private let poked = NIOLockedValueBox(false)
+    /// How often the outbox loop checks for a poke while it waits.
+    static let pokeCheck: Duration = .milliseconds(20)
+
+    public init(store: SiteStore, siteKey: SigningKey, limits: PeerLimits, logger: Logger) throws {
+        var secret = siteKey.curve25519SecretKey()
+        defer { Crypto.wipe(&secret) }
+        let local = LocalSite(agent: try AgentID(publicKey: siteKey.publicKey), staticKey: try KeyPair(privateKey: secret))
+        self.store = store
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        engine = SiteEngine(store: store, logger: logger)
+        node = PeerNode(local: local, limits: limits, policy: engine, group: group, logger: logger)
+    }
+
+    /// Reads the peer limits from the site file's config, defaults elsewhere.
+    public static func limits(from store: SiteStore) throws -> PeerLimits {
+        var l = PeerLimits()
+        func value(_ key: ConfigKey) throws -> Double? { try store.configValue(key).flatMap(Double.init) }
+        if let v = try value(.peerMaxFrame) { l.maxFrameLength = Int(v) }
+        if let v = try value(.peerHandshakeTimeout) { l.handshakeTimeout = v }
+        if let v = try value(.peerIdleTimeout) { l.idleTimeout = v }
+        if let v = try value(.peerMaxConnections) { l.maxConnections = Int(v) }
+        if let v = try value(.peerHandshakeRate) { l.handshakeRate = v }
+        if let v = try value(.peerHandshakeBurst) { l.handshakeBurst = v }
+        if let v = try value(.peerMaxQueuedBytes) { l.maxQueuedBytes = Int(v) }
+        return l
+    }
+
+    /// Binds the peer port; returns the bound address.
+    public func start(host: String, port: Int) async throws -> SocketAddress {
+        await engine.attach(node)
+        return try await node.listen(host: host, port: port)
+    }
+
+    /// Asks the outbox loop to look now.
+    public func poke() { poked.withLockedValue { $0 = true } }
+
+    /// Delivers the outbox until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            await engine.pump()
+            var waited: Duration = .zero
+            while waited < Self.pollInterval, !Task.isCancelled {
+                if poked.withLockedValue({ p in defer { p = false }; return p }) { break }
+                try? await Task.sleep(for: Self.pokeCheck)
+                waited += Self.pokeCheck
+            }
+        }
+    }
+
+    /// Closes every channel and the listener, then the event loops.
+    public func stop() async {
+        await node.shutdown()
+        try? await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,160 @@
+import ChipChannel
+import ChipModel
+import ChipPeer
+import ChipStore
+import Foundation
+import Logging
+
+/// The site engine: answers the network layer's questions from the site
+/// file, keeps track of open channels per partner, and delivers the outbox.
+/// Incoming messages are handed to the protocol handlers by target.
+public actor SiteEngine: PeerPolicy {
+    let store: SiteStore
+    let logger: Logger
+    /// Set once the network layer exists (the node needs the engine first).
+    var node: PeerNode?
+
+    /// Open (or opening) channels per partner agent, newest last.
+    private var channels: [AgentID: [PeerConnection]] = [:]
+    /// Outbox messages already written on each connection: each message goes
+    /// once per channel, and again on a later channel until it is removed.
+    private var sentOn: [UInt64: Set<Int64>] = [:]
+    /// Agents being dialed now, and when each may be dialed again.
+    private var dialing: Set<AgentID> = []
+    private var retryAfter: [AgentID: (at: Date, failures: Int)] = [:]
+
+    /// Test and diagnostics hook: sees every delivered message.
+    private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
+
+    public init(store: SiteStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    func attach(_ node: PeerNode) { self.node = node }
+
+    public func observe(_ observer: @escaping @Sendable (JSONValue, AgentID) -> Void) { observers.append(observer) }
+
+    /// Open channels with `agent`.
+    public func openChannels(with agent: AgentID) async -> Int {
+        var n = 0
+        for c in channels[agent] ?? [] where await c.isOpen { n += 1 }
+        return n
+    }
+
+    // MARK: PeerPolicy
+
+    public func judge(_ question: ChannelQuestion, from address: String) async -> Bool {
+        do {
+            switch question {
+            case .ticket(let t):
+                guard let ticket = try store.ticket(t.token), ticket.cuid == t.to.cuid else { return false }
+                let now = Timestamp.format(millisecondsSince1970: Int64(Date().timeIntervalSince1970 * 1000))
+                if let problem = try store.ticketProblem(token: t.token, requester: t.from, now: now) {
+                    logger.debug("ticket refused", metadata: ["why": "\(problem)", "from": "\(address)"])
+                    return false
+                }
+                return true
+            case .agent(let agent):
+                return try store.isPartner(agent)
+            }
+        } catch {
+            logger.warning("cannot judge a channel question", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    public func opened(_ connection: PeerConnection) async {
+        guard let peer = await connection.peer else { return }
+        channels[peer, default: []].append(connection)
+        retryAfter[peer] = nil
+        await flush(peer)
+    }
+
+    public func received(_ message: JSONValue, on connection: PeerConnection) async {
+        guard let peer = await connection.peer else { return }
+        for observer in observers { observer(message, peer) }
+        logger.debug("received", metadata: ["target": "\(message["target"]?.stringValue ?? "?")",
+                                            "action": "\(message["action"]?.stringValue ?? "?")"])
+    }
+
+    public func closed(_ connection: PeerConnection) async {
+        sentOn[connection.id] = nil
+        for (agent, list) in channels {
+            let rest = list.filter { $0.id != connection.id }
+            channels[agent] = rest.isEmpty ? nil : rest
+        }
+    }
+
+    // MARK: Outbox delivery
+
+    /// One pass over the outbox: send on open channels, dial where none is.
+    public func pump() async {
+        let agents: [(agent: AgentID, address: SiteAddress, firstContact: Bool)]
+        do { agents = try store.outboxAgents() } catch {
+            logger.warning("cannot read the outbox", metadata: ["error": "\(error)"])
+            return
+        }
+        for target in agents {
+            if await openConnection(target.agent) != nil {
+                await flush(target.agent)
+            } else {
+                startDial(target.agent, address: target.address)
+            }
+        }
+    }
+
+    private func openConnection(_ agent: AgentID) async -> PeerConnection? {
+        for c in (channels[agent] ?? []).reversed() where await c.isOpen { return c }
+        return nil
+    }
+
+    /// Sends every waiting message for `agent` not yet sent on its channel.
+    func flush(_ agent: AgentID) async {
+        guard let connection = await openConnection(agent) else { return }
+        let entries: [OutboxEntry]
+        do { entries = try store.outbox(for: agent) } catch { return }
+        for entry in entries where !(sentOn[connection.id]?.contains(entry.id) ?? false) {
+            do {
+                try await connection.send(entry.message)
+                sentOn[connection.id, default: []].insert(entry.id)
+            } catch {
+                logger.debug("send failed; will retry", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    private func startDial(_ agent: AgentID, address: SiteAddress) {
+        guard let node, !dialing.contains(agent) else { return }
+        if let retry = retryAfter[agent], retry.at > Date() { return }
+        dialing.insert(agent)
+        Task { await self.dial(agent, address: address, node: node) }
+    }
+
+    private func dial(_ agent: AgentID, address: SiteAddress, node: PeerNode) async {
+        defer { dialing.remove(agent) }
+        let first: OutboxEntry?
+        do {
+            try store.noteAttempt(agent)
+            // First contact when we share no tally yet: the ticket message rides in IK.
+            first = try store.isPartner(agent) ? nil : try store.outbox(for: agent).first(where: \.firstContact)
+        } catch { return }
+        do {
+            let connection = try await node.dial(host: address.host, port: address.port, remote: agent,
+                                                 ticketMessage: first?.message)
+            if let first { sentOn[connection.id, default: []].insert(first.id) }
+            await flush(agent)
+        } catch {
+            let failures = (retryAfter[agent]?.failures ?? 0) + 1
+            retryAfter[agent] = (Date().addingTimeInterval(Self.backoff(failures: failures)), failures)
+            logger.debug("dial failed", metadata: ["agent": "\(agent)", "error": "\(error)"])
+        }
+    }
+
+    /// Capped exponential backoff with jitter: 0.5 s doubling to 60 s, ±50 %.
+    static func backoff(failures: Int) -> TimeInterval {
+        let base = min(60, 0.5 * pow(2, Double(min(failures, 10) - 1)))
+        return base * Double.random(in: 0.5...1.5)
+    }
+}

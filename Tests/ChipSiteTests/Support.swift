@@ -1,0 +1,102 @@
+import ChipChannel
+import ChipModel
+import ChipPeer
+import Foundation
+import GRDB
+import Logging
+import NIOConcurrencyHelpers
+import Testing
+@testable import ChipSite
+@testable import ChipStore
+
+final class TempDir: Sendable {
+    let path: String
+    init() throws {
+        var template = Array((NSTemporaryDirectory() + "/chipsite-site-XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template) else { throw StoreError.database("mkdtemp") }
+        path = String(cString: p)
+    }
+    func file(_ name: String) -> String { path + "/" + name }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Polls `condition` every 20 ms for at most `seconds`.
+func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// Messages an engine delivered, for assertions.
+final class Inbox: Sendable {
+    private let box = NIOLockedValueBox<[(JSONValue, AgentID)]>([])
+    func add(_ m: JSONValue, _ from: AgentID) { box.withLockedValue { $0.append((m, from)) } }
+    var messages: [JSONValue] { box.withLockedValue { $0.map(\.0) } }
+    func contains(action: String) -> Bool { messages.contains { $0["action"]?.stringValue == action } }
+    func count(action: String) -> Int { messages.filter { $0["action"]?.stringValue == action }.count }
+}
+
+/// One running site in this process: its file, its daemon on a loopback port.
+final class TestSite: @unchecked Sendable {
+    let store: SiteStore
+    let key: SigningKey
+    let agent: AgentID
+    var daemon: SiteDaemon?
+    var runTask: Task<Void, Never>?
+    var port = 0
+    let inbox = Inbox()
+    let path: String
+
+    init(dir: TempDir, name: String) throws {
+        path = dir.file("\(name).db")
+        store = try SiteStore.create(at: path, address: try SiteAddress(host: "127.0.0.1", port: 65430), passphrase: nil)
+        key = try store.siteKey(sealingKey: nil)
+        agent = try store.agent()
+        try store.addUser(cuid: try CUID(name), name: name.capitalized, email: nil, sealingKey: nil)
+    }
+
+    func chad(_ cuid: String) throws -> CHAD {
+        CHAD(cuid: try CUID(cuid), agent: agent, address: try SiteAddress(host: "127.0.0.1", port: port))
+    }
+
+    func start(limits: PeerLimits = PeerLimits(), port wanted: Int = 0) async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let d = try SiteDaemon(store: store, siteKey: key, limits: limits, logger: logger)
+        let bound = try await d.start(host: "127.0.0.1", port: wanted)
+        port = bound.port ?? 0
+        let inbox = self.inbox
+        await d.engine.observe { m, from in inbox.add(m, from) }
+        daemon = d
+        runTask = Task { await d.run() }
+    }
+
+    func stop() async {
+        runTask?.cancel()
+        await runTask?.value
+        await daemon?.stop()
+        daemon = nil
+    }
+
+    /// Makes `other` a tally partner of this site's first user (a tally row
+    /// in negotiation), so N+K channels are allowed both ways.
+    func addPartner(_ other: TestSite, cuid: String, otherCuid: String) throws {
+        let uuid = UUID().uuidString.lowercased()
+        let otherAgent = other.agent.description
+        let port = other.port
+        try store.dbQueue.write { db in
+            try db.execute(sql: """
+                INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)
+                VALUES (?, ?, 'stock', ?, ?, '127.0.0.1', ?, 'P.offer', '{}', 'now', 'now')
+                """, arguments: [uuid, cuid, otherAgent, otherCuid, port])
+        }
+    }
+
+    func message(_ action: String, from: String, to other: TestSite, toCuid: String, topic: String = "t1") throws -> JSONValue {
+        ["target": "tally", "action": .string(action), "from": try chad(from).json, "to": try other.chad(toCuid).json,
+         "object": ["topic": .string(topic)]]
+    }
+}
