@@ -86,3 +86,25 @@ struct DecodingTests {
         #expect(code?.mask ?? mask == mask)
     }
 }
+
+extension DecodingTests {
+    /// The terminal rendering, read back module by module and drawn as a
+    /// PNG, decodes to the input: what a phone would see on the screen.
+    @Test(arguments: TerminalBackground.allCases)
+    func terminalRenderingDecodes(background: TerminalBackground) throws {
+        guard Zbar.isAvailable() else { return }
+        let bytes = Array(invitationLink.utf8)
+        let code = try QRCode.encode(bytes)
+        let quietZone = QRCode.quietZoneModules
+        let ink = parseHalfBlocks(code.terminalString(background: background), rows: code.size + 2 * quietZone)
+        let dark = ink.dropFirst(quietZone).prefix(code.size).flatMap { row in
+            row.dropFirst(quietZone).prefix(code.size).map { background == .light ? $0 : !$0 }
+        }
+        let redrawn = QRCode(version: code.version, errorCorrection: code.errorCorrection, mask: code.mask, modules: dark)
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = directory.file("terminal.png")
+        try Data(redrawn.pngData(scale: 3)).write(to: file)
+        #expect(try Zbar.decode(file) == bytes)
+    }
+}
