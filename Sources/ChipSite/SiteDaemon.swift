@@ -1,4 +1,7 @@
 import ChipChannel
+#if canImport(Glibc)
+import Glibc
+#endif
 import ChipModel
 import ChipPeer
 import ChipStore
@@ -22,6 +25,7 @@ public final class SiteDaemon: Sendable {
     let group: MultiThreadedEventLoopGroup
     /// Set by a poke, cleared when the outbox loop wakes.
     private let poked = NIOLockedValueBox(false)
+    private let pokeServer = NIOLockedValueBox<((any Channel), String)?>(nil)
     /// How often the outbox loop checks for a poke while it waits.
     static let pokeCheck: Duration = .milliseconds(20)
 
@@ -74,7 +78,59 @@ public final class SiteDaemon: Sendable {
 
     /// Closes every channel and the listener, then the event loops.
     public func stop() async {
+        if let (channel, socketPath) = pokeServer.withLockedValue({ $0 }) {
+            try? await channel.close()
+            unlink(socketPath)
+        }
         await node.shutdown()
         try? await group.shutdownGracefully()
+    }
+}
+
+// MARK: - The poke socket
+
+extension SiteDaemon {
+    /// The Unix socket beside the site file where CLI commands poke the
+    /// daemon (doc/architecture.md). Nil when the path is too long for a
+    /// socket address; then the daemon's one-second poll still finds the work.
+    public static func pokeSocketPath(forSiteFile path: String) -> String? {
+        let socket = path + ".sock"
+        return socket.utf8.count < 100 ? socket : nil
+    }
+
+    /// Listens on the poke socket (mode 0600): any connection wakes the outbox loop.
+    public func listenForPokes(siteFile: String) async throws {
+        guard let socketPath = Self.pokeSocketPath(forSiteFile: siteFile) else { return }
+        let server = try await ServerBootstrap(group: group)
+            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
+                channel.eventLoop.makeCompletedFuture { channel }
+            }
+        chmod(socketPath, 0o600)
+        Task { [self] in
+            try? await server.executeThenClose { inbound in
+                for try await connection in inbound {
+                    poke()
+                    connection.close(promise: nil)
+                }
+            }
+        }
+        pokeServer.withLockedValue { $0 = (server.channel, socketPath) }
+    }
+
+    /// Wakes a running daemon for `siteFile`, if one listens. Never fails:
+    /// without a daemon the intent waits in the file.
+    public static func pokeRunning(siteFile: String) {
+        guard let socketPath = pokeSocketPath(forSiteFile: siteFile) else { return }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in socketPath.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+        }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
     }
 }

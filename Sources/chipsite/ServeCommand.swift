@@ -1,0 +1,144 @@
+import ArgumentParser
+import ChipModel
+import ChipSite
+import ChipStore
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the site: accept other sites, deliver queued messages.",
+        discussion: """
+            Runs in the foreground and logs to stderr. Prints one line on stdout once \
+            listening. SIGINT or SIGTERM stops it gracefully (exit 0). Settings are read \
+            at start: restart after `chipsite config set`. This is the only chipsite \
+            process that talks to other sites; other commands write to the site file and \
+            wake it through the socket <site file>.sock.
+            """)
+
+    @OptionGroup var site: SiteOptions
+
+    @Option(help: ArgumentHelp("Address and port to listen on (default: all IPv4 addresses and the configured site.port; port 0 picks one).",
+                               valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: Logger.Level = .info
+
+    @Option(help: ArgumentHelp("text or json.", valueName: "format"))
+    var logFormat: StderrLogHandler.Format = .text
+
+    @OptionGroup var passphrase: PassphraseOptions
+
+    func run() async throws {
+        let store = try site.open()
+        let status = try store.status()
+        let (host, port) = try Self.parseListen(listen, defaultPort: status.address.port)
+        let key = try store.siteKey(sealingKey: try passphrase.sealingKey(for: store))
+        let level = logLevel, format = logFormat
+        var logger = Logger(label: "chipsite") { _ in StderrLogHandler(logLevel: level, format: format) }
+        logger.logLevel = level
+
+        let daemon = try SiteDaemon(store: store, siteKey: key, limits: try SiteDaemon.limits(from: store), logger: logger)
+        let bound: String
+        do {
+            let address = try await daemon.start(host: host, port: port)
+            bound = "\(address.ipAddress ?? host):\(address.port ?? port)"
+        } catch {
+            await daemon.stop()
+            throw CLIError("cannot listen on \(host):\(port): \(error)")
+        }
+        do { try await daemon.listenForPokes(siteFile: store.path) } catch {
+            logger.warning("no poke socket; polling only", metadata: ["error": "\(error)"])
+        }
+
+        let (stop, signalSources) = Self.stopSignals()
+        defer { signalSources.forEach { $0.cancel() } }
+        let runner = Task { await daemon.run() }
+        writeStdout("chipsite: serving \(status.agent) on \(bound)\n")
+        logger.info("serving", metadata: ["agent": "\(status.agent)", "listen": "\(bound)", "db": "\(store.path)"])
+        let signal = await stop.wait()
+        logger.info("stopping", metadata: ["signal": "\(signal)"])
+        runner.cancel()
+        await runner.value
+        await daemon.stop()
+        logger.info("stopped")
+    }
+
+    /// `host:port`, `[v6]:port` or `:port`; nil means all addresses on the configured port.
+    static func parseListen(_ text: String?, defaultPort: Int) throws -> (String, Int) {
+        guard let text else { return ("0.0.0.0", defaultPort) }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw CLIError("--listen must be HOST:PORT, not \(Printable.quote(text))")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        try SiteAddress.validate(host: host)
+        return (host, port)
+    }
+
+    /// SIGINT and SIGTERM end the wait; SIGHUP is logged (settings apply on
+    /// restart). The sources must be kept alive as long as the wait.
+    static func stopSignals() -> (SignalWaiter, [any DispatchSourceSignal]) {
+        let waiter = SignalWaiter()
+        let sources = [SIGINT, SIGTERM, SIGHUP].map { sig -> any DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { waiter.fire(sig) }
+            source.resume()
+            return source
+        }
+        return (waiter, sources)
+    }
+}
+
+/// Waits for the first stop signal.
+final class SignalWaiter: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<Int32, Never>?
+        var fired: Int32?
+    }
+    private let state = Mutex(State())
+
+    func fire(_ sig: Int32) {
+        if sig == SIGHUP {
+            writeStderr("chipsite: SIGHUP: settings are read at start; restart serve to apply changes\n")
+            return
+        }
+        let waiting = state.withLock { s -> CheckedContinuation<Int32, Never>? in
+            guard s.fired == nil else { return nil }
+            s.fired = sig
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        waiting?.resume(returning: sig)
+    }
+
+    func wait() async -> Int32 {
+        await withCheckedContinuation { c in
+            let already = state.withLock { s -> Int32? in
+                if let fired = s.fired { return fired }
+                s.continuation = c
+                return nil
+            }
+            if let already { c.resume(returning: already) }
+        }
+    }
+}
+
+/// Writes to stdout unbuffered, so a ready line reaches a pipe at once.
+func writeStdout(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if n <= 0 { return }
+        bytes = bytes.dropFirst(n)
+    }
+}
