@@ -5,9 +5,12 @@ set -euo pipefail
 out=${1:?usage: gen-man.sh DIR DATE}
 date=${2:?usage: gen-man.sh DIR DATE}
 cd "$(dirname "$0")/.."
-swift package plugin generate-manual --configuration debug --multi-page --date "$date" \
+# SCRATCH: the build folder to use (default .build), so a second checkout
+# or build folder can regenerate without disturbing the first.
+scratch=${SCRATCH:-.build}
+swift package --scratch-path "$scratch" plugin generate-manual --configuration debug --multi-page --date "$date" \
   --authors "chipsite developers" >/dev/null
-src=.build/plugins/GenerateManual/outputs/chipsite
+src=$scratch/plugins/GenerateManual/outputs/chipsite
 mkdir -p "$out"
 rm -f "$out"/*.1
 cp "$src"/*.1 "$out"/
