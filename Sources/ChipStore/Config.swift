@@ -5,39 +5,73 @@ import ChipModel
 public struct ConfigKey: Sendable, Hashable {
     public let name: String
     public let summary: String
+    /// The value used while the key is not set; nil when the key has no
+    /// default (it is set when the site is created, like `site.host`).
+    public let defaultValue: String?
+    /// The accepted values in words, for `config list` and doc/configuration.md.
+    public let range: String
     public let validate: @Sendable (String) throws(ModelError) -> Void
+
+    public init(name: String, summary: String, defaultValue: String? = nil, range: String,
+                validate: @escaping @Sendable (String) throws(ModelError) -> Void) {
+        self.name = name
+        self.summary = summary
+        self.defaultValue = defaultValue
+        self.range = range
+        self.validate = validate
+    }
 
     public static func == (a: ConfigKey, b: ConfigKey) -> Bool { a.name == b.name }
     public func hash(into h: inout Hasher) { h.combine(name) }
 
     /// The host name partners use to reach this site (part of every CHAD).
-    public static let siteHost = ConfigKey(name: "site.host", summary: "host name partners dial to reach this site") { v throws(ModelError) in
+    public static let siteHost = ConfigKey(
+        name: "site.host", summary: "host name partners dial to reach this site",
+        range: "a DNS name or IP address, at most 253 characters (set by init)"
+    ) { v throws(ModelError) in
         try SiteAddress.validate(host: v)
     }
 
     /// The TCP port of the peer server (default 65430).
-    public static let sitePort = ConfigKey(name: "site.port", summary: "TCP port of the peer server (default 65430)") { v throws(ModelError) in
+    public static let sitePort = ConfigKey(
+        name: "site.port", summary: "TCP port of the peer server (default 65430)",
+        defaultValue: String(SiteAddress.defaultPort), range: "1-65535"
+    ) { v throws(ModelError) in
         guard let p = Int(v), (1...65535).contains(p) else { throw .invalid("site.port must be 1-65535") }
     }
 
-    static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>) -> ConfigKey {
-        ConfigKey(name: name, summary: summary) { v throws(ModelError) in
+    static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: String) -> ConfigKey {
+        ConfigKey(name: name, summary: summary, defaultValue: value,
+                  range: "\(Self.plain(range.lowerBound)) to \(Self.plain(range.upperBound))") { v throws(ModelError) in
             guard let d = Double(v), d.isFinite, range.contains(d) else {
                 throw .invalid("\(name) must be a number from \(range.lowerBound) to \(range.upperBound)")
             }
         }
     }
 
-    public static let peerMaxFrame = number("peer.max_frame", "largest frame accepted, bytes (default 65536)", 17...65536)
-    public static let peerHandshakeTimeout = number("peer.handshake_timeout", "seconds a handshake may take (default 10)", 0.1...300)
-    public static let peerIdleTimeout = number("peer.idle_timeout", "seconds without a frame before a responder closes (default 60)", 1...86400)
-    public static let peerMaxConnections = number("peer.max_connections", "connections open at once (default 1024)", 1...1_000_000)
-    public static let peerHandshakeRate = number("peer.handshake_rate", "handshakes per second per source address (default 20)", 0.01...100_000)
-    public static let peerHandshakeBurst = number("peer.handshake_burst", "handshake burst per source address (default 5)", 1...100_000)
-    public static let peerMaxQueuedBytes = number("peer.max_queued_bytes", "bytes queued to one peer (default 1048576)", 65536...1_073_741_824)
+    public static let peerMaxFrame = number("peer.max_frame", "largest frame accepted, bytes (default 65536)", 17...65536, default: "65536")
+    public static let peerHandshakeTimeout = number("peer.handshake_timeout", "seconds a handshake may take (default 10)", 0.1...300, default: "10")
+    public static let peerIdleTimeout = number("peer.idle_timeout", "seconds without a frame before a responder closes (default 60)", 1...86400, default: "60")
+    public static let peerMaxConnections = number("peer.max_connections", "connections open at once (default 1024)", 1...1_000_000, default: "1024")
+    public static let peerHandshakeRate = number("peer.handshake_rate", "handshakes per second per source address (default 20)", 0.01...100_000, default: "20")
+    public static let peerHandshakeBurst = number("peer.handshake_burst", "handshake burst per source address (default 5)", 1...100_000, default: "5")
+    public static let peerMaxQueuedBytes = number("peer.max_queued_bytes", "bytes queued to one peer (default 1048576)", 65536...1_073_741_824, default: "1048576")
+
+    /// `site.lockdown`: `on` refuses new peer handshakes and CLI actions that move value.
+    public static let siteLockdown = ConfigKey(
+        name: "site.lockdown", summary: "on: refuse new peer handshakes and actions that move value",
+        defaultValue: "off", range: "on or off"
+    ) { v throws(ModelError) in
+        guard v == "on" || v == "off" else { throw .invalid("site.lockdown must be on or off") }
+    }
+
+    /// A number without a needless ".0".
+    static func plain(_ d: Double) -> String {
+        d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+    }
 
     public static let all: [ConfigKey] = [
-        .siteHost, .sitePort, .peerMaxFrame, .peerHandshakeTimeout, .peerIdleTimeout, .peerMaxConnections,
+        .siteHost, .sitePort, .siteLockdown, .peerMaxFrame, .peerHandshakeTimeout, .peerIdleTimeout, .peerMaxConnections,
         .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes,
     ]
 

@@ -100,6 +100,12 @@ enum Schema {
                 CREATE INDEX outbox_topic ON outbox(topic);
                 """)
         }
+        m.registerMigration("2026-11-25 admin: user lock") { db in
+            try db.execute(sql: """
+                -- A locked user's tallies accept no new chits or offers (issue 7).
+                ALTER TABLE users ADD COLUMN locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1));
+                """)
+        }
         return m
     }
 

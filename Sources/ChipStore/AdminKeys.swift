@@ -1,0 +1,136 @@
+import ChipModel
+import Foundation
+import GRDB
+
+/// What `chipsite key show` reports about the site key.
+public struct SiteKeyInfo: Sendable, Equatable {
+    public var agent: AgentID
+    /// First 16 hex digits of SHA-256 of the public key, grouped by 4.
+    public var fingerprint: String
+    public var sealed: Bool
+    public var created: String
+
+    /// The fingerprint of a public key: `abcd ef01 2345 6789`.
+    public static func fingerprint(of publicKey: [UInt8]) -> String {
+        let hex = Array(Hex.encode(Crypto.sha256(publicKey)).prefix(fingerprintDigits))
+        return stride(from: 0, to: hex.count, by: fingerprintGroup)
+            .map { String(hex[$0..<min($0 + fingerprintGroup, hex.count)]) }
+            .joined(separator: " ")
+    }
+
+    static let fingerprintDigits = 16
+    static let fingerprintGroup = 4
+}
+
+/// A key-encryption key with the salt and cost it was derived with: what a
+/// site needs to seal its secrets and record how to derive the key again.
+public struct NewSeal {
+    public let key: SealingKey
+    public let salt: [UInt8]
+    public let cost: PassphraseCost
+
+    /// Derives a key from `passphrase` with a fresh random salt.
+    public init(passphrase: [UInt8], cost: PassphraseCost = .moderate) throws {
+        let salt = Crypto.randomBytes(SealingKey.saltLength)
+        self.key = try SealingKey(passphrase: passphrase, salt: salt, cost: cost)
+        self.salt = salt
+        self.cost = cost
+    }
+}
+
+/// What `replaceSiteKey` did.
+public struct SiteKeyChange: Sendable, Equatable {
+    public var old: AgentID
+    public var new: AgentID
+    public var certificatesReissued: Int
+    public var tallies: Int
+}
+
+extension SiteStore {
+    /// The site key's agent id, fingerprint and whether it is sealed.
+    public func siteKeyInfo() throws -> SiteKeyInfo {
+        try adminRead { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT public, secret, created FROM site_key WHERE id = 1") else {
+                throw StoreError.damaged("no site key")
+            }
+            let pk: Data = row["public"], secret: Data = row["secret"], created: String = row["created"]
+            let publicKey = Array(pk)
+            return SiteKeyInfo(agent: try AgentID(publicKey: publicKey), fingerprint: SiteKeyInfo.fingerprint(of: publicKey),
+                               sealed: StoredSecret.isSealed(Array(secret)), created: created)
+        }
+    }
+
+    /// Re-seals the site key and every user key in one transaction: from
+    /// `current` (nil when the site is not sealed) to `new` (nil to store
+    /// them in the clear). Every secret is opened first; if any fails to open
+    /// nothing changes. A crash leaves the old state or the new, never a mix.
+    /// Returns the number of secrets re-sealed.
+    @discardableResult
+    public func reseal(current: SealingKey?, new: NewSeal?) throws -> Int {
+        try adminWrite { db in
+            let sealed = try Self.sealCost(db) != nil
+            if sealed, current == nil { throw StoreError.passphraseNeeded }
+            var count = 0
+            func convert(_ stored: [UInt8], label: String) throws -> [UInt8] {
+                var seed: [UInt8]
+                do { seed = try StoredSecret.open(stored, with: sealed ? current : nil, label: label) } catch {
+                    throw StoredSecret.isSealed(stored) ? StoreError.wrongPassphrase : StoreError.damaged("\(label): \(error)")
+                }
+                defer { Crypto.wipe(&seed) }
+                guard seed.count == SigningKey.seedLength else { throw StoreError.damaged("\(label): bad seed length") }
+                count += 1
+                guard let new else { return StoredSecret.plain(seed) }
+                return StoredSecret.seal(seed, with: new.key, label: label)
+            }
+            guard let siteSecret = try Data.fetchOne(db, sql: "SELECT secret FROM site_key WHERE id = 1") else {
+                throw StoreError.damaged("no site key")
+            }
+            let siteStored = try convert(Array(siteSecret), label: Self.siteKeyLabel)
+            try db.execute(sql: "UPDATE site_key SET secret = ? WHERE id = 1", arguments: [Data(siteStored)])
+            for row in try Row.fetchAll(db, sql: "SELECT cuid, secret FROM users") {
+                let cuidText: String = row["cuid"], secret: Data = row["secret"]
+                let cuid = try CUID(cuidText)
+                let stored = try convert(Array(secret), label: Self.userKeyLabel(cuid))
+                try db.execute(sql: "UPDATE users SET secret = ? WHERE cuid = ?", arguments: [Data(stored), cuidText])
+            }
+            try db.execute(sql: "DELETE FROM seal")
+            if let new {
+                try db.execute(sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
+                               arguments: [Data(new.salt), Int64(new.cost.opsLimit), Int64(new.cost.memLimit)])
+            }
+            return count
+        }
+    }
+
+    /// Replaces the site key with a fresh one (sealed like the old one) and
+    /// re-issues every user's certificate with the new agent id. Refused
+    /// while any tally exists unless `force`: partners know the old agent id.
+    public func replaceSiteKey(sealingKey: SealingKey?, force: Bool) throws -> SiteKeyChange {
+        let key = SigningKey.generate()
+        let publicKey = key.publicKey
+        return try adminWrite { db in
+            let sealed = try Self.sealCost(db) != nil
+            if sealed, sealingKey == nil { throw StoreError.passphraseNeeded }
+            let old = try Self.agent(db)
+            if sealed {
+                // Prove the key before sealing the new one under it.
+                guard let secret = try Data.fetchOne(db, sql: "SELECT secret FROM site_key WHERE id = 1") else {
+                    throw StoreError.damaged("no site key")
+                }
+                _ = try Self.signingKey(from: Array(secret), sealingKey: sealingKey, label: Self.siteKeyLabel)
+            }
+            let tallies = try Self.count(db, "tallies")
+            if tallies > 0, !force {
+                throw ModelError.invalid(
+                    "the site has \(tallies) tallies: partners know the old agent id and could no longer reach this site; "
+                        + "give --force to replace the key anyway")
+            }
+            let stored = Self.storedSeed(of: key, sealingKey: sealed ? sealingKey : nil, label: Self.siteKeyLabel)
+            try db.execute(sql: "UPDATE site_key SET public = ?, secret = ?, created = ? WHERE id = 1",
+                           arguments: [Data(publicKey), Data(stored), Self.now()])
+            try Self.reissueCertificates(db)
+            return SiteKeyChange(old: old, new: try AgentID(publicKey: publicKey),
+                                 certificatesReissued: try Self.count(db, "users"), tallies: tallies)
+        }
+    }
+}

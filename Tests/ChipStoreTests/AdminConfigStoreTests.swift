@@ -1,0 +1,30 @@
+import ChipModel
+import Foundation
+import Testing
+@testable import ChipStore
+
+@Suite struct AdminConfigStoreTests {
+    @Test func everyKeyHasAValidDefaultOrIsSetAtCreation() throws {
+        let dir = try TempDir()
+        let store = try SiteStore.create(at: dir.file("site.db"), address: address, passphrase: nil)
+        for entry in try store.configEntries() {
+            #expect(entry.effective != nil, "\(entry.key.name) has no value")
+            if let d = entry.key.defaultValue { #expect(throws: Never.self) { try entry.key.validate(d) } }
+            #expect(entry.isValid)
+            #expect(!entry.key.range.isEmpty)
+        }
+        #expect(Set(ConfigKey.all.map(\.name)).count == ConfigKey.all.count)
+    }
+
+    @Test func storedValuesOutsideTheRangeAreReportedInvalid() throws {
+        let dir = try TempDir()
+        let store = try SiteStore.create(at: dir.file("site.db"), address: address, passphrase: nil)
+        try store.dbQueue.write { db in
+            try db.execute(sql: "INSERT INTO config (key, value) VALUES ('peer.idle_timeout', '-5')")
+        }
+        let entry = try #require(try store.configEntries().first { $0.key == .peerIdleTimeout })
+        #expect(!entry.isValid && entry.stored == "-5")
+        #expect(throws: ModelError.self) { try store.setSetting(.peerIdleTimeout, "1e9") }
+        #expect(try store.configValue(.peerIdleTimeout) == "-5")
+    }
+}
