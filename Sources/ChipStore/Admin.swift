@@ -166,7 +166,7 @@ extension SiteStore {
     }
 
     /// Closes the file (used before a restored file is moved into place).
-    func close() throws {
+    func closeFile() throws {
         try dbQueue.close()
     }
 }
