@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipSite",
+                "ChipModel", "ChipStore", "ChipSite", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -78,6 +78,6 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel"], swiftSettings: strict),
-        .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], swiftSettings: strict),
+        .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], exclude: ["Resources"], swiftSettings: strict),
     ]
 )

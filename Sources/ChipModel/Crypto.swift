@@ -50,7 +50,10 @@ public enum Crypto {
 
 /// An Ed25519 signing key, kept as its 32-byte seed. Used for the site
 /// (agent) key and for users' signing keys.
-public final class SigningKey {
+///
+/// Sendable: the key bytes never change after init (only `deinit` wipes
+/// them, when no other reference exists), so sharing across tasks is safe.
+public final class SigningKey: @unchecked Sendable {
     public static let seedLength = Int(crypto_sign_SEEDBYTES)
     public static let signatureLength = Int(crypto_sign_BYTES)
 

@@ -30,7 +30,10 @@ public struct PassphraseCost: Sendable, Hashable {
 /// The key-encryption key derived from the site passphrase with Argon2id.
 /// Every sealed secret in the site file (the site key, users' keys) is
 /// encrypted under it, so the expensive hash runs once per process.
-public final class SealingKey {
+///
+/// Sendable for the same reason as `SigningKey`: immutable after init,
+/// wiped in `deinit` only.
+public final class SealingKey: @unchecked Sendable {
     public static let saltLength = Int(crypto_pwhash_SALTBYTES)
     fileprivate var key: [UInt8]
 

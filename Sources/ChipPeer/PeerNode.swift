@@ -203,5 +203,12 @@ public final class PeerNode: Sendable {
         try? await server?.close()
         for channel in channels { channel.close(promise: nil) }
         await task?.value
+        // Let every connection task finish before the event loops go away.
+        for _ in 0..<Self.shutdownPolls where connectionCount > 0 {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
+
+    /// Bound on the wait for connections to wind down at shutdown (× 10 ms).
+    static let shutdownPolls = 300
 }

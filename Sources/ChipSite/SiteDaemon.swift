@@ -29,14 +29,14 @@ public final class SiteDaemon: Sendable {
     /// How often the outbox loop checks for a poke while it waits.
     static let pokeCheck: Duration = .milliseconds(20)
 
-    public init(store: SiteStore, siteKey: SigningKey, limits: PeerLimits, logger: Logger) throws {
+    public init(store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger) throws {
         var secret = siteKey.curve25519SecretKey()
         defer { Crypto.wipe(&secret) }
         let local = LocalSite(agent: try AgentID(publicKey: siteKey.publicKey), staticKey: try KeyPair(privateKey: secret))
         self.store = store
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        engine = SiteEngine(store: store, logger: logger)
+        engine = SiteEngine(store: store, sealingKey: sealingKey, logger: logger)
         node = PeerNode(local: local, limits: limits, policy: engine, group: group, logger: logger)
     }
 

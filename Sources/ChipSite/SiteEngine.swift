@@ -11,6 +11,8 @@ import Logging
 public actor SiteEngine: PeerPolicy {
     let store: SiteStore
     let logger: Logger
+    /// Opens users' keys on a sealed site (nil when not sealed).
+    let sealingKey: SealingKey?
     /// Set once the network layer exists (the node needs the engine first).
     var node: PeerNode?
 
@@ -26,8 +28,9 @@ public actor SiteEngine: PeerPolicy {
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
 
-    public init(store: SiteStore, logger: Logger) {
+    public init(store: SiteStore, sealingKey: SealingKey?, logger: Logger) {
         self.store = store
+        self.sealingKey = sealingKey
         self.logger = logger
     }
 
@@ -50,6 +53,9 @@ public actor SiteEngine: PeerPolicy {
             case .ticket(let t):
                 guard let ticket = try store.ticket(t.token), ticket.cuid == t.to.cuid else { return false }
                 let now = Timestamp.format(millisecondsSince1970: Int64(Date().timeIntervalSince1970 * 1000))
+                // A repeat from the requester who already redeemed it is let in: its
+                // ticket message is answered with the same offer (idempotence).
+                if try store.ticketRedeemed(token: t.token, by: t.from) { return true }
                 if let problem = try store.ticketProblem(token: t.token, requester: t.from, now: now) {
                     logger.debug("ticket refused", metadata: ["why": "\(problem)", "from": "\(address)"])
                     return false
@@ -74,8 +80,32 @@ public actor SiteEngine: PeerPolicy {
     public func received(_ message: JSONValue, on connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
         for observer in observers { observer(message, peer) }
-        logger.debug("received", metadata: ["target": "\(message["target"]?.stringValue ?? "?")",
-                                            "action": "\(message["action"]?.stringValue ?? "?")"])
+        let target = message["target"]?.stringValue ?? "?", action = message["action"]?.stringValue ?? "?"
+        logger.debug("received", metadata: ["target": "\(target)", "action": "\(action)", "peer": "\(peer)"])
+        do {
+            switch (target, action) {
+            case ("tally", "ticket"):
+                let store = self.store, sealingKey = self.sealingKey
+                switch try store.redeemTicket(message, userKey: { try store.userKey($0, sealingKey: sealingKey) }) {
+                case .offer: await flush(peer)
+                case .refused(let why): logger.info("ticket refused", metadata: ["why": "\(why)", "peer": "\(peer)"])
+                }
+            case ("tally", "offer"), ("tally", "open"), ("tally", "void"):
+                let store = self.store, sealingKey = self.sealingKey
+                switch try store.receiveTally(message, from: peer, autoAcceptKey: { try? store.userKey($0, sealingKey: sealingKey) }) {
+                case .applied(let replies):
+                    logger.info("tally \(action)", metadata: ["peer": "\(peer)"])
+                    for reply in replies { try await connection.send(reply) }
+                    await flush(peer)
+                case .ignored(let why):
+                    logger.debug("tally message ignored", metadata: ["why": "\(why)", "action": "\(action)"])
+                }
+            default:
+                logger.debug("no handler", metadata: ["target": "\(target)", "action": "\(action)"])
+            }
+        } catch {
+            logger.warning("message not applied", metadata: ["action": "\(action)", "error": "\(error)"])
+        }
     }
 
     public func closed(_ connection: PeerConnection) async {
@@ -96,7 +126,9 @@ public actor SiteEngine: PeerPolicy {
             return
         }
         for target in agents {
-            if await openConnection(target.agent) != nil {
+            // A ticket message only ever travels as the payload of IK (section 4),
+            // so a waiting one means a dial even when a channel is open.
+            if await openConnection(target.agent) != nil, !target.firstContact {
                 await flush(target.agent)
             } else {
                 startDial(target.agent, address: target.address)
@@ -114,7 +146,7 @@ public actor SiteEngine: PeerPolicy {
         guard let connection = await openConnection(agent) else { return }
         let entries: [OutboxEntry]
         do { entries = try store.outbox(for: agent) } catch { return }
-        for entry in entries where !(sentOn[connection.id]?.contains(entry.id) ?? false) {
+        for entry in entries where !entry.firstContact && !(sentOn[connection.id]?.contains(entry.id) ?? false) {
             do {
                 try await connection.send(entry.message)
                 sentOn[connection.id, default: []].insert(entry.id)
@@ -137,14 +169,20 @@ public actor SiteEngine: PeerPolicy {
         let first: OutboxEntry?
         do {
             try store.noteAttempt(agent)
-            // First contact when we share no tally yet: the ticket message rides in IK.
-            first = try store.isPartner(agent) ? nil : try store.outbox(for: agent).first(where: \.firstContact)
+            // A waiting ticket message rides in IK (first contact); else N+KK.
+            first = try store.outbox(for: agent).first(where: \.firstContact)
         } catch { return }
         do {
             let connection = try await node.dial(host: address.host, port: address.port, remote: agent,
                                                  ticketMessage: first?.message)
             if let first { sentOn[connection.id, default: []].insert(first.id) }
             await flush(agent)
+        } catch PeerError.handshakeFailed where first != nil {
+            // The issuer closed the first contact: it refused the ticket.
+            if let first {
+                try? store.failRequest(topic: first.topic, note: "the inviting site refused the ticket (used, expired, or not for this requester)")
+            }
+            logger.info("ticket refused by the inviting site", metadata: ["agent": "\(agent)"])
         } catch {
             let failures = (retryAfter[agent]?.failures ?? 0) + 1
             retryAfter[agent] = (Date().addingTimeInterval(Self.backoff(failures: failures)), failures)

@@ -102,6 +102,15 @@ extension SiteStore {
         return Self.ticketProblem(t, requester: requester, now: now)
     }
 
+    /// Whether `requester` already has a tally from this ticket.
+    public func ticketRedeemed(token: String, by requester: CHAD) throws -> Bool {
+        let agent = requester.agent.description, cuid = requester.cuid.value
+        return try guardedRead { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? LIMIT 1",
+                              arguments: [token, agent, cuid]) ?? false
+        }
+    }
+
     static func ticketProblem(_ t: TicketInfo, requester: CHAD, now: String) -> String? {
         if t.expires <= now { return "ticket expired" }
         if !t.reuse, t.used != nil { return "ticket already used" }

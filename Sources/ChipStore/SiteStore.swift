@@ -80,7 +80,7 @@ public final class SiteStore: Sendable {
             throw StoreError.cannotCreate(path: path, reason: String(cString: strerror(code)))
         }
         fchmod(fd, 0o600)
-        close(fd)
+        Glibc.close(fd)
         for stale in ["-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + stale) {
             unlink(path)
             throw StoreError.cannotCreate(path: path, reason: "a stale \(path + stale) is in the way")

@@ -17,7 +17,7 @@ struct Chipsite: AsyncParsableCommand {
             with "chipsite: error:" and exit 1; usage errors exit 2.
             """,
         version: version,
-        subcommands: [InitCommand.self, StatusCommand.self, UserCommand.self, ServeCommand.self,
+        subcommands: [InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self, TallyCommand.self, ServeCommand.self,
                       ConfigCommand.self]
     )
 }

@@ -40,12 +40,13 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try site.open()
         let status = try store.status()
         let (host, port) = try Self.parseListen(listen, defaultPort: status.address.port)
-        let key = try store.siteKey(sealingKey: try passphrase.sealingKey(for: store))
+        let sealingKey = try passphrase.sealingKey(for: store)
+        let key = try store.siteKey(sealingKey: sealingKey)
         let level = logLevel, format = logFormat
         var logger = Logger(label: "chipsite") { _ in StderrLogHandler(logLevel: level, format: format) }
         logger.logLevel = level
 
-        let daemon = try SiteDaemon(store: store, siteKey: key, limits: try SiteDaemon.limits(from: store), logger: logger)
+        let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: try SiteDaemon.limits(from: store), logger: logger)
         let bound: String
         do {
             let address = try await daemon.start(host: host, port: port)

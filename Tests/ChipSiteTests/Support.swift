@@ -65,7 +65,7 @@ final class TestSite: @unchecked Sendable {
     func start(limits: PeerLimits = PeerLimits(), port wanted: Int = 0) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let d = try SiteDaemon(store: store, siteKey: key, limits: limits, logger: logger)
+        let d = try SiteDaemon(store: store, siteKey: key, sealingKey: nil, limits: limits, logger: logger)
         let bound = try await d.start(host: "127.0.0.1", port: wanted)
         port = bound.port ?? 0
         let inbox = self.inbox
