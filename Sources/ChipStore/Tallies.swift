@@ -258,13 +258,28 @@ extension SiteStore {
         if let existing = try fetchTally(db, uuid: core.uuid) {
             return .ignored("offer for a tally we have (\(existing.state.rawValue))")
         }
-        guard core.verify(sign[mySide.other], by: mySide.other), sign[mySide] == nil else { return .ignored("offer signature does not verify") }
-        // It must answer one of our requests to that user at that site with our user's own certificate.
+        // It must answer one of our requests to that user at that site...
         guard let request = try Row.fetchOne(db, sql: """
             SELECT * FROM tallies WHERE state = 'draft' AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
             """, arguments: [to.cuid.value, peer.description, core.cert(mySide.other).chad.cuid.value]).map(tallyRecord)
         else { return .ignored("offer without a request") }
-        guard let myCert = try userCert(db, to.cuid), core.certJSON(mySide) == myCert else { return .ignored("offer holds a wrong certificate for our user") }
+        // ...be signed by the inviting user and hold our user's own certificate.
+        // A bad offer ends the request: the inviting site misbehaves.
+        let problem: String?
+        if !core.verify(sign[mySide.other], by: mySide.other) || sign[mySide] != nil {
+            problem = "the inviting site's offer has a signature that does not verify; no tally was opened"
+        } else if try userCert(db, to.cuid) != core.certJSON(mySide) {
+            problem = "the inviting site's offer holds a wrong certificate for \(to.cuid); no tally was opened"
+        } else {
+            problem = nil
+        }
+        if let problem {
+            let note: JSONValue = [requestNoteKey: ["note": .string(problem)]]
+            try db.execute(sql: "UPDATE tallies SET state = 'void', core = ?, updated = ? WHERE uuid = ?",
+                           arguments: [note.canonicalString, now, request.uuid])
+            try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: [request.uuid])
+            return .ignored(problem)
+        }
         let requestJSON = try String.fetchOne(db, sql: "SELECT core FROM tallies WHERE uuid = ?", arguments: [request.uuid]).map { try JSONValue(parsing: $0) }
         let wantsAccept = requestJSON?[requestNoteKey]?["accept"]?.boolValue ?? false
         try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [request.uuid])

@@ -1,0 +1,189 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// A running `chipsite serve`, stopped with SIGTERM (bounded) when done.
+final class ServeProcess: Sendable {
+    let process: Process
+    let db: String
+    let agent: String
+    let port: Int
+    private let output: TextBuffer
+
+    /// Starts serve on `db`, listening on 127.0.0.1 (port 0 picks one), and
+    /// waits at most `timeout` seconds for its ready line.
+    init(db: String, port wanted: Int = 0, extra: [String] = [], timeout: TimeInterval = 20) throws {
+        self.db = db
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try chipsiteBinary())
+        process.arguments = ["serve", "--db", db, "--listen", "127.0.0.1:\(wanted)", "--log-level", "debug"] + extra
+        process.environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null") ?? FileHandle.nullDevice
+        if let log = FileHandle(forWritingAtPath: db + ".log") ?? {
+            FileManager.default.createFile(atPath: db + ".log", contents: nil)
+            return FileHandle(forWritingAtPath: db + ".log")
+        }() {
+            log.seekToEndOfFile()
+            process.standardError = log
+        }
+        process.standardInput = FileHandle.nullDevice
+        let output = TextBuffer()
+        out.fileHandleForReading.readabilityHandler = { h in
+            let data = h.availableData
+            if data.isEmpty { h.readabilityHandler = nil; return }
+            output.append(String(decoding: data, as: UTF8.self))
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        var ready: (String, Int)?
+        while Date() < deadline, process.isRunning {
+            if let line = output.text.split(separator: "\n").first(where: { $0.hasPrefix("chipsite: serving ") }) {
+                // chipsite: serving AGENT on HOST:PORT
+                let parts = line.split(separator: " ")
+                if parts.count == 5, let p = parts[4].split(separator: ":").last.flatMap({ Int($0) }) {
+                    ready = (String(parts[2]), p)
+                    break
+                }
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        guard let ready else {
+            process.terminate()
+            throw RunError("serve did not start on \(db) within \(timeout) s: \((try? String(contentsOfFile: db + ".log", encoding: .utf8)) ?? "")")
+        }
+        self.process = process
+        self.output = output
+        (agent, port) = ready
+    }
+
+    /// SIGTERM, then wait at most `timeout` seconds; returns the exit status.
+    @discardableResult
+    func stop(timeout: TimeInterval = 10) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit(); return -9 }
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// Text collected from a pipe on another thread.
+final class TextBuffer: Sendable {
+    private let m = Mutex("")
+    func append(_ s: String) { m.withLock { $0 += s } }
+    var text: String { m.withLock { $0 } }
+}
+
+/// A site for end-to-end tests: its file in `dir`, one user, fixed port.
+struct E2ESite {
+    let db: String
+    let port: Int
+    let user: String
+
+    init(dir: TempDir, name: String, user: String, port: Int) throws {
+        db = dir.file("\(name).db")
+        self.port = port
+        self.user = user
+        let made = try chipsite(["init", "--db", db, "--host", "127.0.0.1", "--port", "\(port)"])
+        guard made.code == 0 else { throw RunError("init: \(made.stderr)") }
+        let added = try chipsite(["user", "add", user, "--name", user.capitalized, "--db", db])
+        guard added.code == 0 else { throw RunError("user add: \(added.stderr)") }
+    }
+
+    func serve() throws -> ServeProcess { try ServeProcess(db: db, port: port) }
+
+    func cli(_ args: [String]) throws -> Result { try chipsite(args + ["--db", db]) }
+
+    func agent() throws -> String { try json(try cli(["status", "--json"]).stdout)["agent"] as? String ?? "" }
+
+    func ticket(_ extra: [String] = [], format: String = "json") throws -> String {
+        let r = try cli(["ticket", "tally", user, "--format", format] + extra)
+        guard r.code == 0 else { throw RunError("ticket: \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func tallies() throws -> [[String: Any]] {
+        try json(try cli(["tally", "list", "--json"]).stdout)["tallies"] as? [[String: Any]] ?? []
+    }
+
+    func tally(_ id: String) throws -> [String: Any] { try json(try cli(["tally", "show", id, "--json"]).stdout) }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; fine for tests).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Polls `condition` every 50 ms for at most `seconds`.
+func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return try condition()
+}
+
+/// A venv with PyPI noiseprotocol and PyNaCl for the independent site peer,
+/// made once under .build/peer-venv (bounded in time).
+enum PeerVenv {
+    static let lock = Mutex(())
+    static let path = repoRoot + "/.build/peer-venv"
+    static let script = repoRoot + "/Tests/ChipsiteTests/Resources/sitepeer.py"
+
+    static func python() throws -> String {
+        try lock.withLock { _ in
+            let python = path + "/bin/python"
+            if FileManager.default.isExecutableFile(atPath: python),
+               (try? run(python, ["-c", "import noise, nacl"]).code) == 0 { return python }
+            let tmp = path + ".tmp-\(getpid())"
+            try? FileManager.default.removeItem(atPath: tmp)
+            let made = try run("/usr/bin/env", ["python3", "-m", "venv", tmp], timeout: 120)
+            guard made.code == 0 else { throw RunError("python3 -m venv failed: \(made.stderr)") }
+            let pip = try run(tmp + "/bin/python", ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                                     "noiseprotocol", "pynacl"], timeout: 300)
+            guard pip.code == 0 else { throw RunError("pip install noiseprotocol pynacl failed: \(pip.stderr)") }
+            try? FileManager.default.removeItem(atPath: path)
+            try FileManager.default.moveItem(atPath: tmp, toPath: path)
+            return python
+        }
+    }
+
+    /// Runs one sitepeer.py mode and returns its JSON result line.
+    static func peer(_ args: [String], timeout: TimeInterval = 60) throws -> [String: Any] {
+        let r = try run(try python(), [script] + args, timeout: timeout)
+        guard r.code == 0, let last = r.stdout.split(separator: "\n").last else {
+            throw RunError("sitepeer \(args.first ?? "") failed (\(r.code)): \(r.stderr)")
+        }
+        return try json(String(last))
+    }
+}
+
+/// A digest of every row of every table of an SQLite file (to show nothing changed).
+func contentDigest(_ db: String) throws -> String {
+    let r = try run("/usr/bin/env", ["python3", "-c", """
+        import sqlite3, sys, hashlib
+        c = sqlite3.connect(sys.argv[1])
+        h = hashlib.sha256()
+        for (t,) in c.execute("select name from sqlite_master where type='table' order by name"):
+            for row in c.execute('select * from "%s" order by 1' % t):
+                h.update(repr(row).encode())
+        print(h.hexdigest())
+        """, db])
+    guard r.code == 0 else { throw RunError("digest: \(r.stderr)") }
+    return r.stdout
+}
