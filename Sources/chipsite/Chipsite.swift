@@ -17,7 +17,8 @@ struct Chipsite: AsyncParsableCommand {
             with "chipsite: error:" and exit 1; usage errors exit 2.
             """,
         version: version,
-        subcommands: [InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self, TallyCommand.self, ServeCommand.self,
-                      ConfigCommand.self]
+        subcommands: [InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self,
+                      TallyCommand.self, ServeCommand.self, ConfigCommand.self, BackupCommand.self,
+                      RestoreCommand.self]
     )
 }

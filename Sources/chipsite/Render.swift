@@ -4,8 +4,9 @@ import ChipStore
 /// The `--json` shapes. Field names are a contract with scripts (doc/cli.md):
 /// add fields freely, never rename or remove one.
 enum Render {
-    static func status(_ s: SiteStatus) -> JSONValue {
-        [
+    /// `lockdown` is added when known (status and init always know it).
+    static func status(_ s: SiteStatus, lockdown: Bool? = nil) -> JSONValue {
+        var o: [String: JSONValue] = [
             "db": .string(s.path),
             "agent": .string(s.agent.description),
             "host": .string(s.address.host),
@@ -16,6 +17,8 @@ enum Render {
             "tickets": .integer(Int64(s.tickets)),
             "tallies": .integer(Int64(s.tallies)),
         ]
+        if let lockdown { o["lockdown"] = .bool(lockdown) }
+        return .object(o)
     }
 
     static func user(_ u: UserInfo) -> JSONValue {
