@@ -5,10 +5,13 @@ PyNaCl (Ed25519, X25519 conversion), sharing no code with chipsite. It talks
 to a running `chipsite serve` over TCP and prints one JSON line of results.
 
 usage:
-  sitepeer.py interop HOST PORT SERVER_AGENT INVITER_CUID TOKEN DB
+  sitepeer.py interop HOST PORT SERVER_AGENT INVITER_CUID TOKEN [STATE_FILE]
       First contact with I and the token; the server offers a tally (T); we
       sign and send open (T); the server answers open (T). Then a new
       connection with N+K, open again, and the answer again.
+  sitepeer.py healthy HOST PORT SERVER_AGENT STATE_FILE SECONDS
+      With the identity interop saved in STATE_FILE: N+K, then open/answer
+      round trips for SECONDS; reports their count and p50/p99 latency.
   sitepeer.py hostile HOST PORT CASE SERVER_AGENT SRC
       One attack; reports whether the server closed, how fast, and how many
       bytes it sent back (must be 0).
@@ -53,9 +56,9 @@ def canonical(value):
 
 
 class Identity:
-    def __init__(self, cuid="pyuser"):
-        self.site = nacl.signing.SigningKey.generate()
-        self.user = nacl.signing.SigningKey.generate()
+    def __init__(self, cuid="pyuser", site_seed=None, user_seed=None):
+        self.site = nacl.signing.SigningKey(site_seed) if site_seed else nacl.signing.SigningKey.generate()
+        self.user = nacl.signing.SigningKey(user_seed) if user_seed else nacl.signing.SigningKey.generate()
         self.agent = b64u(bytes(self.site.verify_key))
         sk = bytes(self.site) + bytes(self.site.verify_key)
         self.x25519 = sodium.crypto_sign_ed25519_sk_to_curve25519(sk)
@@ -159,7 +162,7 @@ def sign_open(me, offer):
     return {"target": "tally", "action": "open", "to": offer["from"], "from": offer["to"], "object": obj}
 
 
-def interop(host, port, server_agent, inviter, token):
+def interop(host, port, server_agent, inviter, token, state_file=None):
     me = Identity()
     inviter_chad = {"cuid": inviter, "agent": server_agent, "host": host, "port": port}
     ticket = {"target": "tally", "action": "ticket", "to": inviter_chad, "from": me.chad,
@@ -184,7 +187,30 @@ def interop(host, port, server_agent, inviter, token):
         assert ch.recv_json()["action"] == "open"
         exchanged += 2
     ch.sock.close()
+    if state_file:
+        with open(state_file, "w") as f:
+            json.dump({"site": bytes(me.site).hex(), "user": bytes(me.user).hex(), "opened": opened}, f)
     return {"ok": True, "uuid": offer["object"]["uuid"], "agent": me.agent, "exchanged": exchanged}
+
+
+def healthy(host, port, server_agent, state_file, seconds):
+    """A partner site that keeps talking: N+K, then open/answer round trips."""
+    with open(state_file) as f:
+        state = json.load(f)
+    me = Identity(site_seed=bytes.fromhex(state["site"]), user_seed=bytes.fromhex(state["user"]))
+    ch = later_contact(me, host, port, server_agent)
+    times = []
+    end = time.time() + seconds
+    while time.time() < end:
+        t0 = time.time()
+        ch.send_json(state["opened"])
+        assert ch.recv_json()["action"] == "open"
+        times.append((time.time() - t0) * 1000)
+        time.sleep(0.01)
+    ch.sock.close()
+    times.sort()
+    return {"ok": True, "exchanges": len(times), "p50_ms": round(times[len(times) // 2], 2),
+            "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)}
 
 
 def hostile(host, port, case, server_agent, src):
@@ -307,7 +333,9 @@ def main():
     mode = sys.argv[1]
     if mode == "interop":
         host, port, agent, inviter, token = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
-        result = interop(host, port, agent, inviter, token)
+        result = interop(host, port, agent, inviter, token, sys.argv[7] if len(sys.argv) > 7 else None)
+    elif mode == "healthy":
+        result = healthy(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6]))
     elif mode == "hostile":
         result = hostile(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
     elif mode == "flood":
