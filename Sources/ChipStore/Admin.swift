@@ -156,6 +156,26 @@ extension SiteStore {
 
     // MARK: Store access for admin commands
 
+    /// The schema version this build writes (number of migrations).
+    public static var currentSchemaVersion: Int { Schema.currentVersion }
+
+    /// Opens every user's stored key with `sealingKey` (nil on a plain site)
+    /// and checks it against the user's public key. Returns the CUIDs whose
+    /// key does not open or does not match.
+    public func unopenableUserKeys(sealingKey: SealingKey?) throws -> [String] {
+        try adminRead { db in
+            var bad = [String]()
+            for row in try Row.fetchAll(db, sql: "SELECT cuid, public, secret FROM users ORDER BY cuid") {
+                let cuidText: String = row["cuid"], pk: Data = row["public"], secret: Data = row["secret"]
+                guard let cuid = try? CUID(cuidText),
+                      let key = try? Self.signingKey(from: Array(secret), sealingKey: sealingKey, label: Self.userKeyLabel(cuid)),
+                      Crypto.constantTimeEqual(key.publicKey, Array(pk))
+                else { bad.append(Printable.clip(cuidText)); continue }
+            }
+            return bad
+        }
+    }
+
     /// A write transaction whose body may capture non-Sendable values (keys).
     func adminWrite<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try dbQueue.write(body) } catch { throw StoreError.from(error, path: path) }

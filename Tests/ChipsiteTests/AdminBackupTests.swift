@@ -16,9 +16,9 @@ final class AdminServe {
     let process = Process()
     private let output = AdminShared("")
 
-    init(db: String, timeout: TimeInterval = 20) throws {
+    init(db: String, listen: String = "127.0.0.1:0", timeout: TimeInterval = 20) throws {
         process.executableURL = URL(fileURLWithPath: try chipsiteBinary())
-        process.arguments = ["serve", "--db", db, "--listen", "127.0.0.1:0"]
+        process.arguments = ["serve", "--db", db, "--listen", listen]
         process.environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
         let out = Pipe()
         process.standardOutput = out
