@@ -41,7 +41,9 @@ import Testing
         try healthy.run()
         defer { if healthy.isRunning { healthy.terminate() } }
 
-        let cases = ["len0", "len16", "len65537", "lenmax", "header", "t-first", "k-first", "garbage", "n-unknown", "i-bad-token", "slowloris"]
+        // i-token: a second I with the one-time token the interop peer already used.
+        let cases = ["len0", "len16", "len65537", "lenmax", "header", "t-first", "k-first", "garbage", "n-unknown", "i-bad-token",
+                     "i-token:\(token):bob", "slowloris"]
         nonisolated(unsafe) var results = [String: [String: Any]]()
         let lock = NSLock()
         DispatchQueue.concurrentPerform(iterations: cases.count) { i in

@@ -242,10 +242,12 @@ def hostile(host, port, case, server_agent, src):
             n1.start_handshake()
             m = n1.write_message(json.dumps(stranger.agent).encode())
             s.sendall(struct.pack(">I", 1 + len(m)) + b"N" + m)
-        elif case == "i-bad-token":
+        elif case == "i-bad-token" or case.startswith("i-token:"):
+            # i-token:TOKEN:CUID presents a real token (e.g. one already used).
+            _, token, cuid = case.split(":") if case.startswith("i-token:") else ("", "0" * 32, "nobody")
             me = Identity()
-            ticket = {"target": "tally", "action": "ticket", "to": {"cuid": "nobody", "agent": server_agent, "host": host, "port": port},
-                      "from": me.chad, "ticket": {"token": "0" * 32, "cert": me.cert}}
+            ticket = {"target": "tally", "action": "ticket", "to": {"cuid": cuid, "agent": server_agent, "host": host, "port": port},
+                      "from": me.chad, "ticket": {"token": token, "cert": me.cert}}
             n = NoiseConnection.from_name(b"Noise_IK_25519_ChaChaPoly_BLAKE2b")
             n.set_as_initiator()
             n.set_keypair_from_private_bytes(Keypair.STATIC, me.x25519)
