@@ -44,7 +44,7 @@ struct InitCommand: ParsableCommand {
         let store = try SiteStore.create(at: path, address: address, passphrase: secret, createDirectory: isDefault)
         let status = try store.status()
         if output.json {
-            print(Render.status(status).prettyString)
+            print(Render.status(status, lockdown: try store.isLockedDown()).prettyString)
         } else {
             print("Created site \(status.agent)")
             print("  address  \(status.address)")
@@ -70,9 +70,11 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let status = try site.open().status()
+        let store = try site.open()
+        let status = try store.status()
+        let lockdown = try store.isLockedDown()
         if output.json {
-            print(Render.status(status).prettyString)
+            print(Render.status(status, lockdown: lockdown).prettyString)
             return
         }
         print("agent    \(status.agent)")
@@ -80,6 +82,7 @@ struct StatusCommand: ParsableCommand {
         print("file     \(status.path)")
         print("schema   \(status.schemaVersion)")
         print("key      \(status.sealed ? "sealed" : "not sealed")")
+        print("lockdown \(lockdown ? "ON: no new peer handshakes, nothing that moves value (`chipsite lockdown off`)" : "off")")
         print("users    \(status.users)")
         print("tickets  \(status.tickets)")
         print("tallies  \(status.tallies)")

@@ -21,9 +21,10 @@ enum Render {
         return .object(o)
     }
 
-    static func user(_ u: UserInfo) -> JSONValue {
+    /// `locked` is added when known (`user show`, `user list`, `user add`).
+    static func user(_ u: UserInfo, locked: Bool? = nil) -> JSONValue {
         let c = u.certificate
-        return [
+        var o: [String: JSONValue] = [
             "cuid": .string(u.cuid.value),
             "name": .string(c.name),
             "type": .string(c.type.rawValue),
@@ -34,5 +35,7 @@ enum Render {
             "created": .string(u.created),
             "certificate": c.json,
         ]
+        if let locked { o["locked"] = .bool(locked) }
+        return .object(o)
     }
 }

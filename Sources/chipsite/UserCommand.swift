@@ -5,8 +5,8 @@ import ChipStore
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
-        abstract: "Add, list and show the site's users.",
-        subcommands: [Add.self, List.self, Show.self])
+        abstract: "Add, list, show, edit, lock, export and import the site's users.",
+        subcommands: [Add.self, List.self, Show.self, Lock.self, Unlock.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -37,7 +37,7 @@ struct UserCommand: ParsableCommand {
             let user = try store.addUser(cuid: id, name: name, email: email, type: entity,
                                          sealingKey: try passphrase.sealingKey(for: store))
             if output.json {
-                print(Render.user(user).prettyString)
+                print(Render.user(user, locked: false).prettyString)
             } else {
                 print("Added user \(user.cuid) (\(user.certificate.chad))")
             }
@@ -51,15 +51,19 @@ struct UserCommand: ParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let users = try site.open().users()
+            let store = try site.open()
+            let users = try store.users()
+            let locked = Set(try store.lockedUsers())
             if output.json {
-                print(JSONValue.object(["users": .array(users.map(Render.user))]).prettyString)
+                print(JSONValue.object(["users": .array(users.map { Render.user($0, locked: locked.contains($0.cuid.value)) })]).prettyString)
                 return
             }
             if users.isEmpty { print("No users yet: add one with `chipsite user add CUID --name NAME`."); return }
             let width = max(4, users.map { $0.cuid.value.count }.max() ?? 4)
             print("CUID".padding(width) + "  NAME")
-            for u in users { print(u.cuid.value.padding(width) + "  " + u.certificate.name) }
+            for u in users {
+                print(u.cuid.value.padding(width) + "  " + u.certificate.name + (locked.contains(u.cuid.value) ? "  (locked)" : ""))
+            }
         }
     }
 
@@ -73,9 +77,11 @@ struct UserCommand: ParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let user = try site.open().user(try CUID(cuid))
+            let store = try site.open()
+            let user = try store.user(try CUID(cuid))
+            let locked = try store.isUserLocked(user.cuid)
             if output.json {
-                print(Render.user(user).prettyString)
+                print(Render.user(user, locked: locked).prettyString)
                 return
             }
             let c = user.certificate
@@ -85,9 +91,42 @@ struct UserCommand: ParsableCommand {
             if let email = c.email { print("email    \(email)") }
             print("chad     \(c.chad)")
             print("key      \(Base64URL.encode(c.publicKey)) (\(user.sealed ? "sealed" : "not sealed"))")
+            print("locked   \(locked ? "yes: no new chits or offers on its tallies" : "no")")
             print("created  \(user.created)")
             print("certificate:")
             print(c.json.prettyString)
+        }
+    }
+
+    struct Lock: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lock a user: its tallies accept no new chits or offers.",
+            discussion: "Partners get a protocol refusal; nothing is lost and queued messages wait. Undo with `user unlock`.")
+
+        @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
+        var cuid: String
+
+        @OptionGroup var site: SiteOptions
+
+        func run() throws {
+            let id = try CUID(cuid)
+            let changed = try site.open().setUserLocked(id, true)
+            print(changed ? "Locked user \(id): its tallies accept no new chits or offers." : "User \(id) was already locked.")
+        }
+    }
+
+    struct Unlock: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unlock a locked user.")
+
+        @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
+        var cuid: String
+
+        @OptionGroup var site: SiteOptions
+
+        func run() throws {
+            let id = try CUID(cuid)
+            let changed = try site.open().setUserLocked(id, false)
+            print(changed ? "Unlocked user \(id)." : "User \(id) was not locked.")
         }
     }
 }

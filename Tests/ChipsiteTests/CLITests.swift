@@ -11,7 +11,7 @@ import Testing
         let r = try chipsite(["status", "--db", db, "--json"])
         #expect(r.code == 0)
         let s = try json(r.stdout)
-        #expect(Set(s.keys) == ["db", "agent", "host", "port", "schema_version", "sealed", "users", "tickets", "tallies"])
+        #expect(Set(s.keys) == ["db", "agent", "host", "port", "schema_version", "sealed", "lockdown", "users", "tickets", "tallies"])
         #expect(s["agent"] as? String == initJSON["agent"] as? String)
         #expect((s["agent"] as? String)?.count == 43)
         #expect(s["host"] as? String == "chips.example.org")
@@ -129,7 +129,7 @@ import Testing
         #expect(users.map { $0["cuid"] as? String } == ["acme", "alice"])
 
         let show = try json(try chipsite(["user", "show", "alice", "--db", db, "--json"]).stdout)
-        #expect(Set(show.keys) == ["cuid", "name", "type", "email", "chad", "public", "sealed", "created", "certificate"])
+        #expect(Set(show.keys) == ["cuid", "name", "type", "email", "chad", "public", "sealed", "locked", "created", "certificate"])
         #expect(show["name"] as? String == "Alice Älvsdóttir")
         #expect(show["email"] as? String == "alice@example.org")
         #expect(show["type"] as? String == "p")
