@@ -2,11 +2,15 @@ import ArgumentParser
 import ChipModel
 import ChipStore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Add, list, show, edit, lock, export and import the site's users.",
-        subcommands: [Add.self, List.self, Show.self, Lock.self, Unlock.self])
+        subcommands: [Add.self, List.self, Show.self, Edit.self, Lock.self, Unlock.self, Export.self, Import.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -95,6 +99,144 @@ struct UserCommand: ParsableCommand {
             print("created  \(user.created)")
             print("certificate:")
             print(c.json.prettyString)
+        }
+    }
+
+    struct Edit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a user's name, email or type; re-issues the certificate with the same key.")
+
+        @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
+        var cuid: String
+
+        @Option(help: ArgumentHelp("The new name as partners see it.", valueName: "name"))
+        var name: String?
+
+        @Option(help: ArgumentHelp("The new contact email; an empty value removes it.", valueName: "address"))
+        var email: String?
+
+        @Option(help: ArgumentHelp("p for a person, o for an organisation.", valueName: "type"))
+        var type: String?
+
+        @OptionGroup var site: SiteOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let id = try CUID(cuid)
+            guard name != nil || email != nil || type != nil else { throw CLIError("nothing to change: give --name, --email or --type") }
+            var entity: EntityType?
+            if let type {
+                guard let t = EntityType(rawValue: type) else { throw CLIError("--type must be p or o") }
+                entity = t
+            }
+            var newEmail: String?? = nil
+            if let email { newEmail = .some(email.isEmpty ? nil : email) }
+            let store = try site.open()
+            let user = try store.editUser(id, name: name, email: newEmail, type: entity)
+            if output.json {
+                print(Render.user(user, locked: try store.isUserLocked(id)).prettyString)
+            } else {
+                print("Re-issued the certificate of \(user.cuid) (\(user.certificate.chad))")
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a user (certificate and key, sealed as stored) as JSON for `user import`.",
+            discussion: """
+                The key stays as it is stored: sealed keys stay sealed (the file carries the seal's \
+                salt and cost so the same passphrase opens it elsewhere); a plain key is in the clear, \
+                so keep the file private. --output writes a new file with mode 0600.
+                """)
+
+        @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
+        var cuid: String
+
+        @Option(name: .long, help: ArgumentHelp("Write to this new file instead of stdout.", valueName: "file"))
+        var output: String?
+
+        @OptionGroup var site: SiteOptions
+
+        func run() throws {
+            let export = try site.open().exportUser(try CUID(cuid))
+            let text = export.json.prettyString + "\n"
+            guard let output else {
+                writeStdout(text)
+                return
+            }
+            let fd = try SiteBackup.createNew(output)
+            defer { close(fd) }
+            do {
+                try Array(text.utf8).withUnsafeBytes { try SiteBackup.writeAll(fd, $0) }
+                fsync(fd)
+            } catch {
+                unlink(output)
+                throw error
+            }
+            writeStderr("Exported \(export.cuid) (\(export.sealed ? "key sealed" : "key NOT sealed: keep the file private")) to \(output)\n")
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a user from a `user export` file; its certificate is re-issued for this site.",
+            discussion: """
+                Refuses a CUID or key the site already has, and any malformed file. A sealed key \
+                can only be imported into a site sealed with the same passphrase; a plain key \
+                into a site that is not sealed, or it is sealed on import when the site is.
+                """)
+
+        @Argument(help: ArgumentHelp("The export file.", valueName: "file"))
+        var file: String
+
+        @OptionGroup var site: SiteOptions
+        @OptionGroup var passphrase: PassphraseOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let export = try UserExport(json: try Self.readJSON(file))
+            let store = try site.open()
+            let siteSeal = try store.sealParameters()
+            if export.sealed, siteSeal == nil {
+                throw CLIError("the key in \(file) is sealed: import it into a site sealed with the same passphrase")
+            }
+            var siteKey: SealingKey?
+            var exportKey: SealingKey?
+            if export.sealed || siteSeal != nil {
+                guard var secret = try passphrase.obtain() else { throw StoreError.passphraseNeeded }
+                defer { Crypto.wipe(&secret) }
+                siteKey = try store.sealingKey(passphrase: secret)
+                if let seal = export.seal {
+                    exportKey = seal.salt == siteSeal?.salt && seal.cost == siteSeal?.cost
+                        ? siteKey : try SealingKey(passphrase: secret, salt: seal.salt, cost: seal.cost)
+                }
+            }
+            let user = try store.importUser(export, exportKey: exportKey, siteKey: siteKey)
+            if output.json {
+                print(Render.user(user, locked: try store.isUserLocked(user.cuid)).prettyString)
+            } else {
+                print("Imported user \(user.cuid) (\(user.certificate.chad))\(user.sealed ? ", key sealed" : "")")
+            }
+        }
+
+        /// The file's JSON, at most `UserExport.maxBytes`.
+        static func readJSON(_ path: String) throws -> JSONValue {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var bytes = [UInt8]()
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard n >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
+                if n == 0 { break }
+                bytes += buffer[0..<n]
+                guard bytes.count <= UserExport.maxBytes else { throw CLIError("\(path) is too large for a user export") }
+            }
+            do { return try JSONValue(parsing: bytes) } catch {
+                throw CLIError("\(path) is not a chipsite user export (not JSON: \(error))")
+            }
         }
     }
 
