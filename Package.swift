@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "chipsite", targets: ["chipsite"]),
         .executable(name: "noise-bench", targets: ["NoiseBench"]),
+        .executable(name: "site-bench", targets: ["SiteBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,6 +68,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
+        .executableTarget(
+            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipStore", "Noise", "CSodium"], swiftSettings: strict),
 
         .testTarget(
             name: "NoiseTests", dependencies: ["Noise", "CSodium"], exclude: ["Resources"], swiftSettings: strict),
