@@ -52,6 +52,8 @@ public actor SiteEngine: PeerPolicy {
             switch question {
             case .ticket(let t):
                 guard let ticket = try store.ticket(t.token), ticket.cuid == t.to.cuid else { return false }
+                // Lockdown refuses new handshakes; a locked user takes no new tallies.
+                if try store.isHeld(ticket.cuid) { return false }
                 let now = Timestamp.format(millisecondsSince1970: Int64(Date().timeIntervalSince1970 * 1000))
                 // A repeat from the requester who already redeemed it is let in: its
                 // ticket message is answered with the same offer (idempotence).
@@ -62,7 +64,7 @@ public actor SiteEngine: PeerPolicy {
                 }
                 return true
             case .agent(let agent):
-                return try store.isPartner(agent)
+                return try !store.isLockedDown() && store.isPartner(agent)
             }
         } catch {
             logger.warning("cannot judge a channel question", metadata: ["error": "\(error)"])
@@ -120,6 +122,8 @@ public actor SiteEngine: PeerPolicy {
 
     /// One pass over the outbox: send on open channels, dial where none is.
     public func pump() async {
+        // In lockdown everything waits in the outbox; nothing is dialed.
+        if (try? store.isLockedDown()) ?? true { return }
         let agents: [(agent: AgentID, address: SiteAddress, firstContact: Bool)]
         do { agents = try store.outboxAgents() } catch {
             logger.warning("cannot read the outbox", metadata: ["error": "\(error)"])
@@ -147,6 +151,10 @@ public actor SiteEngine: PeerPolicy {
         let entries: [OutboxEntry]
         do { entries = try store.outbox(for: agent) } catch { return }
         for entry in entries where !entry.firstContact && !(sentOn[connection.id]?.contains(entry.id) ?? false) {
+            // Messages of a locked user (or of a site in lockdown) wait in the outbox.
+            if let from = entry.message["from"]?["cuid"]?.stringValue.flatMap({ try? CUID($0) }), (try? store.isHeld(from)) ?? true {
+                continue
+            }
             do {
                 try await connection.send(entry.message)
                 sentOn[connection.id, default: []].insert(entry.id)

@@ -72,6 +72,7 @@ extension SiteStore {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
                 throw StoreError.unknownUser(cuid.value)
             }
+            try Self.checkNotLocked(db, cuid)
             try db.execute(sql: """
                 INSERT INTO tickets (token, cuid, expires, reuse, bound, terms, created) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [token, cuid.value, expires, reuse, boundText, termsText, now])

@@ -110,6 +110,17 @@ extension SiteStore {
         try String.fetchOne(db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]).map { try JSONValue(parsing: $0) }
     }
 
+    /// Refuses an action for `cuid` while the site is locked down or the user is locked.
+    static func checkNotLocked(_ db: Database, _ cuid: CUID) throws {
+        if try isLockedDown(db) { throw ModelError.invalid("the site is locked down (`chipsite lockdown off` to lift it)") }
+        if try isUserLocked(db, cuid) { throw ModelError.invalid("user \(cuid) is locked (`chipsite user unlock \(cuid)` to lift it)") }
+    }
+
+    /// Whether messages of `cuid` must wait: the site is locked down or the user locked.
+    public func isHeld(_ cuid: CUID) throws -> Bool {
+        try guardedRead { db in try Self.isLockedDown(db) || (try? Self.isUserLocked(db, cuid)) ?? false }
+    }
+
     // MARK: Requester: asking for a tally with a ticket
 
     /// Records a request for a tally with the ticket's issuer and queues the
@@ -122,6 +133,7 @@ extension SiteStore {
         let provisional = TallyCore.newUUID()
         return try guardedWrite { db in
             guard let cert = try Self.userCert(db, cuid) else { throw StoreError.unknownUser(cuid.value) }
+            try Self.checkNotLocked(db, cuid)
             let me = try Certificate(json: cert).chad
             if ticket.chad.agent == (try Self.agent(db)) { throw ModelError.invalid("the ticket was issued by this site") }
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM tallies WHERE token = ? AND cuid = ? AND state NOT IN ('void')",
@@ -185,6 +197,7 @@ extension SiteStore {
                 return .refused("unknown ticket")
             }
             if let problem = Self.ticketProblem(t, requester: from, now: now) { return .refused(problem) }
+            if try Self.isLockedDown(db) || Self.isUserLocked(db, t.cuid) { return .refused("locked") }
             if !t.reuse {
                 try db.execute(sql: "UPDATE tickets SET used = ? WHERE token = ? AND used IS NULL", arguments: [now, token])
                 guard db.changesCount == 1 else { return .refused("ticket already used") }
@@ -258,6 +271,8 @@ extension SiteStore {
         if let existing = try fetchTally(db, uuid: core.uuid) {
             return .ignored("offer for a tally we have (\(existing.state.rawValue))")
         }
+        // A locked user (or site) takes no offers now; the partner's offer waits in its outbox.
+        if try isLockedDown(db) || isUserLocked(db, to.cuid) { return .ignored("locked: the offer waits") }
         // It must answer one of our requests to that user at that site...
         guard let request = try Row.fetchOne(db, sql: """
             SELECT * FROM tallies WHERE state = 'draft' AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
@@ -349,6 +364,7 @@ extension SiteStore {
         let now = Self.now()
         let signed = sign
         return try guardedWrite { db in
+            try Self.checkNotLocked(db, t.cuid)
             try db.execute(sql: """
                 UPDATE tallies SET state = 'open', sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ? AND state = 'P.offer'
                 """, arguments: [signed.stock, signed.foil, now, t.uuid])

@@ -87,6 +87,24 @@ import Testing
         #expect(try p.a.tallies().allSatisfy { $0["state"] as? String == "void" })
     }
 
+    @Test func lockdownAndLockedUsersRefuseNewTallies() throws {
+        let p = try Pair()
+        let sa = try p.a.serve(), sb = try p.b.serve()
+        defer { sa.stop(); sb.stop() }
+        let ticket = try p.b.ticket()
+        #expect(try p.b.cli(["lockdown", "on"]).code == 0)
+        expectOneLineError(try p.a.cli(["tally", "request", "alice", ticket]), containing: "refused the ticket")
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob"]), containing: "locked down")
+        #expect(try p.b.cli(["lockdown", "off"]).code == 0)
+        let second = try p.b.ticket()
+        #expect(try p.b.cli(["user", "lock", "bob"]).code == 0)
+        expectOneLineError(try p.a.cli(["tally", "request", "alice", second]), containing: "refused the ticket")
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob"]), containing: "locked")
+        #expect(try p.b.tallies().isEmpty)
+        #expect(try p.b.cli(["user", "unlock", "bob"]).code == 0)
+        #expect(try json(try p.a.cli(["tally", "request", "alice", try p.b.ticket(), "--json"]).stdout)["state"] as? String == "P.offer")
+    }
+
     @Test func twoConcurrentRedemptionsOfOneTicketGiveOneTally() throws {
         let p = try Pair()
         let c = try E2ESite(dir: p.dir, name: "c", user: "carol", port: freePort())
