@@ -5,14 +5,15 @@ VERSION    := $(shell cat packaging/VERSION)
 MAN_DATE   := 2026-11-24
 STATIC     := -c release --static-swift-stdlib -Xswiftc -static-executable
 RELEASE_BIN = .build/release/chipsite
-APT_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev python3-venv zbar-tools
+APT_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev python3-venv zbar-tools dpkg-dev systemd
 
-.PHONY: help deps build test unit check-man check-static release man demo bench clean
+.PHONY: help deps build test unit check-man check-static check-deb release deb man demo bench clean
 
 help:
 	@echo "make demo          install what is missing, build, create a demo site if none, show it"
 	@echo "make test          every test: swift test, man pages current, static release binary"
 	@echo "make release       the static release binary at $(RELEASE_BIN)"
+	@echo "make deb           the .deb (static binary, man pages, completions, systemd unit) in dist/"
 	@echo "make man           regenerate man/ from the command definitions"
 	@echo "make bench         run the benchmarks (release build)"
 	@echo "make deps          install the Debian packages the build and tests need"
@@ -29,7 +30,7 @@ build:
 	$(SWIFT) build
 
 # The README's test command.
-test: deps unit check-man check-static
+test: deps unit check-man check-static check-deb
 	@echo "all tests passed"
 
 unit: build
@@ -46,10 +47,28 @@ release:
 check-static: release
 	@bash packaging/check-static.sh $(RELEASE_BIN)
 
+# The .deb around the static release binary; the version is packaging/VERSION.
+deb: release
+	@CHIPSITE_DEB_BIN=$(RELEASE_BIN) bash packaging/build-deb.sh dist
+
+# The .deb of the release binary unpacks to a working site (PackagingTests
+# checks the same around the debug binary during `swift test`).
+check-deb: deb
+	@bash packaging/check-deb.sh dist/chipsite_$(VERSION)_$$(dpkg --print-architecture).deb
+
 man: build
 	@bash packaging/gen-man.sh man $(MAN_DATE)
 
-check-man: build
+check-# The .deb around the static release binary; the version is packaging/VERSION.
+deb: release
+	@CHIPSITE_DEB_BIN=$(RELEASE_BIN) bash packaging/build-deb.sh dist
+
+# The .deb of the release binary unpacks to a working site (PackagingTests
+# checks the same around the debug binary during `swift test`).
+check-deb: deb
+	@bash packaging/check-deb.sh dist/chipsite_$(VERSION)_$$(dpkg --print-architecture).deb
+
+man: build
 	@tmp=$$(mktemp -d); bash packaging/gen-man.sh $$tmp $(MAN_DATE) >/dev/null; \
 	if ! diff -r man $$tmp >/dev/null; then diff -r man $$tmp | head -20; rm -rf $$tmp; \
 	  echo "man/ is stale: run 'make man' and commit it"; exit 1; fi; rm -rf $$tmp; echo "man pages are current"
@@ -61,4 +80,4 @@ bench:
 	$(SWIFT) run -c release noise-bench
 
 clean:
-	rm -rf .build
+	rm -rf .build dist

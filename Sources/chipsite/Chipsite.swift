@@ -2,7 +2,9 @@ import ArgumentParser
 
 /// `chipsite`: a complete MyCHIPs site in one binary and one SQLite file.
 struct Chipsite: AsyncParsableCommand {
-    static let version = "0.1.0-dev"
+    /// The release version: packaging/VERSION is the one place it is decided
+    /// (PackagingTests checks that the two agree).
+    static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
         commandName: "chipsite",
