@@ -21,6 +21,10 @@ public actor SiteEngine: PeerPolicy {
     /// Outbox messages already written on each connection: each message goes
     /// once per channel, and again on a later channel until it is removed.
     private var sentOn: [UInt64: Set<Int64>] = [:]
+    /// Per connection: chain entries sent per tally (foil side), and pending
+    /// chits sent (stock side); everything goes again on a new channel.
+    private var chainSent: [UInt64: [String: Int64]] = [:]
+    private var chitsSent: [UInt64: Set<String>] = [:]
     /// Agents being dialed now, and when each may be dialed again.
     private var dialing: Set<AgentID> = []
     private var retryAfter: [AgentID: (at: Date, failures: Int)] = [:]
@@ -77,6 +81,7 @@ public actor SiteEngine: PeerPolicy {
         channels[peer, default: []].append(connection)
         retryAfter[peer] = nil
         await flush(peer)
+        await syncChains(with: peer)
     }
 
     public func received(_ message: JSONValue, on connection: PeerConnection) async {
@@ -92,6 +97,18 @@ public actor SiteEngine: PeerPolicy {
                 case .offer: await flush(peer)
                 case .refused(let why): logger.info("ticket refused", metadata: ["why": "\(why)", "peer": "\(peer)"])
                 }
+            case ("chit", "tran"):
+                try await apply(store.receiveTransfer(message, from: peer), on: connection, action: action)
+                await syncChains(with: peer)
+            case ("chit", "upd"):
+                try await apply(store.receiveChainUpdate(message, from: peer), on: connection, action: action)
+            case ("chit", "ack"), ("chit", "nak"):
+                let outcome = try store.receiveChainAnswer(message, from: peer)
+                if action == "nak", let tally = message["object"]?["tally"]?.stringValue, let index = message["object"]?["index"]?.integerValue {
+                    chainSent[connection.id]?[tally] = index  // send again from where the partner is
+                }
+                try await apply(outcome, on: connection, action: action)
+                await syncChains(with: peer)
             case ("tally", "offer"), ("tally", "open"), ("tally", "void"):
                 let store = self.store, sealingKey = self.sealingKey
                 switch try store.receiveTally(message, from: peer, autoAcceptKey: { try? store.userKey($0, sealingKey: sealingKey) }) {
@@ -110,8 +127,20 @@ public actor SiteEngine: PeerPolicy {
         }
     }
 
+    /// Sends the replies of an applied message on its connection.
+    private func apply(_ outcome: TallyOutcome, on connection: PeerConnection, action: String) async throws {
+        switch outcome {
+        case .applied(let replies):
+            for reply in replies { try await connection.send(reply) }
+        case .ignored(let why):
+            logger.debug("chit message ignored", metadata: ["why": "\(why)", "action": "\(action)"])
+        }
+    }
+
     public func closed(_ connection: PeerConnection) async {
         sentOn[connection.id] = nil
+        chainSent[connection.id] = nil
+        chitsSent[connection.id] = nil
         for (agent, list) in channels {
             let rest = list.filter { $0.id != connection.id }
             channels[agent] = rest.isEmpty ? nil : rest
@@ -129,6 +158,7 @@ public actor SiteEngine: PeerPolicy {
             logger.warning("cannot read the outbox", metadata: ["error": "\(error)"])
             return
         }
+        await syncChains(with: nil)
         for target in agents {
             // A ticket message only ever travels as the payload of IK (section 4),
             // so a waiting one means a dial even when a channel is open.
@@ -139,6 +169,43 @@ public actor SiteEngine: PeerPolicy {
             }
         }
     }
+
+    /// Sends what partners still need for their chains to agree with ours:
+    /// chain entries (we are the foil) or pending chits (we are the stock),
+    /// dialing partners with no open channel. `peer` limits it to one partner.
+    func syncChains(with peer: AgentID?) async {
+        let work: [ChainWork]
+        do { work = try store.chainWork() } catch { return }
+        for item in work where peer == nil || item.partner.agent == peer {
+            guard let connection = await openConnection(item.partner.agent) else {
+                startDial(item.partner.agent, address: item.partner.address)
+                continue
+            }
+            do {
+                switch item.side {
+                case .foil:
+                    var after = max(item.acked, chainSent[connection.id]?[item.tally] ?? item.acked)
+                    for _ in 0..<Self.batchesPerPass where after < item.length {
+                        guard let upd = try store.chainUpdate(tally: item.tally, after: after) else { break }
+                        try await connection.send(upd)
+                        after = upd["object"]?["entries"]?.arrayValue?.last?["index"]?.integerValue ?? item.length
+                        chainSent[connection.id, default: [:]][item.tally] = after
+                    }
+                case .stock:
+                    let sent = chitsSent[connection.id] ?? []
+                    if let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) {
+                        try await connection.send(message)
+                        chitsSent[connection.id, default: []].formUnion(uuids)
+                    }
+                }
+            } catch {
+                logger.debug("chain sync failed; will retry", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Batches of chain entries sent to one partner per pass.
+    static let batchesPerPass = 20
 
     private func openConnection(_ agent: AgentID) async -> PeerConnection? {
         for c in (channels[agent] ?? []).reversed() where await c.isOpen { return c }
@@ -185,6 +252,7 @@ public actor SiteEngine: PeerPolicy {
                                                  ticketMessage: first?.message)
             if let first { sentOn[connection.id, default: []].insert(first.id) }
             await flush(agent)
+            await syncChains(with: agent)
         } catch PeerError.handshakeFailed where first != nil {
             // The issuer closed the first contact: it refused the ticket.
             if let first {

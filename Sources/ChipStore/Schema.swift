@@ -106,6 +106,40 @@ enum Schema {
                 ALTER TABLE users ADD COLUMN locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1));
                 """)
         }
+        m.registerMigration("2026-11-25 chits and chains") { db in
+            try db.execute(sql: """
+                -- Chits (protocol section 8): payments on a tally. A chit is
+                -- 'pending' until the foil's site has placed it in the chain,
+                -- then 'chained' at `idx`; 'refused' when the foil's site would
+                -- not chain it (a limit, a bad signature).
+                CREATE TABLE chits (
+                    uuid       TEXT PRIMARY KEY NOT NULL CHECK (length(uuid) = 36),
+                    tally      TEXT NOT NULL REFERENCES tallies(uuid),
+                    by         TEXT NOT NULL CHECK (by IN ('stock', 'foil')),
+                    type       TEXT NOT NULL CHECK (type IN ('tran', 'set')),
+                    units      INTEGER NOT NULL CHECK (units > 0 AND units <= 1000000000000000),
+                    core       TEXT NOT NULL,   -- canonical JSON of the signed chit core
+                    sign       TEXT NOT NULL,
+                    hash       TEXT NOT NULL,
+                    state      TEXT NOT NULL CHECK (state IN ('pending', 'chained', 'refused')),
+                    idx        INTEGER CHECK (idx IS NULL OR idx >= 1),
+                    prior      TEXT,
+                    chain_hash TEXT,
+                    local      INTEGER NOT NULL CHECK (local IN (0, 1)),  -- made by one of our users
+                    note       TEXT,
+                    created    TEXT NOT NULL,
+                    CHECK ((state = 'chained') = (idx IS NOT NULL)),
+                    UNIQUE (tally, idx)
+                );
+                CREATE INDEX chits_tally_state ON chits(tally, state);
+
+                -- The chain of each tally: its length and last hash (the tally
+                -- hash while empty), and how far the partner confirmed it.
+                ALTER TABLE tallies ADD COLUMN chain_length INTEGER NOT NULL DEFAULT 0 CHECK (chain_length >= 0);
+                ALTER TABLE tallies ADD COLUMN chain_head TEXT;
+                ALTER TABLE tallies ADD COLUMN acked_length INTEGER NOT NULL DEFAULT 0 CHECK (acked_length >= 0);
+                """)
+        }
         return m
     }
 

@@ -19,6 +19,9 @@ public struct TallyRecord: Sendable, Equatable {
     public var updated: String
     /// Why a request ended void, when it did.
     public var note: String?
+    /// Chits in the chain, and the last entry's hash (nil while empty).
+    public var chainLength: Int64 = 0
+    public var chainHead: String?
 
     /// Whether both signatures verify against the certificates' keys.
     public var signaturesValid: Bool {
@@ -75,7 +78,8 @@ extension SiteStore {
             uuid: row["uuid"], cuid: try CUID(cuid), side: s,
             partner: CHAD(cuid: try CUID(pcuid), agent: try AgentID(agent), address: try SiteAddress(host: host, port: port)),
             state: st, revision: row["revision"], core: core, sign: sign, token: row["token"], balance: row["balance"],
-            created: row["created"], updated: row["updated"], note: coreJSON[Self.requestNoteKey]?["note"]?.stringValue)
+            created: row["created"], updated: row["updated"], note: coreJSON[Self.requestNoteKey]?["note"]?.stringValue,
+            chainLength: row["chain_length"] ?? 0, chainHead: row["chain_head"])
     }
 
     /// Tallies, newest first, optionally of one user.

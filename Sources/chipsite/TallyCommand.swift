@@ -8,7 +8,7 @@ struct TallyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Request, accept, refuse, list and show tallies.",
-        subcommands: [Request.self, Accept.self, Refuse.self, List.self, Show.self])
+        subcommands: [Request.self, Accept.self, Refuse.self, List.self, Show.self, VerifyTally.self])
 
     struct Request: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -149,6 +149,7 @@ struct TallyCommand: ParsableCommand {
             print("user      \(t.cuid) (\(t.side.rawValue))")
             print("partner   \(t.partner)")
             print("balance   \(Amount.format(t.balance)) CHIPs (positive: the foil owes the stock)")
+            print("chain     \(t.chainLength) chits")
             if let core = t.core {
                 print("limits    stock grants \(Amount.format(core.limit(.stock))), foil grants \(Amount.format(core.limit(.foil)))")
                 if let memo = core.json["memo"]?.stringValue { print("memo      \(memo)") }
@@ -175,6 +176,8 @@ enum TallyView {
             "signatures_valid": .bool(t.signaturesValid),
             "note": t.note.map(JSONValue.string) ?? .null,
         ]
+        o["chain_length"] = .integer(t.chainLength)
+        o["chain_head"] = t.core == nil ? .null : .string(t.chainHead ?? t.core?.hash ?? "")
         if let core = t.core {
             o["terms"] = ["stock": ["limit": .integer(core.limit(.stock))], "foil": ["limit": .integer(core.limit(.foil))]]
             o["memo"] = core.json["memo"] ?? .null

@@ -1,0 +1,146 @@
+import ArgumentParser
+import ChipModel
+import ChipSite
+import ChipStore
+import Foundation
+
+struct PayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pay",
+        abstract: "Pay on a tally: sign a chit as your user and send it to the partner.",
+        discussion: """
+            AMOUNT is in CHIPs with up to 3 decimals. TALLY is a tally id, a unique prefix \
+            of it (4+ characters), or the partner's CHAD when only one tally of the user \
+            has that partner. The payment is reported once it is committed in the site \
+            file; `chipsite serve` delivers it, now or when the partner's site is back.
+            """)
+
+    @Argument(help: ArgumentHelp("Your user who pays.", valueName: "cuid"))
+    var cuid: String
+
+    @Argument(help: ArgumentHelp("The tally: id, id prefix, or partner CHAD.", valueName: "tally"))
+    var tally: String
+
+    @Argument(help: ArgumentHelp("CHIPs to pay, e.g. 12.5.", valueName: "amount"))
+    var amount: String
+
+    @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
+    var memo: String?
+
+    @Option(help: ArgumentHelp("A JSON reference (invoice number, order) carried in the chit.", valueName: "json"))
+    var ref: String?
+
+    @OptionGroup var site: SiteOptions
+    @OptionGroup var passphrase: PassphraseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let user = try CUID(cuid)
+        let units = try Amount.parse(amount)
+        guard units > 0 else { throw CLIError("the amount must be more than 0") }
+        if let memo, memo.count > Chit.maxMemo || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw CLIError("--memo must be at most \(Chit.maxMemo) characters without control characters")
+        }
+        let refJSON = try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) }
+        let store = try site.open()
+        let t = try Self.resolve(tally, user: user, store: store)
+        let sealingKey = try passphrase.sealingKey(for: store)
+        let record = try store.pay(tally: t.uuid, units: units, memo: memo, ref: refJSON) { try store.userKey($0, sealingKey: sealingKey) }
+        SiteDaemon.pokeRunning(siteFile: store.path)
+        if output.json { print(ChitView.json(record).prettyString); return }
+        print("Paid \(Amount.format(units)) CHIPs to \(t.partner.cuid)@\(t.partner.address) on tally \(t.uuid.prefix(8)) (chit \(record.chit.uuid), \(record.state.rawValue))")
+    }
+
+    /// A tally of `user` by id, id prefix, or partner CHAD.
+    static func resolve(_ text: String, user: CUID, store: SiteStore) throws -> TallyRecord {
+        if text.contains("@") || text.contains(":") {
+            let chad = try CHAD(text: text)
+            let matches = try store.tallies(user: user).filter { $0.partner.agent == chad.agent && $0.partner.cuid == chad.cuid && $0.state == .open }
+            guard let first = matches.first else { throw CLIError("\(user) has no open tally with \(chad.cuid)") }
+            guard matches.count == 1 else { throw CLIError("\(user) has \(matches.count) open tallies with \(chad.cuid); give the tally id") }
+            return first
+        }
+        let t = try store.tally(text)
+        guard t.cuid == user else { throw CLIError("tally \(t.uuid) belongs to \(t.cuid), not \(user)") }
+        return t
+    }
+}
+
+struct ChitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chit",
+        abstract: "List chits (payments).",
+        subcommands: [List.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List chits, newest first.")
+
+        @Option(help: ArgumentHelp("Only this tally's chits (id or prefix).", valueName: "id"))
+        var tally: String?
+
+        @Option(help: ArgumentHelp("Only chits on this user's tallies.", valueName: "cuid"))
+        var user: String?
+
+        @Option(help: ArgumentHelp("At most this many.", valueName: "n"))
+        var limit: Int = 100
+
+        @OptionGroup var site: SiteOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            guard (1...100_000).contains(limit) else { throw CLIError("--limit must be 1-100000") }
+            let store = try site.open()
+            let tallyID = try tally.map { try store.tally($0).uuid }
+            let records = try store.chits(tally: tallyID, user: try user.map(CUID.init), limit: limit)
+            if output.json { print(JSONValue.object(["chits": .array(records.map(ChitView.json))]).prettyString); return }
+            if records.isEmpty { print("No chits."); return }
+            for r in records {
+                let sign = r.chit.balanceEffect > 0 ? "+" : "-"
+                print("\(r.chit.uuid)  \(r.state.rawValue.padding(7))  #\(r.index.map(String.init) ?? "-")  \(r.chit.by.rawValue) pays \(sign)\(Amount.format(r.chit.units))  \(r.chit.memo ?? "")")
+            }
+        }
+    }
+}
+
+struct VerifyTally: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Re-check a tally: both signatures, every chit's signature, every link of the chain, and the balance.")
+
+    @Argument(help: ArgumentHelp("The tally id (or a unique prefix).", valueName: "id"))
+    var id: String
+
+    @OptionGroup var site: SiteOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let store = try site.open()
+        let t = try store.tally(id)
+        let problems = try store.verifyTally(t.uuid)
+        let head = try store.chainHead(of: t.uuid)
+        if output.json {
+            print(JSONValue.object(["id": .string(t.uuid), "ok": .bool(problems.isEmpty), "problems": .array(problems.map(JSONValue.string)),
+                                    "chain_length": .integer(head.length), "chain_head": head.head.map(JSONValue.string) ?? .null,
+                                    "balance": .integer(t.balance)]).prettyString)
+        } else if problems.isEmpty {
+            print("OK  tally \(t.uuid): signatures, \(head.length) chits and the balance \(Amount.format(t.balance)) check out")
+        } else {
+            for p in problems { print("FAIL  \(p)") }
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// The `--json` shape of a chit (doc/cli.md).
+enum ChitView {
+    static func json(_ r: ChitRecord) -> JSONValue {
+        [
+            "id": .string(r.chit.uuid), "tally": .string(r.chit.tally), "by": .string(r.chit.by.rawValue),
+            "units": .integer(r.chit.units), "memo": r.chit.memo.map(JSONValue.string) ?? .null,
+            "ref": r.chit.core["ref"] ?? .null, "state": .string(r.state.rawValue),
+            "index": r.index.map(JSONValue.integer) ?? .null, "hash": .string(r.chit.hash),
+            "chain_hash": r.chainHash.map(JSONValue.string) ?? .null, "local": .bool(r.local),
+            "note": r.note.map(JSONValue.string) ?? .null, "created": .string(r.created),
+        ]
+    }
+}
