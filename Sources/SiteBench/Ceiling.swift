@@ -121,6 +121,32 @@ enum Ceiling {
     }
 }
 
+extension Ceiling {
+    /// Raw libsodium Ed25519 verifications per second of a `size`-byte message.
+    static func verifications(size: Int) -> Double {
+        var pk = [UInt8](repeating: 0, count: 32), sk = [UInt8](repeating: 0, count: 64)
+        crypto_sign_keypair(&pk, &sk)
+        let message = [UInt8](repeating: 0x61, count: size)
+        var signature = [UInt8](repeating: 0, count: 64)
+        crypto_sign_detached(&signature, nil, message, UInt64(size), sk)
+        let clock = ContinuousClock()
+        var best = 0.0
+        var ok = true
+        for _ in 0..<runs {
+            var ops = 0
+            let start = clock.now
+            var elapsed = 0.0
+            repeat {
+                for _ in 0..<16 { ok = ok && crypto_sign_verify_detached(signature, message, UInt64(size), pk) == 0 }
+                ops += 16
+                elapsed = seconds(clock.now - start)
+            } while elapsed < runSeconds
+            best = max(best, Double(ops) / elapsed)
+        }
+        return ok ? best : 0
+    }
+}
+
 /// A duration in seconds.
 func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
