@@ -32,7 +32,7 @@ import Testing
         try a.addPartner(b, cuid: "alice", otherCuid: "bob")
         try b.addPartner(a, cuid: "bob", otherCuid: "alice")
         #expect(await eventually(5) { await b.daemon?.engine.openChannels(with: a.agent) == 0 }, "idle close")
-        try a.store.removeOutbox(id: try a.store.outbox(for: b.agent)[0].id)
+        try a.store.removeOutbox(id: try #require(try a.store.outbox(for: b.agent).first).id)
         try a.store.enqueue(to: try b.chad("bob"), topic: "t2", message: try a.message("later", from: "alice", to: b, toCuid: "bob"))
         a.daemon?.poke()
         #expect(await eventually { b.inbox.contains(action: "later") }, "the later message arrived over N+K")

@@ -69,6 +69,13 @@ final class ServeProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// SIGKILL: the crash case; nothing gets to clean up.
+    func crash() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 

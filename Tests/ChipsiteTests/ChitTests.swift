@@ -1,0 +1,116 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Payments between two real `chipsite serve` processes (protocol section 8).
+@Suite(.serialized) struct ChitTests {
+    /// Two sites with an open tally: bob (stock) grants alice (foil) `limit`.
+    struct OpenTally {
+        let dir: TempDir
+        let a: E2ESite, b: E2ESite
+        let id: String
+        init(limit: String = "100000") throws {
+            dir = try TempDir()
+            a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
+            b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
+            let sa = try a.serve(), sb = try b.serve()
+            defer { sa.stop(); sb.stop() }
+            let r = try json(try a.cli(["tally", "request", "alice", try b.ticket(["--limit", limit]), "--accept", "--json"]).stdout)
+            id = try #require(r["id"] as? String)
+            let bSide = b
+            guard try eventually(15, { (try bSide.tally(r["id"] as? String ?? "")["state"] as? String) == "open" }) else {
+                throw RunError("the tally did not open")
+            }
+        }
+
+        func converged(_ count: Int) throws -> Bool {
+            let ta = try a.tally(id), tb = try b.tally(id)
+            return ta["chain_length"] as? Int == count && tb["chain_length"] as? Int == count
+                && ta["chain_head"] as? String == tb["chain_head"] as? String
+        }
+    }
+
+    @Test func overTheLimitIsRefusedWithAClearMessage() throws {
+        let t = try OpenTally(limit: "10")
+        expectOneLineError(try t.a.cli(["pay", "alice", t.id, "10.001"]), containing: "limit")
+        expectOneLineError(try t.b.cli(["pay", "bob", t.id, "1"]), containing: "limit")
+        expectOneLineError(try t.a.cli(["pay", "alice", t.id, "1.0001"]), containing: "invalid amount")
+        expectOneLineError(try t.a.cli(["pay", "alice", "bob:\(try t.b.agent())@127.0.0.1:\(t.b.port)", "0"]), containing: "more than 0")
+        expectOneLineError(try t.b.cli(["pay", "alice", t.id, "1"]), containing: "belongs to bob")
+        let ok = try t.a.cli(["pay", "alice", t.id, "10", "--json"])
+        #expect(ok.code == 0, "\(ok.stderr)")
+        #expect(try json(ok.stdout)["state"] as? String == "chained")
+    }
+
+    @Test func paymentsWhileThePartnerIsDownArriveWhenItIsBack() throws {
+        let t = try OpenTally()
+        let sa = try t.a.serve()
+        for _ in 0..<10 { #expect(try t.a.cli(["pay", "alice", t.id, "1"]).code == 0) }
+        #expect(try t.b.tally(t.id)["chain_length"] as? Int == 0)
+        let sb = try t.b.serve()
+        defer { sa.stop(); sb.stop() }
+        #expect(try eventually(30) { try t.converged(10) })
+        // Now bob pays while alice's site is down.
+        sa.stop()
+        for _ in 0..<5 { #expect(try t.b.cli(["pay", "bob", t.id, "0.5"]).code == 0) }
+        let sa2 = try t.a.serve()
+        defer { sa2.stop() }
+        #expect(try eventually(30) { try t.converged(15) })
+        #expect(try t.a.tally(t.id)["balance"] as? Int == 7500)
+        #expect(try t.b.tally(t.id)["balance"] as? Int == 7500)
+    }
+
+    /// 1,000 payments, both directions interleaved, while each site is killed
+    /// with SIGKILL at random moments (20 kills) and restarted: at the end no
+    /// chit is lost or doubled, both chains are equal and verify.
+    @Test func aThousandPaymentsBothWaysSurviveTwentyKills() throws {
+        let t = try OpenTally()
+        let servers = Mutex<[String: ServeProcess]>(["a": try t.a.serve(), "b": try t.b.serve()])
+        let each = 500
+        // Alice (foil) pays first so that bob (stock, granted no credit) has a
+        // balance to pay back from, whatever order the two sites see.
+        #expect(try t.a.cli(["pay", "alice", t.id, "300"]).code == 0)
+        #expect(try eventually(30) { try t.converged(1) })
+        let failures = Mutex([String]())
+        let sites = ["a": t.a, "b": t.b]
+        let (siteA, siteB, id) = (t.a, t.b, t.id)
+        DispatchQueue.concurrentPerform(iterations: 3) { worker in
+            if worker == 2 {
+                // The killer: 20 SIGKILLs at random moments, alternating sites.
+                for k in 0..<20 {
+                    Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.8))
+                    let name = k % 2 == 0 ? "a" : "b"
+                    servers.withLock { s in
+                        s[name]?.crash()
+                        s[name] = try? sites[name]?.serve()
+                    }
+                }
+                return
+            }
+            let (site, user, amount) = worker == 0 ? (siteA, "alice", "1") : (siteB, "bob", "0.5")
+            for _ in 0..<each {
+                let r = try? site.cli(["pay", user, id, amount])
+                if r?.code != 0 { failures.withLock { $0.append(r?.stderr ?? "no result") } }
+            }
+        }
+        defer { servers.withLock { s in s.values.forEach { $0.stop() } } }
+        servers.withLock { s in
+            for name in ["a", "b"] where s[name] == nil || s[name]?.process.isRunning != true { s[name] = try? sites[name]?.serve() }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(3) })")
+        let converged = try eventually(90) { try t.converged(2 * each + 1) }
+        #expect(converged, "chains: a \(String(describing: try? t.a.tally(t.id)["chain_length"])), b \(String(describing: try? t.b.tally(t.id)["chain_length"]))")
+        let ta = try t.a.tally(t.id), tb = try t.b.tally(t.id)
+        #expect(ta["balance"] as? Int == 300_000 + each * 1000 - each * 500)
+        #expect(ta["balance"] as? Int == tb["balance"] as? Int)
+        for site in [t.a, t.b] {
+            let v = try site.cli(["tally", "verify", t.id, "--json"])
+            #expect(v.code == 0, "\(v.stdout)")
+            #expect(try json(v.stdout)["ok"] as? Bool == true)
+            let chits = try json(try site.cli(["chit", "list", "--tally", t.id, "--limit", "5000", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
+            #expect(chits.count == 2 * each + 1, "no chit lost or doubled")
+            #expect(Set(chits.compactMap { $0["id"] as? String }).count == 2 * each + 1)
+            #expect(chits.allSatisfy { $0["state"] as? String == "chained" })
+        }
+    }
+}
