@@ -25,6 +25,7 @@ public actor SiteEngine: PeerPolicy {
     /// chits sent (stock side); everything goes again on a new channel.
     private var chainSent: [UInt64: [String: Int64]] = [:]
     private var chitsSent: [UInt64: Set<String>] = [:]
+    private var refusalsSent: [UInt64: Set<String>] = [:]
     /// Agents being dialed now, and when each may be dialed again.
     private var dialing: Set<AgentID> = []
     private var retryAfter: [AgentID: (at: Date, failures: Int)] = [:]
@@ -109,6 +110,10 @@ public actor SiteEngine: PeerPolicy {
                 }
                 try await apply(outcome, on: connection, action: action)
                 await syncChains(with: peer)
+            case ("chit", "invoice"):
+                try await apply(store.receiveInvoice(message, from: peer), on: connection, action: action)
+            case ("chit", "refuse"):
+                try await apply(store.receiveRefusal(message, from: peer), on: connection, action: action)
             case ("tally", "offer"), ("tally", "open"), ("tally", "void"):
                 let store = self.store, sealingKey = self.sealingKey
                 switch try store.receiveTally(message, from: peer, autoAcceptKey: { try? store.userKey($0, sealingKey: sealingKey) }) {
@@ -141,6 +146,7 @@ public actor SiteEngine: PeerPolicy {
         sentOn[connection.id] = nil
         chainSent[connection.id] = nil
         chitsSent[connection.id] = nil
+        refusalsSent[connection.id] = nil
         for (agent, list) in channels {
             let rest = list.filter { $0.id != connection.id }
             channels[agent] = rest.isEmpty ? nil : rest
@@ -159,6 +165,7 @@ public actor SiteEngine: PeerPolicy {
             return
         }
         await syncChains(with: nil)
+        await sendRefusals()
         for target in agents {
             // A ticket message only ever travels as the payload of IK (section 4),
             // so a waiting one means a dial even when a channel is open.
@@ -201,6 +208,19 @@ public actor SiteEngine: PeerPolicy {
             } catch {
                 logger.debug("chain sync failed; will retry", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// Our users' refusals of invoices go out on open channels once per
+    /// channel; a repeated invoice is answered with the refusal as well.
+    func sendRefusals() async {
+        guard let refusals = try? store.invoiceRefusals() else { return }
+        for r in refusals {
+            guard let connection = await openConnection(r.agent), !(refusalsSent[connection.id]?.contains(r.uuid) ?? false) else { continue }
+            do {
+                try await connection.send(r.message)
+                refusalsSent[connection.id, default: []].insert(r.uuid)
+            } catch { continue }
         }
     }
 

@@ -269,6 +269,7 @@ extension SiteStore {
                     try Self.chain(db, chit, tally: uuid)
                 }
             }
+            try Self.settleInvoices(db, tally: uuid)
             return .applied(replies: refused.isEmpty ? [] : [Self.chitMessage("nak", t, ["tally": .string(uuid), "refused": .array(refused)])])
         }
     }
@@ -309,6 +310,7 @@ extension SiteStore {
                 }
                 try Self.chain(db, chit, tally: uuid)
             }
+            try Self.settleInvoices(db, tally: uuid)
             let head = try Self.chainHeadRow(db, uuid)
             let last = entries.last?["index"]?.integerValue ?? 0
             let action = head.length >= last ? "ack" : "nak"

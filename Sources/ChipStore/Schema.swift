@@ -140,6 +140,27 @@ enum Schema {
                 ALTER TABLE tallies ADD COLUMN acked_length INTEGER NOT NULL DEFAULT 0 CHECK (acked_length >= 0);
                 """)
         }
+        m.registerMigration("2026-11-25 invoices") { db in
+            try db.execute(sql: """
+                -- An invoice asks the partner's user for a payment on a tally.
+                -- 'out': one of our users asked; 'in': the partner asks ours.
+                -- It is 'open' until paid (a chit whose ref names it) or refused.
+                CREATE TABLE invoices (
+                    uuid      TEXT PRIMARY KEY NOT NULL CHECK (length(uuid) = 36),
+                    tally     TEXT NOT NULL REFERENCES tallies(uuid),
+                    direction TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+                    units     INTEGER NOT NULL CHECK (units > 0 AND units <= 1000000000000000),
+                    memo      TEXT,
+                    object    TEXT NOT NULL,   -- the invoice as sent or received (canonical JSON)
+                    state     TEXT NOT NULL CHECK (state IN ('open', 'paid', 'refused')),
+                    chit      TEXT,            -- the chit that paid it
+                    note      TEXT,
+                    created   TEXT NOT NULL,
+                    updated   TEXT NOT NULL
+                );
+                CREATE INDEX invoices_tally ON invoices(tally, state);
+                """)
+        }
         return m
     }
 

@@ -106,7 +106,7 @@ extension SiteStore {
         return first
     }
 
-    private static func fetchTally(_ db: Database, uuid: String) throws -> TallyRecord? {
+    static func fetchTally(_ db: Database, uuid: String) throws -> TallyRecord? {
         try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [uuid]).map(tallyRecord)
     }
 

@@ -20,7 +20,7 @@ struct Chipsite: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self,
-                      TallyCommand.self, PayCommand.self, ChitCommand.self, ServeCommand.self, ConfigCommand.self, BackupCommand.self,
+                      TallyCommand.self, PayCommand.self, InvoiceCommand.self, ChitCommand.self, ServeCommand.self, ConfigCommand.self, BackupCommand.self,
                       RestoreCommand.self, DoctorCommand.self, KeyCommand.self, LockdownCommand.self]
     )
 }

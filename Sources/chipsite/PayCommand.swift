@@ -66,11 +66,100 @@ struct PayCommand: ParsableCommand {
     }
 }
 
+struct InvoiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invoice",
+        abstract: "Ask the partner on a tally for a payment.",
+        discussion: """
+            The invoice waits on the partner's site until its user answers with \
+            `chipsite chit accept ID` (a payment that names the invoice) or `chipsite chit refuse ID`. \
+            `chipsite chit list` shows invoices and their state.
+            """)
+
+    @Argument(help: ArgumentHelp("Your user who asks to be paid.", valueName: "cuid"))
+    var cuid: String
+
+    @Argument(help: ArgumentHelp("The tally: id, id prefix, or partner CHAD.", valueName: "tally"))
+    var tally: String
+
+    @Argument(help: ArgumentHelp("CHIPs to ask for, e.g. 12.5.", valueName: "amount"))
+    var amount: String
+
+    @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
+    var memo: String?
+
+    @Option(help: ArgumentHelp("A JSON reference (invoice number, order) the payment will carry.", valueName: "json"))
+    var ref: String?
+
+    @OptionGroup var site: SiteOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let user = try CUID(cuid)
+        let units = try Amount.parse(amount)
+        guard units > 0 else { throw CLIError("the amount must be more than 0") }
+        if let memo, memo.count > Chit.maxMemo || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw CLIError("--memo must be at most \(Chit.maxMemo) characters without control characters")
+        }
+        let refJSON = try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) }
+        let store = try site.open()
+        let t = try PayCommand.resolve(tally, user: user, store: store)
+        let invoice = try store.createInvoice(tally: t.uuid, units: units, memo: memo, ref: refJSON)
+        SiteDaemon.pokeRunning(siteFile: store.path)
+        if output.json { print(InvoiceView.json(invoice).prettyString); return }
+        print("Asked \(t.partner.cuid)@\(t.partner.address) for \(Amount.format(units)) CHIPs (invoice \(invoice.uuid))")
+    }
+}
+
 struct ChitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chit",
-        abstract: "List chits (payments).",
-        subcommands: [List.self])
+        abstract: "List chits (payments) and invoices; answer invoices.",
+        subcommands: [List.self, Accept.self, Refuse.self])
+
+    struct Accept: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pay an invoice the partner sent to one of your users.")
+
+        @Argument(help: ArgumentHelp("The invoice id (or a unique prefix).", valueName: "id"))
+        var id: String
+
+        @OptionGroup var site: SiteOptions
+        @OptionGroup var passphrase: PassphraseOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let store = try site.open()
+            let sealingKey = try passphrase.sealingKey(for: store)
+            let record = try store.payInvoice(id) { try store.userKey($0, sealingKey: sealingKey) }
+            SiteDaemon.pokeRunning(siteFile: store.path)
+            if output.json { print(ChitView.json(record).prettyString); return }
+            print("Paid \(Amount.format(record.chit.units)) CHIPs (chit \(record.chit.uuid), \(record.state.rawValue))")
+        }
+    }
+
+    struct Refuse: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Refuse an invoice the partner sent to one of your users.")
+
+        @Argument(help: ArgumentHelp("The invoice id (or a unique prefix).", valueName: "id"))
+        var id: String
+
+        @Option(help: ArgumentHelp("Why, for the partner.", valueName: "text"))
+        var reason: String?
+
+        @OptionGroup var site: SiteOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            if let reason, reason.count > 200 || reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw CLIError("--reason must be at most 200 characters without control characters")
+            }
+            let store = try site.open()
+            let record = try store.refuseInvoice(id, reason: reason)
+            SiteDaemon.pokeRunning(siteFile: store.path)
+            if output.json { print(InvoiceView.json(record).prettyString); return }
+            print("Refused invoice \(record.uuid)")
+        }
+    }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List chits, newest first.")
@@ -92,7 +181,14 @@ struct ChitCommand: ParsableCommand {
             let store = try site.open()
             let tallyID = try tally.map { try store.tally($0).uuid }
             let records = try store.chits(tally: tallyID, user: try user.map(CUID.init), limit: limit)
-            if output.json { print(JSONValue.object(["chits": .array(records.map(ChitView.json))]).prettyString); return }
+            let invoices = try store.invoices(tally: tallyID, user: try user.map(CUID.init))
+            if output.json {
+                print(JSONValue.object(["chits": .array(records.map(ChitView.json)), "invoices": .array(invoices.map(InvoiceView.json))]).prettyString)
+                return
+            }
+            for i in invoices {
+                print("invoice \(i.uuid)  \(i.state.rawValue.padding(7))  \(i.direction == .in ? "asks you for" : "you asked for") \(Amount.format(i.units))  \(i.memo ?? "")")
+            }
             if records.isEmpty { print("No chits."); return }
             for r in records {
                 let sign = r.chit.balanceEffect > 0 ? "+" : "-"
@@ -128,6 +224,17 @@ struct VerifyTally: ParsableCommand {
             for p in problems { print("FAIL  \(p)") }
         }
         if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// The `--json` shape of an invoice (doc/cli.md).
+enum InvoiceView {
+    static func json(_ i: InvoiceRecord) -> JSONValue {
+        [
+            "id": .string(i.uuid), "tally": .string(i.tally), "direction": .string(i.direction.rawValue),
+            "units": .integer(i.units), "memo": i.memo.map(JSONValue.string) ?? .null, "state": .string(i.state.rawValue),
+            "chit": i.chit.map(JSONValue.string) ?? .null, "note": i.note.map(JSONValue.string) ?? .null, "created": .string(i.created),
+        ]
     }
 }
 

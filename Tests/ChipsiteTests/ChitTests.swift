@@ -114,3 +114,33 @@ import Testing
         }
     }
 }
+
+@Suite(.serialized) struct InvoiceTests {
+    @Test func anInvoiceAcceptedAndOneRefused() throws {
+        let t = try ChitTests.OpenTally()
+        let sa = try t.a.serve(), sb = try t.b.serve()
+        defer { sa.stop(); sb.stop() }
+        // Bob (stock) asks alice (foil) for 12.5 and then for 99.
+        let asked = try json(try t.b.cli(["invoice", "bob", t.id, "12.5", "--memo", "lunch", "--ref", "{\"order\":7}", "--json"]).stdout)
+        let first = try #require(asked["id"] as? String)
+        let second = try #require(try json(try t.b.cli(["invoice", "bob", t.id, "99", "--json"]).stdout)["id"] as? String)
+        func invoices(_ site: E2ESite) throws -> [[String: Any]] {
+            try json(try site.cli(["chit", "list", "--json"]).stdout)["invoices"] as? [[String: Any]] ?? []
+        }
+        #expect(try eventually { try invoices(t.a).count == 2 }, "both invoices wait on alice's site")
+        #expect(try invoices(t.a).allSatisfy { $0["direction"] as? String == "in" && $0["state"] as? String == "open" })
+        let paid = try t.a.cli(["chit", "accept", String(first.prefix(8)), "--json"])
+        #expect(paid.code == 0, "\(paid.stderr)")
+        #expect(try t.a.cli(["chit", "refuse", second, "--reason", "too much"]).code == 0)
+        #expect(try eventually {
+            let bs = try invoices(t.b)
+            return bs.first { $0["id"] as? String == first }?["state"] as? String == "paid"
+                && bs.first { $0["id"] as? String == second }?["state"] as? String == "refused"
+        })
+        #expect(try invoices(t.b).first { $0["id"] as? String == second }?["note"] as? String == "too much")
+        #expect(try eventually { try t.converged(1) })
+        #expect(try t.b.tally(t.id)["balance"] as? Int == 12_500)
+        expectOneLineError(try t.a.cli(["chit", "accept", second]), containing: "not one to pay")
+        expectOneLineError(try t.b.cli(["chit", "accept", first]), containing: "not one to pay")
+    }
+}
