@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of every entry point that takes bytes from outside
+# (doc/testing.md). libFuzzer + AddressSanitizer, optimised build.
+#
+#   bash packaging/fuzz.sh [SECONDS] [TARGET...]   build, then run each target SECONDS (default 20)
+#   bash packaging/fuzz.sh --build                 build the targets only
+#   bash packaging/fuzz.sh --seeds                 rewrite Fuzz/corpus/ from real objects (seedgen)
+#   bash packaging/fuzz.sh --list                  the target names
+#
+# Everything is built with swiftc (not SwiftPM) into Fuzz/.build: the modules
+# Noise, ChipModel and ChipChannel from Sources/ as static libraries, then one
+# executable per target from Fuzz/Targets/NAME.swift, whose `main` is
+# libFuzzer's. Targets run one after another, one process at a time.
+#
+# Prints, per target, the executions run and the outcome; exits non-zero if
+# any target found a crash, leak, timeout or out-of-memory. Crashing inputs
+# are kept in Fuzz/.build/artifacts/NAME/; reproduce with
+#   Fuzz/.build/fuzz-NAME Fuzz/.build/artifacts/NAME/crash-…
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SWIFTC=${SWIFTC:-swiftc}
+B=Fuzz/.build
+TARGETS=(frame handshake channel transport envelope json canonical ticket ticket_message tally chit certificate chad)
+# The largest input libFuzzer makes, per target (default 4096): the frame and
+# transport targets need room for frames near their 64 KiB limit.
+declare -A MAX_LEN=([frame]=140000 [transport]=70000 [channel]=16384)
+
+# Flags shared by every compile: optimised, Swift 6, libFuzzer coverage + ASan,
+# line tables so that crash reports name files and lines.
+FLAGS=(-O -wmo -use-ld=lld -swift-version 6 -sanitize=fuzzer,address -gline-tables-only -I Sources/CSodium -I "$B/modules")
+
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# Builds a module from Sources/NAME as a static library (if a source changed).
+build_module() {
+  local name=$1; shift
+  local lib="$B/lib$name.a"
+  if [ -f "$lib" ] && [ -z "$(find "Sources/$name" "$0" -newer "$lib" -print -quit)" ]; then return; fi
+  echo "fuzz: building module $name"
+  mkdir -p "$B/modules" "$B/obj/$name"
+  "$SWIFTC" "${FLAGS[@]}" "$@" -parse-as-library -module-name "$name" -emit-module -emit-module-path "$B/modules/$name.swiftmodule" \
+    -c Sources/"$name"/*.swift -o "$B/obj/$name/$name.o"
+  rm -f "$lib"
+  ar rcs "$lib" "$B/obj/$name/$name.o"
+}
+
+build_modules() {
+  mkdir -p "$B"
+  build_module Noise
+  build_module ChipModel
+  # Internal API (ChannelMachine.ticketPresentation) is fuzzed directly too.
+  build_module ChipChannel -enable-testing
+}
+
+LIBS=(-L "$B" -lChipChannel -lChipModel -lNoise)
+
+# Links Fuzz/Targets/NAME.swift (+ support code) into Fuzz/.build/fuzz-NAME.
+build_target() {
+  local t=$1 exe="$B/fuzz-$1"
+  if [ -f "$exe" ] && [ -z "$(find "Fuzz/Targets/$t.swift" Fuzz/Support "$B"/lib*.a -newer "$exe" -print -quit)" ]; then return; fi
+  echo "fuzz: building target $t"
+  "$SWIFTC" "${FLAGS[@]}" -parse-as-library -module-name "Fuzz_$t" "Fuzz/Targets/$t.swift" Fuzz/Support/*.swift "${LIBS[@]}" -o "$exe"
+}
+
+# The seed generator is an ordinary program (its own main), linked against the
+# same instrumented libraries with ASan only (whose runtime supplies the
+# coverage callbacks the libraries call).
+build_seedgen() {
+  echo "fuzz: building seedgen"
+  "$SWIFTC" -O -swift-version 6 -sanitize=address -I Sources/CSodium -I "$B/modules" -module-name seedgen \
+    Fuzz/SeedGen/main.swift Fuzz/Support/*.swift "${LIBS[@]}" -use-ld=lld -o "$B/seedgen"
+}
+
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  --list) printf '%s\n' "${TARGETS[@]}"; exit 0 ;;
+  --build) build_modules; for t in "${TARGETS[@]}"; do build_target "$t"; done; exit 0 ;;
+  --seeds)
+    build_modules; build_seedgen
+    ASAN_OPTIONS=detect_leaks=0 "$B/seedgen" Fuzz/corpus
+    exit 0 ;;
+esac
+
+SECONDS_PER_TARGET=${1:-20}
+[[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] && [ "$SECONDS_PER_TARGET" -gt 0 ] || { usage; exit 2; }
+shift || true
+[ $# -gt 0 ] && TARGETS=("$@")
+
+build_modules
+for t in "${TARGETS[@]}"; do
+  [ -f "Fuzz/Targets/$t.swift" ] || { echo "fuzz: no target $t (see --list)"; exit 2; }
+  build_target "$t"
+done
+
+failed=()
+printf '%-16s %12s %10s  %s\n' target executions exec/s result
+for t in "${TARGETS[@]}"; do
+  work="$B/corpus/$t" art="$B/artifacts/$t" log="$B/logs/$t.log"
+  mkdir -p "$work" "$art" "$B/logs" "Fuzz/corpus/$t"
+  # New inputs go to the first corpus folder (a scratch one); the committed
+  # seeds in Fuzz/corpus/NAME are only read.
+  set +e
+  "$B/fuzz-$t" "$work" "Fuzz/corpus/$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+    -max_len="${MAX_LEN[$t]:-4096}" -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  if [ $rc -eq 0 ]; then
+    result=ok
+  else
+    result="FAILED (exit $rc): $(grep -m1 -E 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|Fatal error|fuzz property' "$log" || echo "see $log")"
+    failed+=("$t")
+  fi
+  printf '%-16s %12s %10s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$result"
+  if [ $rc -ne 0 ]; then
+    grep -E '^(artifact_prefix|Test unit written)' "$log" | sed 's/^/    /' || true
+    echo "    log: $log   reproduce: $B/fuzz-$t $art/<crash-file>"
+  fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then echo "fuzz: FAILED: ${failed[*]}"; exit 1; fi
+echo "fuzz: ${#TARGETS[@]} targets, ${SECONDS_PER_TARGET}s each, no crash"
