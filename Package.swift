@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "chipsite", targets: ["chipsite"]),
         .executable(name: "noise-bench", targets: ["NoiseBench"]),
         .executable(name: "site-bench", targets: ["SiteBench"]),
+        .executable(name: "chit-bench", targets: ["ChitBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -70,6 +71,11 @@ let package = Package(
         .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
             name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipStore", "Noise", "CSodium"], swiftSettings: strict),
+        .executableTarget(
+            name: "ChitBench",
+            dependencies: ["ChipSite", "ChipStore", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
 
         .testTarget(
             name: "NoiseTests", dependencies: ["Noise", "CSodium"], exclude: ["Resources"], swiftSettings: strict),

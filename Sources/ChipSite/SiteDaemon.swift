@@ -27,7 +27,7 @@ public final class SiteDaemon: Sendable {
     private let poked = NIOLockedValueBox(false)
     private let pokeServer = NIOLockedValueBox<((any Channel), String)?>(nil)
     /// How often the outbox loop checks for a poke while it waits.
-    static let pokeCheck: Duration = .milliseconds(20)
+    static let pokeCheck: Duration = .milliseconds(4)
 
     public init(store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger) throws {
         var secret = siteKey.curve25519SecretKey()

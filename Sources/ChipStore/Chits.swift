@@ -38,12 +38,24 @@ extension SiteStore {
     /// and commits it: chained at once on the foil's site, pending (for the
     /// foil's site to order) on the stock's. Returns the committed chit.
     public func pay(tally id: String, units: Int64, memo: String?, ref: JSONValue?, key: (CUID) throws -> SigningKey) throws -> ChitRecord {
+        guard let record = try payBatch(tally: id, payments: [(units, memo, ref)], key: key).first else {
+            throw StoreError.damaged("payment vanished")
+        }
+        return record
+    }
+
+    /// Several payments by our user on one tally, committed in one
+    /// transaction (all or none): the same checks as `pay`, one fsync.
+    public func payBatch(tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)],
+                         key: (CUID) throws -> SigningKey) throws -> [ChitRecord] {
         let t = try tally(id)
         guard t.state == .open, let core = t.core else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
-        guard units > 0, units <= Amount.maxMilli else { throw ModelError.invalid("the amount must be more than 0") }
+        guard payments.allSatisfy({ $0.units > 0 && $0.units <= Amount.maxMilli }) else { throw ModelError.invalid("the amount must be more than 0") }
         let signing = try key(t.cuid)
-        let chit = try Chit(tally: t.uuid, by: t.side, uuid: TallyCore.newUUID(), date: Self.now(), units: units, memo: memo,
-                            ref: ref, key: signing)
+        let date = Self.now()
+        let chits = try payments.map { p in
+            try Chit(tally: t.uuid, by: t.side, uuid: TallyCore.newUUID(), date: date, units: p.units, memo: p.memo, ref: p.ref, key: signing)
+        }
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             guard let row = try Row.fetchOne(db, sql: "SELECT state, balance FROM tallies WHERE uuid = ?", arguments: [t.uuid]),
@@ -53,14 +65,18 @@ extension SiteStore {
                 SELECT coalesce(sum(CASE by WHEN 'foil' THEN units ELSE -units END), 0) FROM chits
                 WHERE tally = ? AND state = 'pending' AND local = 1
                 """, arguments: [t.uuid]) ?? 0
-            let projected = balance + pending + chit.balanceEffect
+            let projected = balance + pending + chits.reduce(0) { $0 + $1.balanceEffect }
             guard Chit.withinLimits(projected, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) else {
                 let room = t.side == .foil ? core.limit(.stock) - balance - pending : balance + pending + core.limit(.foil)
                 throw ModelError.invalid("the payment would exceed the tally's limit: \(Amount.format(max(0, room))) CHIPs can be paid now")
             }
-            try Self.insertChit(db, chit, local: true, now: Self.now())
-            if t.side == .foil { try Self.chain(db, chit, tally: t.uuid) }
-            return try Self.chitRecord(db, chit.uuid)
+            var records = [ChitRecord]()
+            for chit in chits {
+                try Self.insertChit(db, chit, local: true, now: date)
+                if t.side == .foil { try Self.chain(db, chit, tally: t.uuid) }
+                records.append(try Self.chitRecord(db, chit.uuid))
+            }
+            return records
         }
     }
 
@@ -285,14 +301,15 @@ extension SiteStore {
             guard let t = try Self.partnerTally(db, uuid, peer: peer), t.side == .stock, let core = t.core else {
                 return .ignored("upd for a tally this peer does not order")
             }
+            guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash, balance FROM tallies WHERE uuid = ?",
+                                             arguments: [uuid]) else { return .ignored("tally vanished") }
+            var length: Int64 = row["chain_length"], balance: Int64 = row["balance"]
+            var head: String = (row["chain_head"] as String?) ?? row["hash"]
+            let startLength = length
             for entry in entries {
                 guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue,
                       let hash = entry["hash"]?.stringValue, let chitJSON = entry["chit"], let chit = try? Chit(json: chitJSON),
                       chit.tally == uuid else { break }
-                guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash, balance FROM tallies WHERE uuid = ?",
-                                                 arguments: [uuid]) else { break }
-                let length: Int64 = row["chain_length"], balance: Int64 = row["balance"]
-                let head: String = (row["chain_head"] as String?) ?? row["hash"]
                 if index <= length {
                     // Already ours: it must be the same entry, or the chains forked.
                     let have = try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [uuid, index])
@@ -303,18 +320,25 @@ extension SiteStore {
                       chit.verify(in: core),
                       Chit.withinLimits(balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
                 else { break }
-                if let existing = try Row.fetchOne(db, sql: "SELECT state, hash FROM chits WHERE uuid = ?", arguments: [chit.uuid]) {
-                    guard (existing["hash"] as String) == chit.hash else { break }
+                if let existing = try String.fetchOne(db, sql: "SELECT hash FROM chits WHERE uuid = ?", arguments: [chit.uuid]) {
+                    guard existing == chit.hash else { break }
                 } else {
                     try Self.insertChit(db, chit, local: false, now: now)
                 }
-                try Self.chain(db, chit, tally: uuid)
+                try db.execute(sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
+                               arguments: [index, prior, hash, chit.uuid])
+                length = index
+                head = hash
+                balance += chit.balanceEffect
+            }
+            if length > startLength {
+                try db.execute(sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
+                               arguments: [length, head, balance, now, uuid])
             }
             try Self.settleInvoices(db, tally: uuid)
-            let head = try Self.chainHeadRow(db, uuid)
             let last = entries.last?["index"]?.integerValue ?? 0
-            let action = head.length >= last ? "ack" : "nak"
-            return .applied(replies: [Self.chitMessage(action, t, ["tally": .string(uuid), "index": .integer(head.length), "hash": .string(head.head)])])
+            let action = length >= last ? "ack" : "nak"
+            return .applied(replies: [Self.chitMessage(action, t, ["tally": .string(uuid), "index": .integer(length), "hash": .string(head)])])
         }
     }
 

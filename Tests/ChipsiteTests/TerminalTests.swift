@@ -29,6 +29,14 @@ import Testing
             else:
                 os.kill(pid, 9); print("TIMEOUT"); sys.exit(3)
             _, status = os.waitpid(pid, 0) if not done else (done, status)
+            # Drain what the child wrote before it exited (bounded).
+            for _ in range(50):
+                r, _, _ = select.select([fd], [], [], 0.1)
+                if not r: break
+                try: chunk = os.read(fd, 4096)
+                except OSError: break
+                if not chunk: break
+                out += chunk
             sys.stdout.write(out.decode(errors="replace"))
             sys.exit(os.waitstatus_to_exitcode(status))
             """
