@@ -72,6 +72,7 @@ demo: deps release
 bench:
 	$(SWIFT) run -c release noise-bench
 	$(SWIFT) build -c release --product chipsite && $(SWIFT) build -c release --product site-bench && .build/release/site-bench --binary .build/release/chipsite
+	$(SWIFT) build -c release --product chit-bench && .build/release/chit-bench --batch 1 && .build/release/chit-bench --batch 20
 
 clean:
 	rm -rf .build dist
