@@ -144,3 +144,40 @@ import Testing
         expectOneLineError(try t.b.cli(["chit", "accept", first]), containing: "not one to pay")
     }
 }
+
+@Suite(.serialized) struct BackupWhilePayingTests {
+    /// A backup taken while payments flow restores to a file that passes the
+    /// integrity check and `tally verify` for every tally.
+    @Test func backupDuringPaymentsRestoresToAVerifiedSite() throws {
+        let t = try ChitTests.OpenTally()
+        let sa = try t.a.serve(), sb = try t.b.serve()
+        defer { sa.stop(); sb.stop() }
+        #expect(try t.a.cli(["pay", "alice", t.id, "100"]).code == 0)
+        let (siteA, siteB, id) = (t.a, t.b, t.id)
+        let backups = [t.dir.file("during-1.db"), t.dir.file("during-2.db.gz")]
+        DispatchQueue.concurrentPerform(iterations: 3) { worker in
+            switch worker {
+            case 0: for _ in 0..<60 { if let r = try? siteA.cli(["pay", "alice", id, "1"]), r.code != 0 { print("pay failed: \(r.stderr)") } }
+            case 1: for _ in 0..<60 { if let r = try? siteB.cli(["pay", "bob", id, "0.5"]), r.code != 0 { print("pay failed: \(r.stderr)") } }
+            default:
+                Thread.sleep(forTimeInterval: 0.5)
+                _ = try? siteA.cli(["backup", backups[0]])
+                Thread.sleep(forTimeInterval: 0.5)
+                _ = try? siteB.cli(["backup", backups[1], "--gzip"])
+            }
+        }
+        for (n, backup) in backups.enumerated() {
+            #expect(FileManager.default.fileExists(atPath: backup), "backup \(n) was made")
+            let restored = t.dir.file("restored-\(n).db")
+            let r = try chipsite(["restore", backup, "--db", restored])
+            #expect(r.code == 0, "\(r.stderr)")
+            let v = try chipsite(["tally", "verify", t.id, "--db", restored, "--json"])
+            let ok = try json(v.stdout)["ok"] as? Bool
+            #expect(v.code == 0 && ok == true, "\(v.stdout)")
+            let integrity = try run("/usr/bin/env", ["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma integrity_check').fetchone()[0])", restored])
+            #expect(integrity.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
+        }
+        let converged = try eventually(60) { try t.converged(121) }
+        #expect(converged, "a: \(String(describing: try? t.a.tally(t.id)["chain_length"])) b: \(String(describing: try? t.b.tally(t.id)["chain_length"]))")
+    }
+}
