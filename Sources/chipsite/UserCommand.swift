@@ -84,8 +84,18 @@ struct UserCommand: ParsableCommand {
             let store = try site.open()
             let user = try store.user(try CUID(cuid))
             let locked = try store.isUserLocked(user.cuid)
+            let tallies = try store.tallies(user: user.cuid).filter { $0.state != .void }
             if output.json {
-                print(Render.user(user, locked: locked).prettyString)
+                var o = Render.user(user, locked: locked).objectValue ?? [:]
+                // Balances per tally, in milliCHIPs from this user's side:
+                // positive means the partner owes this user.
+                o["tallies"] = .array(tallies.map { t in
+                    ["id": .string(t.uuid), "partner": .string(t.partner.description), "side": .string(t.side.rawValue),
+                     "state": .string(t.state.rawValue), "balance": .integer(t.balance),
+                     "net": .integer(t.side == .stock ? t.balance : -t.balance)]
+                })
+                o["net"] = .integer(tallies.reduce(0) { $0 + ($1.side == .stock ? $1.balance : -$1.balance) })
+                print(JSONValue.object(o).prettyString)
                 return
             }
             let c = user.certificate
@@ -97,6 +107,10 @@ struct UserCommand: ParsableCommand {
             print("key      \(Base64URL.encode(c.publicKey)) (\(user.sealed ? "sealed" : "not sealed"))")
             print("locked   \(locked ? "yes: no new chits or offers on its tallies" : "no")")
             print("created  \(user.created)")
+            for t in tallies {
+                let net = t.side == .stock ? t.balance : -t.balance
+                print("tally    \(t.uuid.prefix(8)) \(t.state.rawValue) with \(t.partner.cuid)@\(t.partner.address): \(net >= 0 ? "owed" : "owes") \(Amount.format(abs(net))) CHIPs")
+            }
             print("certificate:")
             print(c.json.prettyString)
         }

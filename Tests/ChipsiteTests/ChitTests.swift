@@ -58,6 +58,11 @@ import Testing
         #expect(try eventually(30) { try t.converged(15) })
         #expect(try t.a.tally(t.id)["balance"] as? Int == 7500)
         #expect(try t.b.tally(t.id)["balance"] as? Int == 7500)
+        // user show: the same balance, from each user's side.
+        #expect(try json(try t.a.cli(["user", "show", "alice", "--json"]).stdout)["net"] as? Int == -7500)
+        #expect(try json(try t.b.cli(["user", "show", "bob", "--json"]).stdout)["net"] as? Int == 7500)
+        // serve stops gracefully: exit 0.
+        #expect(sa2.stop() == 0)
     }
 
     /// 1,000 payments, both directions interleaved, while each site is killed

@@ -43,6 +43,33 @@ import Testing
         #expect(try p.b.tallies().count == 1)
     }
 
+    @Test func aTicketQRCodeWrittenToPNGDecodesToTheLink() throws {
+        let p = try Pair()
+        let png = p.dir.file("ticket.png"), svg = p.dir.file("ticket.svg")
+        let link = try p.b.ticket(["--output", png], format: "link")
+        let decoded = try run("/usr/bin/zbarimg", ["--raw", "-q", "-Sbinary", png])
+        #expect(decoded.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == link)
+        _ = try p.b.ticket(["--output", svg])
+        let svgText = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(svgText.contains("<svg") && svgText.contains("<path"))
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", p.dir.file("x.gif")]), containing: ".png or .svg")
+        let text = try p.b.cli(["ticket", "tally", "bob"])
+        #expect(text.stdout.contains("QR code not drawn"), "not a terminal: a notice instead of the code")
+        #expect(text.stdout.contains("https://mychips.org/invite?token="))
+    }
+
+    @Test func aSealedSiteServesWithItsPassphrase() throws {
+        let dir = try TempDir()
+        let pass = dir.file("pass")
+        try Data("sealed site pass\n".utf8).write(to: URL(fileURLWithPath: pass))
+        let db = dir.file("s.db")
+        #expect(try chipsite(["init", "--db", db, "--host", "127.0.0.1", "--passphrase-file", pass]).code == 0)
+        // Without the passphrase serve refuses with one line; with it, it runs.
+        expectOneLineError(try chipsite(["serve", "--db", db, "--listen", "127.0.0.1:0"]), containing: "sealed")
+        let s = try ServeProcess(db: db, extra: ["--passphrase-file", pass])
+        #expect(s.stop() == 0)
+    }
+
     @Test func refusingTheOfferVoidsItOnBothSides() throws {
         let p = try Pair()
         let sa = try p.a.serve(), sb = try p.b.serve()
