@@ -15,40 +15,21 @@ struct PayCommand: ParsableCommand {
             file; `chipsite serve` delivers it, now or when the partner's site is back.
             """)
 
-    @Argument(help: ArgumentHelp("Your user who pays.", valueName: "cuid"))
-    var cuid: String
-
-    @Argument(help: ArgumentHelp("The tally: id, id prefix, or partner CHAD.", valueName: "tally"))
-    var tally: String
-
-    @Argument(help: ArgumentHelp("CHIPs to pay, e.g. 12.5.", valueName: "amount"))
-    var amount: String
-
-    @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
-    var memo: String?
-
-    @Option(help: ArgumentHelp("A JSON reference (invoice number, order) carried in the chit.", valueName: "json"))
-    var ref: String?
+    @OptionGroup var payment: PaymentArguments
 
     @OptionGroup var site: SiteOptions
     @OptionGroup var passphrase: PassphraseOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let user = try CUID(cuid)
-        let units = try Amount.parse(amount)
-        guard units > 0 else { throw CLIError("the amount must be more than 0") }
-        if let memo, memo.count > Chit.maxMemo || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            throw CLIError("--memo must be at most \(Chit.maxMemo) characters without control characters")
-        }
-        let refJSON = try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) }
+        let p = try payment.checked()
         let store = try site.open()
-        let t = try Self.resolve(tally, user: user, store: store)
+        let t = try Self.resolve(payment.tally, user: p.user, store: store)
         let sealingKey = try passphrase.sealingKey(for: store)
-        let record = try store.pay(tally: t.uuid, units: units, memo: memo, ref: refJSON) { try store.userKey($0, sealingKey: sealingKey) }
+        let record = try store.pay(tally: t.uuid, units: p.units, memo: payment.memo, ref: p.ref) { try store.userKey($0, sealingKey: sealingKey) }
         SiteDaemon.pokeRunning(siteFile: store.path)
         if output.json { print(ChitView.json(record).prettyString); return }
-        print("Paid \(Amount.format(units)) CHIPs to \(t.partner.cuid)@\(t.partner.address) on tally \(t.uuid.prefix(8)) (chit \(record.chit.uuid), \(record.state.rawValue))")
+        print("Paid \(Amount.format(p.units)) CHIPs to \(t.partner.cuid)@\(t.partner.address) on tally \(t.uuid.prefix(8)) (chit \(record.chit.uuid), \(record.state.rawValue))")
     }
 
     /// A tally of `user` by id, id prefix, or partner CHAD.
@@ -66,6 +47,35 @@ struct PayCommand: ParsableCommand {
     }
 }
 
+/// What `pay` and `invoice` both take: who, on which tally, how much, and a note.
+struct PaymentArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("Your user who pays (pay) or asks to be paid (invoice).", valueName: "cuid"))
+    var cuid: String
+
+    @Argument(help: ArgumentHelp("The tally: id, id prefix, or partner CHAD.", valueName: "tally"))
+    var tally: String
+
+    @Argument(help: ArgumentHelp("CHIPs, e.g. 12.5.", valueName: "amount"))
+    var amount: String
+
+    @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
+    var memo: String?
+
+    @Option(help: ArgumentHelp("A JSON reference (invoice number, order) carried in the chit.", valueName: "json"))
+    var ref: String?
+
+    /// The checked user, amount in milliCHIPs and reference.
+    func checked() throws -> (user: CUID, units: Int64, ref: JSONValue?) {
+        let user = try CUID(cuid)
+        let units = try Amount.parse(amount)
+        guard units > 0 else { throw CLIError("the amount must be more than 0") }
+        if let memo, memo.count > Chit.maxMemo || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw CLIError("--memo must be at most \(Chit.maxMemo) characters without control characters")
+        }
+        return (user, units, try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) })
+    }
+}
+
 struct InvoiceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "invoice",
@@ -76,38 +86,19 @@ struct InvoiceCommand: ParsableCommand {
             `chipsite chit list` shows invoices and their state.
             """)
 
-    @Argument(help: ArgumentHelp("Your user who asks to be paid.", valueName: "cuid"))
-    var cuid: String
-
-    @Argument(help: ArgumentHelp("The tally: id, id prefix, or partner CHAD.", valueName: "tally"))
-    var tally: String
-
-    @Argument(help: ArgumentHelp("CHIPs to ask for, e.g. 12.5.", valueName: "amount"))
-    var amount: String
-
-    @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
-    var memo: String?
-
-    @Option(help: ArgumentHelp("A JSON reference (invoice number, order) the payment will carry.", valueName: "json"))
-    var ref: String?
+    @OptionGroup var payment: PaymentArguments
 
     @OptionGroup var site: SiteOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let user = try CUID(cuid)
-        let units = try Amount.parse(amount)
-        guard units > 0 else { throw CLIError("the amount must be more than 0") }
-        if let memo, memo.count > Chit.maxMemo || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            throw CLIError("--memo must be at most \(Chit.maxMemo) characters without control characters")
-        }
-        let refJSON = try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) }
+        let p = try payment.checked()
         let store = try site.open()
-        let t = try PayCommand.resolve(tally, user: user, store: store)
-        let invoice = try store.createInvoice(tally: t.uuid, units: units, memo: memo, ref: refJSON)
+        let t = try PayCommand.resolve(payment.tally, user: p.user, store: store)
+        let invoice = try store.createInvoice(tally: t.uuid, units: p.units, memo: payment.memo, ref: p.ref)
         SiteDaemon.pokeRunning(siteFile: store.path)
         if output.json { print(InvoiceView.json(invoice).prettyString); return }
-        print("Asked \(t.partner.cuid)@\(t.partner.address) for \(Amount.format(units)) CHIPs (invoice \(invoice.uuid))")
+        print("Asked \(t.partner.cuid)@\(t.partner.address) for \(Amount.format(p.units)) CHIPs (invoice \(invoice.uuid))")
     }
 }
 
