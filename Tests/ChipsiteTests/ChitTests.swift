@@ -158,6 +158,8 @@ import Testing
         let sa = try t.a.serve(), sb = try t.b.serve()
         defer { sa.stop(); sb.stop() }
         #expect(try t.a.cli(["pay", "alice", t.id, "100"]).code == 0)
+        // Bob (granted no credit) pays back from this, so both must have it first.
+        #expect(try eventually(30) { try t.converged(1) })
         let (siteA, siteB, id) = (t.a, t.b, t.id)
         let backups = [t.dir.file("during-1.db"), t.dir.file("during-2.db.gz")]
         DispatchQueue.concurrentPerform(iterations: 3) { worker in
