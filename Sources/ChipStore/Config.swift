@@ -65,6 +65,16 @@ public struct ConfigKey: Sendable, Hashable {
         guard v == "on" || v == "off" else { throw .invalid("site.lockdown must be on or off") }
     }
 
+    /// `ticket.expires`: how long a tally ticket is valid when `ticket tally`
+    /// is given no `--expires`.
+    public static let ticketExpires = ConfigKey(
+        name: "ticket.expires", summary: "default validity of a tally ticket (default 48h)",
+        defaultValue: "48h", range: "a duration: 90s, 30m, 48h, 7d (at most 365d)"
+    ) { v throws(ModelError) in
+        let seconds = try DurationText.seconds(v)
+        guard seconds <= 365 * 86400 else { throw .invalid("ticket.expires must be at most 365d") }
+    }
+
     /// A number without a needless ".0".
     static func plain(_ d: Double) -> String {
         d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
@@ -72,7 +82,7 @@ public struct ConfigKey: Sendable, Hashable {
 
     public static let all: [ConfigKey] = [
         .siteHost, .sitePort, .siteLockdown, .peerMaxFrame, .peerHandshakeTimeout, .peerIdleTimeout, .peerMaxConnections,
-        .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes,
+        .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes, .ticketExpires,
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

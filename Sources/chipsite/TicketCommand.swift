@@ -25,8 +25,8 @@ struct TicketCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("The user who invites.", valueName: "cuid"))
         var cuid: String
 
-        @Option(help: ArgumentHelp("How long the ticket is valid: 90s, 30m, 48h, 7d.", valueName: "duration"))
-        var expires: String = "48h"
+        @Option(help: ArgumentHelp("How long the ticket is valid: 90s, 30m, 48h, 7d (default: config ticket.expires, 48h).", valueName: "duration"))
+        var expires: String?
 
         @Flag(help: "Let the ticket be used many times (each use opens a new tally).")
         var reuse = false
@@ -56,7 +56,7 @@ struct TicketCommand: ParsableCommand {
 
         func run() throws {
             let user = try CUID(cuid)
-            let seconds = try DurationText.seconds(expires)
+            if let expires { _ = try DurationText.seconds(expires) }
             let bound = try forCHAD.map { try CHAD(text: $0) }
             let limitMilli = try limit.map(Amount.parse)
             if let memo, memo.count > 1000 || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
@@ -67,6 +67,7 @@ struct TicketCommand: ParsableCommand {
             }
             let store = try site.open()
             let status = try store.status()
+            let seconds = try DurationText.seconds(expires ?? (try store.configValue(.ticketExpires)) ?? ConfigKey.ticketExpires.defaultValue ?? "48h")
             var terms: [String: JSONValue] = ["side": .string(side.rawValue)]
             if let limitMilli { terms["limit"] = .integer(limitMilli) }
             if let memo { terms["memo"] = .string(memo) }
