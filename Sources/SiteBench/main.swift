@@ -2,6 +2,7 @@
 //
 //   swift build -c release --product chipsite && swift build -c release --product site-bench
 //   .build/release/site-bench [--binary PATH] [--seconds S] [--clients N] [--channels N] [--identities N]
+//   .build/release/site-bench load [--clients 1000] [--seconds 20] ...   (the load test: LoadTest.swift)
 //
 // Creates a site file in a temporary directory, raises its peer limits so the
 // rate limiter is not what is measured, starts `chipsite serve` on 127.0.0.1
@@ -95,6 +96,8 @@ struct ServerSite {
 
 enum SiteBench {
     static func main() -> Int32 {
+        // `site-bench load ...`: the load test (LoadTest.swift).
+        if CommandLine.arguments.dropFirst().first == "load" { return LoadTest.main(Array(CommandLine.arguments.dropFirst())) }
         let options: Options
         do { options = try Options(CommandLine.arguments) } catch {
             print("site-bench: error: \(error)")
