@@ -15,7 +15,7 @@
 # Prints, per target, the executions run and the outcome; exits non-zero if
 # any target found a crash, leak, timeout or out-of-memory. Crashing inputs
 # are kept in Fuzz/.build/artifacts/NAME/; reproduce with
-#   Fuzz/.build/fuzz-NAME Fuzz/.build/artifacts/NAME/crash-…
+#   SWIFT_BACKTRACE=enable=no Fuzz/.build/fuzz-NAME Fuzz/.build/artifacts/NAME/crash-…
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,6 +93,10 @@ for t in "${TARGETS[@]}"; do
   build_target "$t"
 done
 
+# libFuzzer reports crashes itself; the Swift runtime's backtracer would
+# only slow a crash down (and can hold the output open for its timeout).
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
+
 failed=()
 printf '%-16s %12s %10s  %s\n' target executions exec/s result
 for t in "${TARGETS[@]}"; do
@@ -115,8 +119,9 @@ for t in "${TARGETS[@]}"; do
   fi
   printf '%-16s %12s %10s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$result"
   if [ $rc -ne 0 ]; then
-    grep -E '^(artifact_prefix|Test unit written)' "$log" | sed 's/^/    /' || true
-    echo "    log: $log   reproduce: $B/fuzz-$t $art/<crash-file>"
+    input=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    echo "    log: $log"
+    echo "    reproduce: SWIFT_BACKTRACE=enable=no $B/fuzz-$t ${input:-$art/<crash-file>}"
   fi
 done
 

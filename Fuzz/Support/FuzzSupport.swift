@@ -100,7 +100,8 @@ func bytes(_ data: UnsafePointer<UInt8>, _ size: Int) -> [UInt8] {
     Array(UnsafeBufferPointer(start: data, count: size))
 }
 
-/// Stops the fuzzer with a message: a violated property, reported as a crash.
-func violated(_ what: String) -> Never {
-    fatalError("fuzz property violated: \(what)")
+/// Stops the fuzzer with a message: a violated property, reported as a crash
+/// at the caller's file and line.
+func violated(_ what: String, file: StaticString = #fileID, line: UInt = #line) -> Never {
+    fatalError("fuzz property violated: \(what)", file: file, line: line)
 }
