@@ -759,7 +759,7 @@ enum LoadTest {
         }
 
         // MARK: Report
-        print(pad("healthy partner", 26) + "seconds   payments      /s     p50 ms    p99 ms    max ms   handshakes  hs p50 ms  hs max ms   failures")
+        print(pad("healthy partner", 26) + "seconds   payments      /s     p50 ms    p99 ms    max ms   handshakes  hs p50 ms  hs max ms   refused   broken")
         func partnerRow(_ name: String, _ r: PartnerResult) {
             print(pad("  \(name)", 26) + fmt(r.seconds, 7, decimals: 1) + fmt(Double(r.latencies.count), 11)
                 + fmt(Double(r.latencies.count) / max(r.seconds, 1e-9), 8)
