@@ -48,9 +48,29 @@ public actor PeerConnection {
 
     /// Encrypts and writes one message; throws if the channel is not open.
     public func send(_ message: JSONValue) async throws {
-        guard !finished, let outbound else { throw ChannelError.notOpen }
+        guard !finished, outbound != nil else { throw ChannelError.notOpen }
         for action in try machine.send(message) {
-            if case .send(let frame) = action { try await outbound.write(frame) }
+            if case .send(let frame) = action { try await write(frame) }
+        }
+    }
+
+    /// Frames encrypted but not yet written, in nonce order, and whether a
+    /// task is writing them. Encryption happens inside the actor without a
+    /// suspension, so queue order is nonce order; one writer at a time keeps
+    /// it on the wire (two tasks awaiting `write` could otherwise swap, and
+    /// the peer would fail to decrypt).
+    private var queue: [Frame] = []
+    private var writing = false
+
+    private func write(_ frame: Frame) async throws {
+        queue.append(frame)
+        guard !writing else { return }
+        writing = true
+        defer { writing = false }
+        while !queue.isEmpty {
+            let next = queue.removeFirst()
+            guard let outbound, !finished else { queue.removeAll(); throw ChannelError.notOpen }
+            try await outbound.write(next)
         }
     }
 
@@ -75,8 +95,8 @@ public actor PeerConnection {
         for action in actions {
             switch action {
             case .send(let frame):
-                guard let outbound else { return false }
-                do { try await outbound.write(frame) } catch { return stop("write failed") }
+                guard outbound != nil else { return false }
+                do { try await write(frame) } catch { return stop("write failed") }
             case .ask(let question):
                 let accepted = await policy.judge(question, from: remoteAddress)
                 guard await perform(machine.answer(accepted), policy: policy) else { return false }

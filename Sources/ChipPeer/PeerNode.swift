@@ -59,7 +59,7 @@ public final class PeerNode: Sendable {
     public func listen(host: String, port: Int) async throws -> SocketAddress {
         let limits = self.limits
         let server = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: Self.listenBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.maxQueuedBytes / 2, high: limits.maxQueuedBytes))
@@ -208,6 +208,12 @@ public final class PeerNode: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
+
+    /// Accept queue length. The per-address limits apply after accept, so
+    /// the queue is shared by everyone: a long one keeps a flood from one
+    /// address from crowding out a partner's connection (the kernel caps it
+    /// at net.core.somaxconn).
+    static let listenBacklog: Int32 = 4096
 
     /// Bound on the wait for connections to wind down at shutdown (× 10 ms).
     static let shutdownPolls = 300
