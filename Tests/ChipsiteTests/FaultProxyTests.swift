@@ -143,7 +143,10 @@ import Testing
         // The faults really happened.
         let sa1 = p.proxyA.stats, sb1 = p.proxyB.stats
         #expect(sa1.dropped + sb1.dropped > 0 && sa1.splits + sb1.splits > 0 && sa1.duplicates + sb1.duplicates > 0, "\(p.faults)")
-        print("FaultProxyTests: seed \(seed): payments in \(Int(paid)) s, converged in \(Int(Date().timeIntervalSince(started))) s; \(p.faults)")
+        // How often each site applied a tally `open` (2 or 3 without loops; see PropertyTests' KnownBug.openPingPong).
+        let opens = [p.a, p.b].map { ((try? String(contentsOfFile: $0.db + ".log", encoding: .utf8)) ?? "").components(separatedBy: "tally open").count - 1 }
+        print("FaultProxyTests: seed \(seed): payments in \(Int(paid)) s, converged in \(Int(Date().timeIntervalSince(started))) s; "
+              + "tally open applied \(opens[0])× on a, \(opens[1])× on b; \(p.faults)")
     }
 
     /// The proxy itself: bytes arrive intact and in order through splits,
