@@ -26,6 +26,12 @@ public actor SiteEngine: PeerPolicy {
     private var chainSent: [UInt64: [String: Int64]] = [:]
     private var chitsSent: [UInt64: Set<String>] = [:]
     private var refusalsSent: [UInt64: Set<String>] = [:]
+    /// First contacts closed without an answer, per request (topic).
+    private var firstContactCloses: [String: Int] = [:]
+    /// Silent closes of a first contact in a row that mean the issuer refused.
+    static let closesMeaningRefusal = 3
+    /// Pause before trying a closed first contact again.
+    static let firstContactRetry: TimeInterval = 0.3
     /// Agents being dialed now, and when each may be dialed again.
     private var dialing: Set<AgentID> = []
     private var retryAfter: [AgentID: (at: Date, failures: Int)] = [:]
@@ -270,15 +276,27 @@ public actor SiteEngine: PeerPolicy {
         do {
             let connection = try await node.dial(host: address.host, port: address.port, remote: agent,
                                                  ticketMessage: first?.message)
-            if let first { sentOn[connection.id, default: []].insert(first.id) }
+            if let first {
+                sentOn[connection.id, default: []].insert(first.id)
+                firstContactCloses[first.topic] = nil
+            }
             await flush(agent)
             await syncChains(with: agent)
         } catch PeerError.handshakeFailed where first != nil {
-            // The issuer closed the first contact: it refused the ticket.
-            if let first {
+            // The issuer closes a first contact silently when it refuses the
+            // ticket; the network may also have cut it. Only a few closes in
+            // a row count as a refusal (a repeat of a redeemed ticket is let in
+            // and answered with the same offer, so trying again is safe).
+            guard let first else { return }
+            let closes = (firstContactCloses[first.topic] ?? 0) + 1
+            if closes >= Self.closesMeaningRefusal {
+                firstContactCloses[first.topic] = nil
                 try? store.failRequest(topic: first.topic, note: "the inviting site refused the ticket (used, expired, or not for this requester)")
+                logger.info("ticket refused by the inviting site", metadata: ["agent": "\(agent)"])
+            } else {
+                firstContactCloses[first.topic] = closes
+                retryAfter[agent] = (Date().addingTimeInterval(Self.firstContactRetry), closes)
             }
-            logger.info("ticket refused by the inviting site", metadata: ["agent": "\(agent)"])
         } catch {
             let failures = (retryAfter[agent]?.failures ?? 0) + 1
             retryAfter[agent] = (Date().addingTimeInterval(Self.backoff(failures: failures)), failures)

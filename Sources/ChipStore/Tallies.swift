@@ -333,8 +333,11 @@ extension SiteStore {
             // Our own open came back: it was applied there.
             let had = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE topic = ?", arguments: [core.uuid]) ?? 0
             try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: [core.uuid])
-            // A repeat from a partner whose answer we already gave: answer again.
-            return had > 0 ? .applied(replies: []) : .applied(replies: t.side == .stock || t.token != nil ? [tallyMessage("open", core, sign, t)] : [])
+            // A repeat of the requester's open: the issuer answers again (its
+            // answer may have been lost); the requester answers nothing, so no
+            // open ever bounces between the two sites.
+            let answer = try had == 0 && issued(db, t)
+            return .applied(replies: answer ? [tallyMessage("open", core, sign, t)] : [])
         default:
             return .ignored("open for a tally in state \(t.state.rawValue)")
         }
@@ -350,10 +353,21 @@ extension SiteStore {
         case .void:
             let had = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE topic = ?", arguments: [core.uuid]) ?? 0
             try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: [core.uuid])
-            return had > 0 ? .applied(replies: []) : .ignored("void repeated")
+            if had > 0 { return .applied(replies: []) }
+            // A repeated void from the requester: its echo was lost; answer again.
+            return try issued(db, t)
+                ? .applied(replies: [tallyMessage("void", core, t.sign ?? TallySignatures(stock: nil, foil: nil, hash: core.hash), t)])
+                : .ignored("void repeated")
         default:
             return .ignored("void for a tally in state \(t.state.rawValue)")
         }
+    }
+
+    /// Whether this site issued the ticket `t` came from (it is the issuer's
+    /// side of the dialog, which answers repeats).
+    static func issued(_ db: Database, _ t: TallyRecord) throws -> Bool {
+        guard let token = t.token else { return false }
+        return try Bool.fetchOne(db, sql: "SELECT 1 FROM tickets WHERE token = ?", arguments: [token]) != nil
     }
 
     // MARK: A user answers an offer

@@ -76,11 +76,10 @@ import Testing
             if request.code == 0 { requested = true; break }
             try #require(request.stderr.contains("refused the ticket"), "seed \(seed): tally request failed: \(request.stderr)")
             // A cut during the first contact (IK) looks like the issuer's silent
-            // refusal, and SiteEngine.dial ends the request at once: a real bug.
-            // Recorded, then asked again with a new ticket.
-            withKnownIssue("a first contact cut by the network is taken for the issuer's refusal (SiteEngine.dial)", isIntermittent: true) {
-                Issue.record("seed \(seed), attempt \(attempt): \(request.stderr)\n\(p.recent)")
-            }
+            // refusal; the requesting site tries again and gives up only after
+            // three closes in a row, which this proxy can still cause. Then a
+            // person asks again with a new ticket, and so does this test.
+            print("seed \(seed), attempt \(attempt): \(request.stderr)")
         }
         try #require(requested, "seed \(seed): no request got through\n\(p.recent)")
         var offer: String?
