@@ -73,94 +73,6 @@ struct LoadTestOptions {
     }
 }
 
-// MARK: Sockets from a chosen loopback address
-
-/// A blocking TCP connection to 127.0.0.1:`port` whose local end is bound to
-/// `source` (a 127.x.y.z address) before connect. Every connect, read and
-/// write is bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO`. Closed with a reset.
-final class SourceSocket {
-    private(set) var fd: Int32
-    private var reader = FrameReader()
-    private var chunk = [UInt8](repeating: 0, count: 4096)
-
-    init(source: UInt32, port: Int, timeout: Double) throws(WireError) {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { throw .system("socket", errno) }
-        fd = s
-        var one: Int32 = 1
-        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        // The port is chosen at connect, per destination: 8 sources × the
-        // ephemeral range, not one shared pool.
-        setsockopt(s, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = source.bigEndian
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            let code = errno
-            Glibc.close(s)
-            fd = -1
-            throw .system("bind", code)
-        }
-        var remote = sockaddr_in()
-        remote.sin_family = sa_family_t(AF_INET)
-        remote.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
-        remote.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
-            let code = errno
-            Glibc.close(s)
-            fd = -1
-            throw .system("connect", code)
-        }
-    }
-
-    func write(_ bytes: [UInt8]) throws(WireError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress.map { $0 + offset }, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .system("send", errno)
-            }
-            offset += n
-        }
-    }
-
-    /// The next frame from the server (throws ``WireError/closed`` at its end).
-    func receive() throws(WireError) -> Frame {
-        while true {
-            do throws(FrameError) {
-                if let frame = try reader.next() { return frame }
-            } catch {
-                throw .frame(error)
-            }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { throw .closed }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .system("recv", errno)
-            }
-            reader.append(chunk[0..<n])
-        }
-    }
-
-    func close() {
-        guard fd >= 0 else { return }
-        FrameSocket.abort(fd)
-        fd = -1
-    }
-
-    deinit { close() }
-}
-
 // MARK: Attackers
 
 /// What one attacking connection does.
@@ -291,7 +203,7 @@ struct Attack: Sendable {
     /// kinds) or the server answered anything (invalid kinds); false when the
     /// server closed without completing.
     func attempt(_ kind: AttackKind, source: UInt32, rng: inout MixRandom) throws(WireError) -> Bool {
-        let socket = try SourceSocket(source: source, port: site.port, timeout: timeout)
+        let socket = try FrameSocket(port: site.port, timeout: timeout, source: source, chunkSize: 4096)
         defer { socket.close() }
         let k = Int(rng.next() % UInt64(partners.count))
         switch kind {
@@ -342,7 +254,7 @@ struct Attack: Sendable {
     }
 
     /// Sends the first flight and reads the answer: true once the channel is open.
-    private func handshake(_ socket: SourceSocket, _ make: @autoclosure () throws(ChannelError) -> (ChannelMachine, [ChannelAction]))
+    private func handshake(_ socket: FrameSocket, _ make: @autoclosure () throws(ChannelError) -> (ChannelMachine, [ChannelAction]))
         throws(WireError) -> Bool
     {
         var (machine, actions) = try channel(make())
@@ -355,13 +267,13 @@ struct Attack: Sendable {
     }
 
     /// Waits for the server's answer to bad input: false when it closes.
-    private func answered(_ socket: SourceSocket) throws(WireError) -> Bool {
+    private func answered(_ socket: FrameSocket) throws(WireError) -> Bool {
         _ = try socket.receive()
         return true
     }
 
     /// Whether the server sent something or closed within `seconds`.
-    private func readable(_ socket: SourceSocket, within seconds: Double) -> Bool {
+    private func readable(_ socket: FrameSocket, within seconds: Double) -> Bool {
         var p = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
         return poll(&p, 1, Int32(seconds * 1000)) > 0
     }

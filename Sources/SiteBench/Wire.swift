@@ -29,10 +29,13 @@ enum WireError: Error, CustomStringConvertible {
 final class FrameSocket {
     private(set) var fd: Int32
     private var reader = FrameReader()
-    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    private var chunk: [UInt8]
 
-    /// Connects to 127.0.0.1:`port` with `TCP_NODELAY` and the given timeout.
-    init(port: Int, timeout: Double) throws(WireError) {
+    /// Connects to 127.0.0.1:`port` with `TCP_NODELAY` and the given timeout,
+    /// from the loopback address `source` when one is given (the load test
+    /// spreads its attackers over several source addresses).
+    init(port: Int, timeout: Double, source: UInt32? = nil, chunkSize: Int = 64 * 1024) throws(WireError) {
+        chunk = [UInt8](repeating: 0, count: chunkSize)
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw .system("socket", errno) }
         fd = s
@@ -41,6 +44,23 @@ final class FrameSocket {
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        if let source {
+            // The port is chosen at connect, per destination: each source
+            // address gets the whole ephemeral range, not one shared pool.
+            setsockopt(s, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = source.bigEndian
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let code = errno
+                Glibc.close(s)
+                fd = -1
+                throw .system("bind", code)
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
@@ -63,7 +83,8 @@ final class FrameSocket {
         try write(bytes)
     }
 
-    private func write(_ bytes: [UInt8]) throws(WireError) {
+    /// Writes raw bytes (the load test's malformed input too).
+    func write(_ bytes: [UInt8]) throws(WireError) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress.map { $0 + offset }, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
