@@ -108,6 +108,10 @@ import Testing
         let ta = try t.a.tally(t.id), tb = try t.b.tally(t.id)
         #expect(ta["balance"] as? Int == 300_000 + each * 1000 - each * 500)
         #expect(ta["balance"] as? Int == tb["balance"] as? Int)
+        // Each user's own view: exact opposites.
+        let netA = try json(try t.a.cli(["user", "show", "alice", "--json"]).stdout)["net"] as? Int
+        let netB = try json(try t.b.cli(["user", "show", "bob", "--json"]).stdout)["net"] as? Int
+        #expect(netA != nil && netA == netB.map { -$0 })
         for site in [t.a, t.b] {
             let v = try site.cli(["tally", "verify", t.id, "--json"])
             #expect(v.code == 0, "\(v.stdout)")
