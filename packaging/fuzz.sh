@@ -18,6 +18,7 @@
 #   SWIFT_BACKTRACE=enable=no Fuzz/.build/fuzz-NAME Fuzz/.build/artifacts/NAME/crash-…
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SELF=packaging/fuzz.sh   # a change to this script rebuilds everything
 
 SWIFTC=${SWIFTC:-swiftc}
 B=Fuzz/.build
@@ -30,13 +31,13 @@ declare -A MAX_LEN=([frame]=140000 [transport]=70000 [channel]=16384)
 # line tables so that crash reports name files and lines.
 FLAGS=(-O -wmo -use-ld=lld -swift-version 6 -sanitize=fuzzer,address -gline-tables-only -I Sources/CSodium -I "$B/modules")
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Builds a module from Sources/NAME as a static library (if a source changed).
 build_module() {
   local name=$1; shift
   local lib="$B/lib$name.a"
-  if [ -f "$lib" ] && [ -z "$(find "Sources/$name" "$0" -newer "$lib" -print -quit)" ]; then return; fi
+  if [ -f "$lib" ] && [ -z "$(find "Sources/$name" "$SELF" -newer "$lib" -print -quit)" ]; then return; fi
   echo "fuzz: building module $name"
   mkdir -p "$B/modules" "$B/obj/$name"
   "$SWIFTC" "${FLAGS[@]}" "$@" -parse-as-library -module-name "$name" -emit-module -emit-module-path "$B/modules/$name.swiftmodule" \
