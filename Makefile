@@ -7,7 +7,8 @@ STATIC     := -c release --static-swift-stdlib -Xswiftc -static-executable
 RELEASE_BIN = .build/release/chipsite
 APT_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev python3-venv zbar-tools dpkg-dev systemd
 
-.PHONY: help deps build test unit check-man check-static check-deb release deb man demo bench clean
+SECONDS    ?= 20
+.PHONY: help deps build test unit check-man check-static check-deb release deb man demo bench clean fuzz fuzz-smoke
 
 help:
 	@echo "make demo          install what is missing, build, create a demo site if none, show it"
@@ -16,6 +17,7 @@ help:
 	@echo "make deb           the .deb (static binary, man pages, completions, systemd unit) in dist/"
 	@echo "make man           regenerate man/ from the command definitions"
 	@echo "make bench         run the benchmarks (release build)"
+	@echo "make fuzz          run every fuzz target SECONDS s each (default 20; doc/testing.md)"
 	@echo "make deps          install the Debian packages the build and tests need"
 
 # Installs only what is missing; uses sudo when not root.
@@ -30,7 +32,7 @@ build:
 	$(SWIFT) build
 
 # The README's test command.
-test: deps unit check-man check-static check-deb
+test: deps unit check-man check-static check-deb fuzz-smoke
 	@echo "all tests passed"
 
 unit: build
@@ -73,6 +75,14 @@ bench:
 	$(SWIFT) run -c release noise-bench
 	$(SWIFT) build -c release --product chipsite && $(SWIFT) build -c release --product site-bench && .build/release/site-bench --binary .build/release/chipsite
 	$(SWIFT) build -c release --product chit-bench && .build/release/chit-bench --batch 1 && .build/release/chit-bench --batch 20
+
+# Every fuzz target for $(SECONDS) s each (doc/testing.md); non-zero on a crash, leak or hang.
+fuzz:
+	@bash packaging/fuzz.sh $(SECONDS)
+
+# The smoke pass in `make test`: every target for 10 s.
+fuzz-smoke:
+	@bash packaging/fuzz.sh 10
 
 clean:
 	rm -rf .build dist
