@@ -210,7 +210,7 @@ struct VerifyTally: ParsableCommand {
                                     "chain_length": .integer(head.length), "chain_head": head.head.map(JSONValue.string) ?? .null,
                                     "balance": .integer(t.balance)]).prettyString)
         } else if problems.isEmpty {
-            print("OK  tally \(t.uuid): signatures, \(head.length) chits and the balance \(Amount.format(t.balance)) check out")
+            print("OK  tally \(t.uuid): signatures, \(head.length) chit\(head.length == 1 ? "" : "s") and the balance \(Amount.format(t.balance)) check out")
         } else {
             for p in problems { print("FAIL  \(p)") }
         }
