@@ -508,17 +508,7 @@ enum LoadTest {
         }
         guard sodium_init() >= 0 else { print("site-bench load: error: libsodium init failed"); return 1 }
         let cleanup = Cleanup()
-        let signals = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                cleanup.run()
-                print("site-bench load: stopped by signal \(sig)")
-                exit(130)
-            }
-            source.resume()
-            return source
-        }
+        let signals = cleanup.onStopSignals(name: "site-bench load")
         defer { signals.forEach { $0.cancel() }; cleanup.run() }
         do {
             return try run(options, cleanup: cleanup) ? 0 : 1

@@ -83,6 +83,22 @@ final class Cleanup: Sendable {
         if let pid { kill(pid, SIGKILL) }
         if let dir { try? FileManager.default.removeItem(atPath: dir) }
     }
+
+    /// On SIGINT or SIGTERM: clean up, say so, exit 130. Keep the sources
+    /// alive while they should act; cancel them when done.
+    func onStopSignals(name: String) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                self.run()
+                print("\(name): stopped by signal \(sig)")
+                exit(130)
+            }
+            source.resume()
+            return source
+        }
+    }
 }
 
 /// The server site as the bench knows it.
@@ -105,17 +121,7 @@ enum SiteBench {
         }
         guard sodium_init() >= 0 else { print("site-bench: error: libsodium init failed"); return 1 }
         let cleanup = Cleanup()
-        let signals = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                cleanup.run()
-                print("site-bench: stopped by signal \(sig)")
-                exit(130)
-            }
-            source.resume()
-            return source
-        }
+        let signals = cleanup.onStopSignals(name: "site-bench")
         defer { signals.forEach { $0.cancel() }; cleanup.run() }
         do {
             try run(options, cleanup: cleanup)

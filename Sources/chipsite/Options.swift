@@ -72,3 +72,13 @@ enum Environment {
         return env
     }
 }
+
+/// Checks a free-text note from the command line (a memo, a reason): at most
+/// `max` characters and no control characters, which could forge lines in a
+/// partner's terminal or log.
+func checkNote(_ text: String?, option: String, max: Int) throws {
+    guard let text else { return }
+    if text.count > max || text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        throw CLIError("\(option) must be at most \(max) characters without control characters")
+    }
+}

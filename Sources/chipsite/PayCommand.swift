@@ -69,9 +69,7 @@ struct PaymentArguments: ParsableArguments {
         let user = try CUID(cuid)
         let units = try Amount.parse(amount)
         guard units > 0 else { throw CLIError("the amount must be more than 0") }
-        if let memo, memo.count > Chit.maxMemo || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            throw CLIError("--memo must be at most \(Chit.maxMemo) characters without control characters")
-        }
+        try checkNote(memo, option: "--memo", max: Chit.maxMemo)
         return (user, units, try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) })
     }
 }
@@ -141,9 +139,7 @@ struct ChitCommand: ParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            if let reason, reason.count > 200 || reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-                throw CLIError("--reason must be at most 200 characters without control characters")
-            }
+            try checkNote(reason, option: "--reason", max: 200)
             let store = try site.open()
             let record = try store.refuseInvoice(id, reason: reason)
             SiteDaemon.pokeRunning(siteFile: store.path)

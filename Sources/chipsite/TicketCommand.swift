@@ -59,9 +59,7 @@ struct TicketCommand: ParsableCommand {
             if let expires { _ = try DurationText.seconds(expires) }
             let bound = try forCHAD.map { try CHAD(text: $0) }
             let limitMilli = try limit.map(Amount.parse)
-            if let memo, memo.count > 1000 || memo.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-                throw CLIError("--memo must be at most 1000 characters without control characters")
-            }
+            try checkNote(memo, option: "--memo", max: 1000)
             if let output, !(output.hasSuffix(".png") || output.hasSuffix(".svg")) {
                 throw CLIError("--output must name a .png or .svg file")
             }
