@@ -6,6 +6,13 @@ public struct TallyTicket: Sendable, Equatable {
     /// Longest ticket text accepted (JSON or link).
     public static let maxTextBytes = 4096
     public static let tokenLength = 32
+    /// The longest a ticket may stay valid (`--expires`, `ticket.expires`).
+    public static let maxLifetimeSeconds: Int64 = 365 * 86400
+
+    /// Checks a ticket lifetime in seconds against `maxLifetimeSeconds`.
+    public static func validate(lifetime seconds: Int64, what: String) throws(ModelError) {
+        guard seconds <= maxLifetimeSeconds else { throw .invalid("\(what) must be at most 365d") }
+    }
 
     public let token: String
     public let expires: String

@@ -45,6 +45,46 @@ public enum SiteBackup {
         return dir.isEmpty ? name : dir + "/" + name
     }
 
+    /// Refuses `path` if it, or an SQLite side file beside it, exists: the
+    /// cheap check before any work; `publish` checks again atomically.
+    public static func checkFree(_ path: String) throws {
+        for s in [""] + sidecars where FileManager.default.fileExists(atPath: path + s) {
+            if s.isEmpty { throw ModelError.invalid("\(path) already exists; refusing to overwrite it") }
+            throw StoreError.cannotCreate(path: path, reason: "\(path + s) is in the way")
+        }
+    }
+
+    /// Puts the finished file `temp` in place as `target` with link(2),
+    /// which never replaces an existing file, then syncs the directory. A
+    /// reader (or a crash) sees no file or the whole file, never a part.
+    /// The caller removes `temp` afterwards.
+    public static func publish(_ temp: String, as target: String) throws {
+        for s in sidecars where FileManager.default.fileExists(atPath: target + s) {
+            throw StoreError.cannotCreate(path: target, reason: "\(target + s) is in the way")
+        }
+        guard link(temp, target) == 0 else {
+            let code = errno
+            if code == EEXIST { throw ModelError.invalid("\(target) already exists; refusing to overwrite it") }
+            throw StoreError.cannotCreate(path: target, reason: String(cString: strerror(code)))
+        }
+        sync(target)
+    }
+
+    /// Writes `bytes` to the new file `path` (mode 0600) all at once:
+    /// through a temporary file beside it and `publish`.
+    public static func writeNew(_ path: String, _ bytes: [UInt8]) throws {
+        try checkFree(path)
+        let temp = temporaryPath(beside: path)
+        defer { removeAll(temp) }
+        let fd = try createNew(temp)
+        do {
+            defer { close(fd) }
+            try bytes.withUnsafeBytes { try writeAll(fd, $0) }
+            guard fsync(fd) == 0 else { throw StoreError.cannotCreate(path: path, reason: String(cString: strerror(errno))) }
+        }
+        try publish(temp, as: path)
+    }
+
     /// Writes every byte of `bytes` to `fd`.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
@@ -143,14 +183,8 @@ public enum SiteBackup {
         for s in sidecars where FileManager.default.fileExists(atPath: temp + s) {
             throw StoreError.database("the restored file left \(s) behind")
         }
-        // link(2) never replaces an existing file: a target that appeared
-        // meanwhile is refused, not overwritten.
-        guard link(temp, target) == 0 else {
-            let code = errno
-            if code == EEXIST { throw ModelError.invalid("\(target) already exists; refusing to overwrite it") }
-            throw StoreError.cannotCreate(path: target, reason: String(cString: strerror(code)))
-        }
-        sync(target)
+        // A target that appeared meanwhile is refused, not overwritten.
+        try SiteBackup.publish(temp, as: target)
         status.path = target
         return status
     }
@@ -158,11 +192,22 @@ public enum SiteBackup {
 
 extension SiteStore {
     /// Writes a consistent snapshot of the site to the new file `path`
-    /// (mode 0600, created with O_EXCL: an existing file is refused) with
-    /// SQLite's online backup API, in one step, so the copy is one
-    /// transaction's view even while `serve` writes. The copy is checked
-    /// with `PRAGMA integrity_check`. On failure nothing is left behind.
+    /// (mode 0600; an existing file is refused) with SQLite's online backup
+    /// API, in one step, so the copy is one transaction's view even while
+    /// `serve` writes. The copy is made beside `path` under a temporary
+    /// name, checked with `PRAGMA integrity_check`, and only then linked
+    /// into place: `path` never holds a partial backup.
     public func backup(to path: String) throws {
+        try SiteBackup.checkFree(path)
+        let temp = SiteBackup.temporaryPath(beside: path)
+        defer { SiteBackup.removeAll(temp) }
+        try snapshot(to: temp)
+        try SiteBackup.publish(temp, as: path)
+    }
+
+    /// The online backup itself, into the new file `path` (left for the
+    /// caller to remove on failure).
+    public func snapshot(to path: String) throws {
         let fd = try SiteBackup.createNew(path)
         close(fd)
         do {
@@ -178,7 +223,6 @@ extension SiteStore {
             }
             SiteBackup.sync(path)
         } catch {
-            SiteBackup.removeAll(path)
             throw StoreError.from(error, path: path)
         }
     }

@@ -38,7 +38,14 @@ extension SiteStore {
     /// and commits it: chained at once on the foil's site, pending (for the
     /// foil's site to order) on the stock's. Returns the committed chit.
     public func pay(tally id: String, units: Int64, memo: String?, ref: JSONValue?, key: (CUID) throws -> SigningKey) throws -> ChitRecord {
-        guard let record = try payBatch(tally: id, payments: [(units, memo, ref)], key: key).first else {
+        try pay(tally: id, units: units, memo: memo, ref: ref, settling: nil, key: key)
+    }
+
+    /// `pay`, marking the incoming invoice `settling` paid in the same
+    /// transaction: an invoice is never paid twice, nor paid and left open.
+    func pay(tally id: String, units: Int64, memo: String?, ref: JSONValue?, settling invoice: String?,
+             key: (CUID) throws -> SigningKey) throws -> ChitRecord {
+        guard let record = try payBatch(tally: id, payments: [(units, memo, ref)], settling: invoice, key: key).first else {
             throw StoreError.damaged("payment vanished")
         }
         return record
@@ -48,6 +55,11 @@ extension SiteStore {
     /// transaction (all or none): the same checks as `pay`, one fsync.
     public func payBatch(tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)],
                          key: (CUID) throws -> SigningKey) throws -> [ChitRecord] {
+        try payBatch(tally: id, payments: payments, settling: nil, key: key)
+    }
+
+    func payBatch(tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)], settling invoice: String?,
+                  key: (CUID) throws -> SigningKey) throws -> [ChitRecord] {
         let t = try tally(id)
         guard t.state == .open, let core = t.core else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
         guard payments.allSatisfy({ $0.units > 0 && $0.units <= Amount.maxMilli }) else { throw ModelError.invalid("the amount must be more than 0") }
@@ -69,6 +81,12 @@ extension SiteStore {
             guard Chit.withinLimits(projected, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) else {
                 let room = t.side == .foil ? core.limit(.stock) - balance - pending : balance + pending + core.limit(.foil)
                 throw ModelError.invalid("the payment would exceed the tally's limit: \(Amount.format(max(0, room))) CHIPs can be paid now")
+            }
+            if let invoice, let first = chits.first {
+                try db.execute(sql: """
+                    UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'in' AND state = 'open'
+                    """, arguments: [first.uuid, date, invoice, t.uuid])
+                guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(invoice) is no longer open (answered meanwhile)") }
             }
             var records = [ChitRecord]()
             for chit in chits {
@@ -320,8 +338,12 @@ extension SiteStore {
                       chit.verify(in: core),
                       Chit.withinLimits(balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
                 else { break }
-                if let existing = try String.fetchOne(db, sql: "SELECT hash FROM chits WHERE uuid = ?", arguments: [chit.uuid]) {
-                    guard existing == chit.hash else { break }
+                if let existing = try Row.fetchOne(db, sql: "SELECT hash, tally, state, local FROM chits WHERE uuid = ?", arguments: [chit.uuid]) {
+                    // Only our own chit still waiting to be ordered may be chained
+                    // now: one already chained (at another index) or refused would
+                    // count twice or come back, so the chain stops here (a fork).
+                    guard (existing["hash"] as String) == chit.hash, (existing["tally"] as String) == uuid,
+                          (existing["state"] as String) == "pending", (existing["local"] as Bool) else { break }
                 } else {
                     try Self.insertChit(db, chit, local: false, now: now)
                 }

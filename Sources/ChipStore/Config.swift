@@ -71,8 +71,7 @@ public struct ConfigKey: Sendable, Hashable {
         name: "ticket.expires", summary: "default validity of a tally ticket (default 48h)",
         defaultValue: "48h", range: "a duration: 90s, 30m, 48h, 7d (at most 365d)"
     ) { v throws(ModelError) in
-        let seconds = try DurationText.seconds(v)
-        guard seconds <= 365 * 86400 else { throw .invalid("ticket.expires must be at most 365d") }
+        try TallyTicket.validate(lifetime: DurationText.seconds(v), what: "ticket.expires")
     }
 
     /// A number without a needless ".0".

@@ -115,13 +115,7 @@ extension SiteStore {
         let object = try guardedRead { db in try String.fetchOne(db, sql: "SELECT object FROM invoices WHERE uuid = ?", arguments: [inv.uuid]) }
         var ref: [String: JSONValue] = ["invoice": .string(inv.uuid)]
         if let text = object, let original = try? JSONValue(parsing: text), let theirs = original["ref"] { ref["ref"] = theirs }
-        let record = try pay(tally: inv.tally, units: inv.units, memo: inv.memo, ref: .object(ref), key: key)
-        let now = Self.now()
-        try guardedWrite { db in
-            try db.execute(sql: "UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ?",
-                           arguments: [record.chit.uuid, now, inv.uuid])
-        }
-        return record
+        return try pay(tally: inv.tally, units: inv.units, memo: inv.memo, ref: .object(ref), settling: inv.uuid, key: key)
     }
 
     /// Our user refuses an invoice the partner sent. The refusal goes out as
@@ -168,20 +162,34 @@ extension SiteStore {
             try db.execute(sql: """
                 UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'out' AND state = 'open'
                 """, arguments: [reason, now, uuid, tally])
+            // Only an invoice of ours on this tally leaves the outbox: a refusal
+            // naming another tally's invoice cancels nothing.
+            guard db.changesCount == 1 else { return .ignored("refuse of no open invoice of ours on this tally") }
             try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: ["invoice:" + uuid])
             return .applied(replies: [])
         }
     }
 
     /// Marks our invoices paid by chits in the chain that name them (called
-    /// after chain entries are taken in).
+    /// after chain entries are taken in). A chit settles an invoice only if
+    /// the side asked to pay signed it and it pays at least the amount asked.
     static func settleInvoices(_ db: Database, tally: String) throws {
-        let open = try Row.fetchAll(db, sql: "SELECT uuid FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'", arguments: [tally])
+        let open = try Row.fetchAll(db, sql: "SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'",
+                                    arguments: [tally])
         guard !open.isEmpty else { return }
-        let rows = try Row.fetchAll(db, sql: "SELECT uuid, core FROM chits WHERE tally = ? AND state = 'chained' AND core LIKE '%\"invoice\"%'", arguments: [tally])
+        var asked = [String: (units: Int64, by: String)]()
+        for row in open {
+            let uuid: String = row["uuid"], units: Int64 = row["units"], object: String = row["object"]
+            guard let by = (try? JSONValue(parsing: object))?["by"]?.stringValue else { continue }
+            asked[uuid] = (units, by)
+        }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT uuid, by, units, core FROM chits WHERE tally = ? AND state = 'chained' AND core LIKE '%"invoice"%'
+            """, arguments: [tally])
         for row in rows {
-            let chitUUID: String = row["uuid"], core: String = row["core"]
-            guard let invoiceID = (try? JSONValue(parsing: core))?["ref"]?["invoice"]?.stringValue else { continue }
+            let chitUUID: String = row["uuid"], core: String = row["core"], by: String = row["by"], units: Int64 = row["units"]
+            guard let invoiceID = (try? JSONValue(parsing: core))?["ref"]?["invoice"]?.stringValue,
+                  let invoice = asked[invoiceID], invoice.by == by, units >= invoice.units else { continue }
             try db.execute(sql: """
                 UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'out' AND state = 'open'
                 """, arguments: [chitUUID, now(), invoiceID, tally])

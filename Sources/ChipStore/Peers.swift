@@ -36,9 +36,13 @@ extension SiteStore {
 
     // MARK: Config
 
-    /// The stored value of `key`, nil when it has its default.
+    /// The stored value of `key` (nil when unset). A value that fails the
+    /// key's validator (written around chipsite, or restored from an old
+    /// file) is an error here, so no consumer ever acts on it.
     public func configValue(_ key: ConfigKey) throws -> String? {
-        try guardedRead { db in try Self.config(db, key) }
+        guard let value = try guardedRead({ db in try Self.config(db, key) }) else { return nil }
+        do { try key.validate(value) } catch { throw StoreError.badSetting(key: key.name, reason: error.description) }
+        return value
     }
 
     /// Validates and stores `value` for `key`.
@@ -79,6 +83,11 @@ extension SiteStore {
             return TicketInfo(token: token, cuid: cuid, expires: expires, reuse: reuse, bound: boundText,
                               terms: terms, used: nil, created: now)
         }
+    }
+
+    /// Deletes a ticket that was never handed out (its presentation failed).
+    public func withdrawTicket(_ token: String) throws {
+        try guardedWrite { db in try db.execute(sql: "DELETE FROM tickets WHERE token = ? AND used IS NULL", arguments: [token]) }
     }
 
     /// The ticket with `token`, if any.

@@ -17,6 +17,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case userExists(String)
     case unknownUser(String)
     case damaged(String)
+    case badSetting(key: String, reason: String)
     case database(String)
 
     public var description: String {
@@ -34,6 +35,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .userExists(let c): return "user \(c) already exists"
         case .unknownUser(let c): return "no user \(c) on this site"
         case .damaged(let why): return "the site file is damaged: \(why)"
+        case .badSetting(let key, let why):
+            return "the site file holds a bad value for \(key) (\(why)); fix it with `chipsite config set \(key) VALUE` or `chipsite config unset \(key)`"
         case .database(let why): return "database error: \(why)"
         }
     }

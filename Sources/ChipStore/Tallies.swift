@@ -71,7 +71,7 @@ extension SiteStore {
         guard let s = TallySide(rawValue: side), let st = TallyState(rawValue: state) else { throw StoreError.damaged("tally state") }
         let coreJSON = try JSONValue(parsing: coreText)
         let core = coreJSON[Self.requestNoteKey] == nil ? try TallyCore(json: coreJSON) : nil
-        let sign: TallySignatures? = try (row["hash"] as String?).map { hash in
+        let sign: TallySignatures? = (row["hash"] as String?).map { hash in
             TallySignatures(stock: row["sign_stock"], foil: row["sign_foil"], hash: hash)
         }
         return TallyRecord(

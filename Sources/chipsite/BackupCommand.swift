@@ -32,17 +32,16 @@ struct BackupCommand: ParsableCommand {
 
     func run() throws {
         let store = try site.open()
-        if pathExists(file) { throw CLIError("\(file) already exists; refusing to overwrite it") }
+        try SiteBackup.checkFree(file)
         if gzip {
             guard Gzip.isAvailable else { throw CLIError("--gzip is not available: this chipsite was built without zlib") }
-            let temp = SiteBackup.temporaryPath(beside: file)
-            defer { SiteBackup.removeAll(temp) }
-            try store.backup(to: temp)
-            do { try Gzip.compress(temp, toNew: file) } catch {
-                if !(error is ModelError) { SiteBackup.removeAll(file) }
-                throw error
-            }
-            SiteBackup.sync(file)
+            // Snapshot and compressed copy both under temporary names beside
+            // the target; only the finished .gz is linked into place.
+            let snapshot = SiteBackup.temporaryPath(beside: file), compressed = SiteBackup.temporaryPath(beside: file)
+            defer { SiteBackup.removeAll(snapshot); SiteBackup.removeAll(compressed) }
+            try store.snapshot(to: snapshot)
+            try Gzip.compress(snapshot, toNew: compressed)
+            try SiteBackup.publish(compressed, as: file)
         } else {
             try store.backup(to: file)
         }

@@ -68,7 +68,9 @@ struct ConfigCommand: ParsableCommand {
 
         func run() throws {
             let k = try ConfigCommand.key(key)
-            let entry = ConfigEntry(key: k, stored: try site.open().configValue(k))
+            // Through configEntries, not configValue: a bad stored value is shown
+            // (with "valid": false) rather than refused, so it can be seen and fixed.
+            let entry = try site.open().configEntries().first { $0.key == k } ?? ConfigEntry(key: k, stored: nil)
             if output.json {
                 print(ConfigCommand.json(entry).prettyString)
             } else {

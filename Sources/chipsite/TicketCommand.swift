@@ -56,13 +56,14 @@ struct TicketCommand: ParsableCommand {
 
         func run() throws {
             let user = try CUID(cuid)
-            if let expires { _ = try DurationText.seconds(expires) }
+            if let expires { try TallyTicket.validate(lifetime: DurationText.seconds(expires), what: "--expires") }
             let bound = try forCHAD.map { try CHAD(text: $0) }
             let limitMilli = try limit.map(Amount.parse)
             try checkNote(memo, option: "--memo", max: 1000)
             if let output, !(output.hasSuffix(".png") || output.hasSuffix(".svg")) {
                 throw CLIError("--output must name a .png or .svg file")
             }
+            if let output { try SiteBackup.checkFree(output) }
             let store = try site.open()
             let status = try store.status()
             let seconds = try DurationText.seconds(expires ?? (try store.configValue(.ticketExpires)) ?? ConfigKey.ticketExpires.defaultValue ?? "48h")
@@ -71,10 +72,18 @@ struct TicketCommand: ParsableCommand {
             if let memo { terms["memo"] = .string(memo) }
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let info = try store.issueTicket(cuid: user, expiresAt: now + seconds * 1000, reuse: reuse, bound: bound, terms: .object(terms))
-            let ticket = try TallyTicket(token: info.token, expires: info.expires,
+            // If the ticket cannot be shown (or its --output file written), it is
+            // withdrawn: no live ticket is left that nobody has seen.
+            let ticket: TallyTicket, qr: QRCode
+            do {
+                ticket = try TallyTicket(token: info.token, expires: info.expires,
                                          chad: CHAD(cuid: user, agent: status.agent, address: status.address))
-            let qr = try QRCode.encode(ticket.link)
-            if let output { try write(qr, to: output) }
+                qr = try QRCode.encode(ticket.link)
+                if let output { try write(qr, to: output) }
+            } catch {
+                try? store.withdrawTicket(info.token)
+                throw error
+            }
 
             switch format {
             case .json: print(ticket.json.prettyString)
@@ -97,10 +106,8 @@ struct TicketCommand: ParsableCommand {
         }
 
         func write(_ qr: QRCode, to path: String) throws {
-            let bytes = path.hasSuffix(".png") ? qr.pngData() : Array(qr.svgString().utf8)
-            guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-                throw CLIError("cannot write \(path)")
-            }
+            // The code carries the token: a new 0600 file, never an overwrite.
+            try SiteBackup.writeNew(path, path.hasSuffix(".png") ? qr.pngData() : Array(qr.svgString().utf8))
         }
     }
 }

@@ -179,15 +179,7 @@ struct UserCommand: ParsableCommand {
                 writeStdout(text)
                 return
             }
-            let fd = try SiteBackup.createNew(output)
-            defer { close(fd) }
-            do {
-                try Array(text.utf8).withUnsafeBytes { try SiteBackup.writeAll(fd, $0) }
-                fsync(fd)
-            } catch {
-                unlink(output)
-                throw error
-            }
+            try SiteBackup.writeNew(output, Array(text.utf8))
             writeStderr("Exported \(export.cuid) (\(export.sealed ? "key sealed" : "key NOT sealed: keep the file private")) to \(output)\n")
         }
     }

@@ -127,6 +127,14 @@ func integrityCheck(_ db: String) throws -> String {
         expectOneLineError(try chipsite(["backup", existing, "--db", db]), containing: "refusing to overwrite")
         expectOneLineError(try chipsite(["backup", existing, "--gzip", "--db", db]), containing: "refusing to overwrite")
         #expect(fileBytes(existing) == Data("keep me".utf8))
+        // A side file in the way is refused and left alone (it is not ours).
+        let inTheWay = dir.file("b.gz") + "-journal"
+        try Data("not ours".utf8).write(to: URL(fileURLWithPath: inTheWay))
+        expectOneLineError(try chipsite(["backup", dir.file("b.gz"), "--gzip", "--db", db]), containing: "in the way")
+        expectOneLineError(try chipsite(["backup", dir.file("b.gz"), "--db", db]), containing: "in the way")
+        #expect(fileBytes(inTheWay) == Data("not ours".utf8))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("b.gz")))
+        try FileManager.default.removeItem(atPath: inTheWay)
         expectOneLineError(try chipsite(["backup", dir.file("nodir/b"), "--db", db]), containing: "cannot create")
         expectOneLineError(try chipsite(["backup", dir.file("b"), "--db", dir.file("none.db")]), containing: "chipsite init")
         #expect(!FileManager.default.fileExists(atPath: dir.file("b")))

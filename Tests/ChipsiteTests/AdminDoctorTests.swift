@@ -72,6 +72,9 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         #expect(fails.contains { $0.contains("port \(port) is in use by another program") && $0.contains("config set site.port") })
         #expect(fails.contains { $0.contains("peer.max_frame") && $0.contains("chipsite config set peer.max_frame 65536") })
         #expect(try json(try chipsite(["doctor", "--db", db, "--json"]).stdout)["ok"] as? Bool == false)
+        // serve refuses the bad setting before it listens, in one line.
+        expectOneLineError(try chipsite(["serve", "--db", db, "--listen", "127.0.0.1:0"], timeout: 20),
+                           containing: "config set peer.max_frame")
 
         let missing = try chipsite(["doctor", "--db", dir.file("none.db")])
         #expect(missing.code == 1)

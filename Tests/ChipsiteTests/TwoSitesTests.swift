@@ -53,6 +53,17 @@ import Testing
         let svgText = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(svgText.contains("<svg") && svgText.contains("<path"))
         expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", p.dir.file("x.gif")]), containing: ".png or .svg")
+        // The code carries the token: an existing file is never overwritten,
+        // the file is private, and a refused ticket is not left in the site.
+        #expect(try FileManager.default.attributesOfItem(atPath: png)[.posixPermissions] as? Int == 0o600)
+        let tickets = { try json(try p.b.cli(["status", "--json"]).stdout)["tickets"] as? Int }
+        let before = try tickets()
+        let pngBytes = fileBytes(png)
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", png]), containing: "refusing to overwrite")
+        #expect(fileBytes(png) == pngBytes)
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--expires", "366d"]), containing: "at most 365d")
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", p.dir.file("nodir/t.png")]), containing: "cannot create")
+        #expect(try tickets() == before)
         let text = try p.b.cli(["ticket", "tally", "bob"])
         #expect(text.stdout.contains("QR code not drawn"), "not a terminal: a notice instead of the code")
         #expect(text.stdout.contains("https://mychips.org/invite?token="))
