@@ -29,12 +29,14 @@ public actor PeerConnection {
     private var openWaiters: [CheckedContinuation<Bool, Never>] = []
     private var finished = false
     private let logger: Logger
+    private let limits: PeerLimits
 
     /// The authenticated peer once the channel is open.
     public private(set) var peer: AgentID?
 
-    init(id: UInt64, channel: any Channel, machine: sending ChannelMachine, remoteAddress: String, logger: Logger) {
+    init(id: UInt64, channel: any Channel, machine: sending ChannelMachine, remoteAddress: String, limits: PeerLimits, logger: Logger) {
         self.id = id
+        self.limits = limits
         self.channel = channel
         self.machine = machine
         self.isInitiator = machine.isInitiator
@@ -59,17 +61,39 @@ public actor PeerConnection {
     /// suspension, so queue order is nonce order; one writer at a time keeps
     /// it on the wire (two tasks awaiting `write` could otherwise swap, and
     /// the peer would fail to decrypt).
+    /// Bytes in `queue` are capped at `limits.maxQueuedBytes` (NIO's own
+    /// buffer holds at most as much again): a peer that stops reading gets
+    /// its channel dropped, and what was not sent stays in the outbox.
     private var queue: [Frame] = []
+    private var queuedBytes = 0
     private var writing = false
 
     private func write(_ frame: Frame) async throws {
+        let size = FrameLimits.lengthPrefixBytes + 1 + frame.body.count
+        guard queue.isEmpty || queuedBytes + size <= limits.maxQueuedBytes else {
+            _ = stop("peer not reading: \(queuedBytes) bytes queued")
+            throw ChannelError.notOpen
+        }
         queue.append(frame)
+        queuedBytes += size
         guard !writing else { return }
         writing = true
         defer { writing = false }
         while !queue.isEmpty {
             let next = queue.removeFirst()
-            guard let outbound, !finished else { queue.removeAll(); throw ChannelError.notOpen }
+            queuedBytes -= FrameLimits.lengthPrefixBytes + 1 + next.body.count
+            guard let outbound, !finished else {
+                queue.removeAll()
+                queuedBytes = 0
+                throw ChannelError.notOpen
+            }
+            // The write waits while the peer's socket is full; a peer that
+            // never drains it is cut off (the write then fails).
+            let channel = self.channel
+            let watchdog = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.writeStallTimeout * 1e9))) {
+                channel.close(promise: nil)
+            }
+            defer { watchdog.cancel() }
             try await outbound.write(next)
         }
     }

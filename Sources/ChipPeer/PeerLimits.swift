@@ -1,5 +1,6 @@
-/// What one peer, or everyone together, may cost this site. Each value is a
-/// config key in the site file (doc/configuration.md); these are the defaults.
+/// What one peer, or everyone together, may cost this site. Each value but
+/// `writeStallTimeout` is a config key in the site file
+/// (doc/configuration.md); these are the defaults.
 public struct PeerLimits: Sendable, Equatable {
     /// Largest frame accepted (`peer.max_frame`, 17-65536).
     public var maxFrameLength: Int = 65536
@@ -16,6 +17,10 @@ public struct PeerLimits: Sendable, Equatable {
     /// Bytes queued for sending to one peer before the channel is dropped
     /// (the messages stay in the outbox) (`peer.max_queued_bytes`).
     public var maxQueuedBytes: Int = 1 << 20
+    /// Seconds one frame may wait for the peer to take it (its socket full:
+    /// a peer that stopped reading) before the channel is dropped, so a stuck
+    /// peer holds up the delivery to others for at most this long.
+    public var writeStallTimeout: Double = 20
 
     public init() {}
 }

@@ -160,7 +160,7 @@ public final class PeerNode: Sendable {
             return s.nextID
         }
         return PeerConnection(id: id, channel: channel, machine: machine,
-                              remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown", logger: logger)
+                              remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown", limits: limits, logger: logger)
     }
 
     private func run(_ child: NIOAsyncChannel<Frame, Frame>, machine: sending ChannelMachine, initial: [ChannelAction]) async -> PeerConnection {

@@ -1,7 +1,9 @@
 import ChipChannel
+import Glibc
 import ChipModel
 import ChipPeer
 import Foundation
+import Noise
 import Testing
 @testable import ChipSite
 @testable import ChipStore
@@ -100,4 +102,82 @@ import Testing
         #expect(await eventually(20) { b.inbox.contains(action: "queued") }, "delivered after b came back")
         #expect(try a.store.outbox(for: b.agent).count == 1, "kept until applied")
     }
+
+    @Test func aPartnerThatStopsReadingIsCutOffAndOthersStillGetTheirMessages() async throws {
+        let dir = try TempDir()
+        let a = try TestSite(dir: dir, name: "alice"), b = try TestSite(dir: dir, name: "bob"), c = try TestSite(dir: dir, name: "carol")
+        var limits = PeerLimits()
+        limits.maxQueuedBytes = 65536
+        limits.writeStallTimeout = 1
+        try await a.start(limits: limits)
+        try await c.start()
+        defer { Task { await a.stop(); await c.stop() } }
+        b.port = 1  // bob never listens: a's redials fail at once
+        try a.addPartner(b, cuid: "alice", otherCuid: "bob")
+        try a.addPartner(c, cuid: "alice", otherCuid: "carol")
+        try c.addPartner(a, cuid: "carol", otherCuid: "alice")
+        // 200 messages of 60 kB for bob (12 MB: more than the socket buffers hold).
+        let pad = JSONValue.string(String(repeating: "x", count: 60_000))
+        for i in 0..<200 {
+            guard case .object(var m) = try a.message("big\(i)", from: "alice", to: b, toCuid: "bob") else { return }
+            m["pad"] = pad
+            try a.store.enqueue(to: try b.chad("bob"), topic: "big\(i)", message: .object(m))
+        }
+        // bob connects (N+K), takes the channel open, and never reads again.
+        let frozen = try FrozenPeer(site: b, port: a.port, remote: a.agent)
+        defer { frozen.close() }
+        #expect(await eventually { await a.daemon?.engine.openChannels(with: b.agent) == 1 })
+        try await Task.sleep(for: .milliseconds(500))
+        try a.store.enqueue(to: try c.chad("carol"), topic: "t", message: try a.message("hello", from: "alice", to: c, toCuid: "carol"))
+        a.daemon?.poke()
+        #expect(await eventually(10) { c.inbox.contains(action: "hello") }, "a stuck partner does not hold up the others")
+        #expect(await eventually(10) { await a.daemon?.engine.openChannels(with: b.agent) == 0 }, "the stuck channel is dropped")
+        #expect(try a.store.outbox(for: b.agent).count == 200, "what was not taken stays in the outbox")
+    }
+}
+
+/// A raw partner: completes N+K as `site` over a blocking socket with a small
+/// receive buffer, then never reads again.
+final class FrozenPeer {
+    let fd: Int32
+
+    init(site: TestSite, port: Int, remote: AgentID) throws {
+        var secret = site.key.curve25519SecretKey()
+        defer { Crypto.wipe(&secret) }
+        let local = LocalSite(agent: site.agent, staticKey: try KeyPair(privateKey: secret))
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw StoreError.database("socket") }
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { Glibc.close(fd); throw StoreError.database("connect") }
+        var (machine, actions) = try ChannelMachine.laterContact(local: local, remote: remote)
+        var reader = FrameReader()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        // At most 20 reads (each bounded by SO_RCVTIMEO) until A opens the channel.
+        for _ in 0..<20 {
+            for case .send(let frame) in actions {
+                let bytes = frame.encoded
+                guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw StoreError.database("send") }
+            }
+            actions = []
+            if machine.isOpen { return }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            reader.append(buffer[0..<n])
+            while let frame = try reader.next() { actions += machine.receive(frame) }
+        }
+        Glibc.close(fd)
+        throw StoreError.database("the frozen peer's channel did not open")
+    }
+
+    func close() { Glibc.close(fd) }
 }
