@@ -70,8 +70,13 @@ public struct Certificate: Sendable, Hashable {
 
     /// Reads a certificate from JSON. `name` may be a string or
     /// `{"first":…,"surname":…}` (kept as "first surname").
+    /// The largest certificate accepted from outside (canonical bytes). A
+    /// tally offer carries two certificates and must fit one `T` message.
+    public static let maxCanonicalBytes = 8192
+
     public init(json: JSONValue) throws(ModelError) {
         guard json.objectValue != nil else { throw .malformed("a certificate must be a JSON object") }
+        guard json.canonicalBytes.count <= Self.maxCanonicalBytes else { throw .malformed("certificate too large") }
         guard let chadJSON = json["chad"] else { throw .malformed("certificate without chad") }
         let chad = try CHAD(json: chadJSON)
         guard let t = json["type"]?.stringValue, let type = EntityType(rawValue: t) else {

@@ -9,6 +9,8 @@
 public struct Chit: Sendable, Equatable {
     public static let coreFields: Set<String> = ["tally", "by", "type", "uuid", "date", "units", "ref", "memo"]
     public static let maxMemo = 1000
+    /// The largest `ref` (canonical bytes).
+    public static let maxRefBytes = 2000
 
     /// The signed core (nulls left out).
     public let core: JSONValue
@@ -40,7 +42,7 @@ public struct Chit: Sendable, Equatable {
         guard let date = o["date"]?.stringValue, Timestamp.parse(date) != nil else { throw .malformed("chit date is not a timestamp") }
         guard let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli else { throw .malformed("chit units must be 1 to 10^15") }
         if let memo = o["memo"] { guard let m = memo.stringValue, m.count <= Self.maxMemo else { throw .malformed("chit memo too long") } }
-        if let ref = o["ref"] { guard ref.canonicalBytes.count <= 2000 else { throw .malformed("chit ref too large") } }
+        if let ref = o["ref"] { guard ref.canonicalBytes.count <= Self.maxRefBytes else { throw .malformed("chit ref too large") } }
         guard sign.utf8.count <= 100 else { throw .malformed("chit signature too long") }
         self.core = core
         self.tally = tally

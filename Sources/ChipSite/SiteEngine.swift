@@ -202,13 +202,14 @@ public actor SiteEngine: PeerPolicy {
                         guard let upd = try store.chainUpdate(tally: item.tally, after: after) else { break }
                         try await connection.send(upd)
                         after = upd["object"]?["entries"]?.arrayValue?.last?["index"]?.integerValue ?? item.length
+                        guard isTracked(connection) else { break }
                         chainSent[connection.id, default: [:]][item.tally] = after
                     }
                 case .stock:
                     let sent = chitsSent[connection.id] ?? []
                     if let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) {
                         try await connection.send(message)
-                        chitsSent[connection.id, default: []].formUnion(uuids)
+                        if isTracked(connection) { chitsSent[connection.id, default: []].formUnion(uuids) }
                     }
                 }
             } catch {
@@ -225,13 +226,19 @@ public actor SiteEngine: PeerPolicy {
             guard let connection = await openConnection(r.agent), !(refusalsSent[connection.id]?.contains(r.uuid) ?? false) else { continue }
             do {
                 try await connection.send(r.message)
-                refusalsSent[connection.id, default: []].insert(r.uuid)
+                if isTracked(connection) { refusalsSent[connection.id, default: []].insert(r.uuid) }
             } catch { continue }
         }
     }
 
     /// Batches of chain entries sent to one partner per pass.
     static let batchesPerPass = 20
+
+    /// Whether `connection` is still one of ours: after an `await` it may have
+    /// closed (and `closed` cleared its marks), so marks are not written back.
+    private func isTracked(_ connection: PeerConnection) -> Bool {
+        channels.values.contains { list in list.contains { $0.id == connection.id } }
+    }
 
     private func openConnection(_ agent: AgentID) async -> PeerConnection? {
         for c in (channels[agent] ?? []).reversed() where await c.isOpen { return c }
@@ -250,7 +257,11 @@ public actor SiteEngine: PeerPolicy {
             }
             do {
                 try await connection.send(entry.message)
-                sentOn[connection.id, default: []].insert(entry.id)
+                if isTracked(connection) { sentOn[connection.id, default: []].insert(entry.id) }
+            } catch ChannelError.messageTooLarge(let size) {
+                // It can never go; the ones behind it still can. Once per channel in the log.
+                logger.warning("outbox message too large to send", metadata: ["topic": "\(entry.topic)", "bytes": "\(size)"])
+                if isTracked(connection) { sentOn[connection.id, default: []].insert(entry.id) }
             } catch {
                 logger.debug("send failed; will retry", metadata: ["error": "\(error)"])
                 return
@@ -277,7 +288,7 @@ public actor SiteEngine: PeerPolicy {
             let connection = try await node.dial(host: address.host, port: address.port, remote: agent,
                                                  ticketMessage: first?.message)
             if let first {
-                sentOn[connection.id, default: []].insert(first.id)
+                if isTracked(connection) { sentOn[connection.id, default: []].insert(first.id) }
                 firstContactCloses[first.topic] = nil
             }
             await flush(agent)

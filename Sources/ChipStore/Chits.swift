@@ -27,9 +27,27 @@ public struct ChainWork: Sendable, Equatable {
 }
 
 extension SiteStore {
-    /// Most chain entries or chits in one message (each is about 400 bytes;
-    /// a `T` message holds 65519).
+    /// Most chain entries or chits in one message.
     public static let chainBatch = 100
+    /// Most entries, chits or refusals taken from one incoming message: a
+    /// partner's batches may be larger than ours, within reason.
+    static let maxIncomingBatch = chainBatch * 2
+    /// Most bytes of entries or chits in one message: a `T` message holds
+    /// 65519 bytes, and a chit with a long memo and ref is several kB, so
+    /// batches are cut by size as well as by count (at least one goes).
+    public static let chainBatchBytes = 48_000
+
+    /// The longest prefix of `items` within `chainBatchBytes` (at least one).
+    static func sizedBatch(_ items: [JSONValue]) -> [JSONValue] {
+        var total = 0
+        var batch = [JSONValue]()
+        for item in items {
+            total += item.canonicalBytes.count
+            if !batch.isEmpty, total > chainBatchBytes { break }
+            batch.append(item)
+        }
+        return batch
+    }
 
     // MARK: Paying
 
@@ -237,7 +255,7 @@ extension SiteStore {
             prior = o["hash"]?.stringValue ?? ""
             withPrior.append(.object(o))
         }
-        return Self.chitMessage("upd", t, ["tally": .string(t.uuid), "entries": .array(withPrior)])
+        return Self.chitMessage("upd", t, ["tally": .string(t.uuid), "entries": .array(Self.sizedBatch(withPrior))])
     }
 
     /// The `tran` message carrying our pending chits on `tally` (stock side), nil if none.
@@ -247,9 +265,10 @@ extension SiteStore {
             try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'pending' AND local = 1 ORDER BY created LIMIT ?",
                              arguments: [t.uuid, Self.chainBatch + sent.count]).map(Self.chitRecord)
         }.filter { !sent.contains($0.chit.uuid) }.prefix(Self.chainBatch)
-        guard !pending.isEmpty else { return nil }
-        return (Self.chitMessage("tran", t, ["tally": .string(t.uuid), "chits": .array(pending.map(\.chit.json))]),
-                pending.map(\.chit.uuid))
+        let chits = Self.sizedBatch(pending.map(\.chit.json))
+        guard !chits.isEmpty else { return nil }
+        return (Self.chitMessage("tran", t, ["tally": .string(t.uuid), "chits": .array(chits)]),
+                pending.prefix(chits.count).map(\.chit.uuid))
     }
 
     static func chitMessage(_ action: String, _ t: TallyRecord, _ object: JSONValue) -> JSONValue {
@@ -272,7 +291,7 @@ extension SiteStore {
     /// refusals (the new entries go out as `upd`).
     public func receiveTransfer(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
         guard let object = message["object"], let uuid = object["tally"]?.stringValue, let list = object["chits"]?.arrayValue,
-              list.count <= Self.chainBatch * 2 else { return .ignored("malformed tran") }
+              list.count <= Self.maxIncomingBatch else { return .ignored("malformed tran") }
         let now = Self.now()
         return try guardedWrite { db in
             guard let t = try Self.partnerTally(db, uuid, peer: peer), t.side == .foil, let core = t.core else {
@@ -288,10 +307,15 @@ extension SiteStore {
                     }
                     continue  // a repeat: already chained (it goes out in upd) or refused
                 }
+                // A chit its user did not sign is answered but not stored: a
+                // partner's site cannot fill our file with junk.
+                guard chit.verify(in: core) else {
+                    refused.append(["uuid": .string(chit.uuid), "reason": "the signature does not verify"])
+                    continue
+                }
                 var reason: String?
                 let balance = try Int64.fetchOne(db, sql: "SELECT balance FROM tallies WHERE uuid = ?", arguments: [uuid]) ?? 0
-                if !chit.verify(in: core) { reason = "the signature does not verify" }
-                else if locked { reason = "the partner's user is locked" }
+                if locked { reason = "the partner's user is locked" }
                 else if !Chit.withinLimits(balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
                     reason = "the payment would exceed the tally's limit"
                 }
@@ -313,7 +337,7 @@ extension SiteStore {
     /// head, or `nak` with our head when there is a gap or a mismatch.
     public func receiveChainUpdate(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
         guard let object = message["object"], let uuid = object["tally"]?.stringValue, let entries = object["entries"]?.arrayValue,
-              entries.count <= Self.chainBatch * 2 else { return .ignored("malformed upd") }
+              entries.count <= Self.maxIncomingBatch else { return .ignored("malformed upd") }
         let now = Self.now()
         return try guardedWrite { db in
             guard let t = try Self.partnerTally(db, uuid, peer: peer), t.side == .stock, let core = t.core else {
@@ -385,7 +409,7 @@ extension SiteStore {
                 return .applied(replies: [])
             }
             if t.side == .stock, let refused = object["refused"]?.arrayValue {
-                for r in refused.prefix(Self.chainBatch * 2) {
+                for r in refused.prefix(Self.maxIncomingBatch) {
                     guard let id = r["uuid"]?.stringValue else { continue }
                     let reason = r["reason"]?.stringValue.map { String($0.prefix(200)) } ?? "refused by the partner"
                     try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ? AND tally = ? AND state = 'pending' AND local = 1",

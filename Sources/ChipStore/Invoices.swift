@@ -83,7 +83,7 @@ extension SiteStore {
         guard let o = message["object"], let tally = o["tally"]?.stringValue, let uuid = o["uuid"]?.stringValue, TallyCore.isUUID(uuid),
               let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli,
               o["memo"].map({ $0.stringValue.map { $0.count <= Chit.maxMemo } ?? false }) ?? true,
-              (o["ref"]?.canonicalBytes.count ?? 0) <= 2000
+              (o["ref"]?.canonicalBytes.count ?? 0) <= Chit.maxRefBytes
         else { return .ignored("malformed invoice") }
         let now = Self.now()
         return try guardedWrite { db in
@@ -94,6 +94,9 @@ extension SiteStore {
                 if existing.state == .refused { return .applied(replies: [Self.refusal(t, uuid: uuid, reason: existing.note)]) }
                 return .ignored("invoice repeated")
             }
+            let waiting = try Int.fetchOne(db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
+                                           arguments: [tally]) ?? 0
+            guard waiting < Self.maxOpenIncomingInvoices else { return .ignored("too many open invoices on this tally") }
             try db.execute(sql: """
                 INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
                 VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
@@ -101,6 +104,11 @@ extension SiteStore {
             return .applied(replies: [])
         }
     }
+
+    /// Invoices from a partner waiting for our user's answer, per tally; more
+    /// are not taken in (they stay in the partner's outbox) so that a
+    /// partner cannot grow our file without bound.
+    static let maxOpenIncomingInvoices = 100
 
     static func refusal(_ t: TallyRecord, uuid: String, reason: String?) -> JSONValue {
         chitMessage("refuse", t, ["tally": .string(t.uuid), "uuid": .string(uuid), "reason": .string(reason ?? "refused")])

@@ -112,12 +112,16 @@ extension SiteStore {
         return Self.ticketProblem(t, requester: requester, now: now)
     }
 
-    /// Whether `requester` already has a tally from this ticket.
+    /// Whether `requester` has a tally from this ticket whose offer waits for its answer.
     public func ticketRedeemed(token: String, by requester: CHAD) throws -> Bool {
         let agent = requester.agent.description, cuid = requester.cuid.value
         return try guardedRead { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? LIMIT 1",
-                              arguments: [token, agent, cuid]) ?? false
+            // Only while our offer waits for an answer: that is when a repeat
+            // comes (the requester did not see the offer); a refused, voided or
+            // opened tally gives its requester no standing IK channel.
+            try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? AND state = ? LIMIT 1
+                """, arguments: [token, agent, cuid, TallyState.heldOffer.rawValue]) ?? false
         }
     }
 

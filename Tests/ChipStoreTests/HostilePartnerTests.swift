@@ -129,4 +129,88 @@ import Testing
         #expect(try s.b.invoice(invoice.uuid).state == .refused)
         #expect(try s.b.outbox(for: s.agentA).allSatisfy { $0.topic != "invoice:" + invoice.uuid })
     }
+
+    @Test func longMemosAreBatchedBySizeAndTheChainsStillAgree() throws {
+        let (s, id) = try Self.openTally()
+        // 100 payments whose memos and refs are as large as allowed: one
+        // batch of 100 would not fit a T message (65519 bytes).
+        let memo = String(repeating: "é", count: Chit.maxMemo)
+        let ref: JSONValue = ["note": .string(String(repeating: "r", count: Chit.maxRefBytes - 20))]
+        _ = try s.a.payBatch(tally: id, payments: Array(repeating: (units: 1, memo: memo, ref: ref), count: 100), key: s.key(.a))
+        var after: Int64 = 0
+        for _ in 0..<100 {
+            guard let upd = try s.a.chainUpdate(tally: id, after: after) else { break }
+            #expect(upd.canonicalBytes.count <= 65519 - 16)
+            let entries = try #require(upd["object"]?["entries"]?.arrayValue)
+            #expect(entries.count < 100 && !entries.isEmpty)
+            after = try #require(entries.last?["index"]?.integerValue)
+            try Self.exchange(s, [PPacket(to: .b, message: upd)])
+        }
+        #expect(after == 100)
+        #expect(try s.b.chainHead(of: id) == s.a.chainHead(of: id))
+        #expect(try s.b.tally(id).balance == s.a.tally(id).balance)
+
+        // The stock's pending chits travel in sized batches too.
+        _ = try s.b.payBatch(tally: id, payments: Array(repeating: (units: 1, memo: memo, ref: ref), count: 30), key: s.key(.b))
+        let (tran, uuids) = try #require(try s.b.pendingTransfer(tally: id, excluding: []))
+        #expect(tran.canonicalBytes.count <= 65519 - 16 && uuids.count < 30)
+        #expect(tran["object"]?["chits"]?.arrayValue?.count == uuids.count)
+    }
+
+    @Test func junkFromAPartnerIsNotStoredWithoutBound() throws {
+        let (s, id) = try Self.openTally()
+        // Invoices: at most maxOpenIncomingInvoices wait for an answer per tally.
+        let template = try s.b.createInvoice(tally: id, units: 10, memo: nil, ref: nil)
+        guard let message = try s.b.outbox(for: s.agentA).first(where: { $0.topic == "invoice:" + template.uuid })?.message,
+              case .object(var envelope) = message, case .object(var object)? = envelope["object"] else {
+            throw PropertyViolation("invoice not queued")
+        }
+        for _ in 0..<(SiteStore.maxOpenIncomingInvoices + 20) {
+            object["uuid"] = .string(TallyCore.newUUID())
+            envelope["object"] = .object(object)
+            _ = try s.a.receiveInvoice(.object(envelope), from: s.agentB)
+        }
+        #expect(try s.a.invoices(tally: id).count == SiteStore.maxOpenIncomingInvoices)
+
+        // A chit whose signature does not verify is refused and not stored.
+        _ = try s.a.pay(tally: id, units: 5000, memo: nil, ref: nil, key: s.key(.a))
+        try Self.exchange(s, [PPacket(to: .b, message: try #require(try s.a.chainUpdate(tally: id, after: 0)))])
+        _ = try s.b.pay(tally: id, units: 7, memo: nil, ref: nil, key: s.key(.b))
+        let (tran, _) = try #require(try s.b.pendingTransfer(tally: id, excluding: []))
+        // A chit "by the stock" (bob) signed with alice's key.
+        let forged = try Chit(tally: id, by: .stock, uuid: TallyCore.newUUID(), date: "2026-11-25T00:00:00.000Z", units: 7,
+                              memo: nil, ref: nil, key: try s.key(.a)(s.alice))
+        guard case .object(var t) = tran, case .object(var to)? = t["object"] else { throw PropertyViolation("no tran") }
+        to["chits"] = .array([forged.json])
+        t["object"] = .object(to)
+        let before = try s.a.chits(tally: id).count
+        let replies = try s.deliver(PPacket(to: .a, message: .object(t)))
+        #expect(replies.first?.message["action"]?.stringValue == "nak")
+        #expect(try s.a.chits(tally: id).count == before)
+    }
+
+    @Test func aRequesterHasAnIKChannelOnlyWhileItsOfferWaits() throws {
+        let s = try PTwoSites()
+        let ticket = try s.ticket(side: .stock, limit: 1000)
+        let request = try s.a.requestTally(cuid: s.alice, ticket: ticket, accept: false)
+        let ticketMessage = try #require(try s.a.outbox(for: s.agentB).first { $0.topic == request }?.message)
+        guard case .offer(let offer) = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) else { throw PropertyViolation("no offer") }
+        let requester = try #require(try s.a.user(s.alice).certificate.chad)
+        #expect(try s.b.ticketRedeemed(token: ticket.token, by: requester), "a repeat while the offer waits is let in")
+        _ = try s.deliver(PPacket(to: .a, message: offer))
+        let id = try #require(try s.a.tallies().first?.uuid)
+        _ = try s.a.refuseTally(id)
+        let void = try #require(try s.a.outbox(for: s.agentB).first { $0.topic == id }?.message)
+        _ = try s.deliver(PPacket(to: .b, message: void))
+        #expect(try s.b.tally(id).state == .void)
+        #expect(try !s.b.ticketRedeemed(token: ticket.token, by: requester), "not once the offer is withdrawn")
+    }
+
+    @Test func anOversizedCertificateIsRefused() throws {
+        let s = try PTwoSites()
+        guard case .object(var cert) = try s.a.user(s.alice).certificate.json else { throw PropertyViolation("no cert") }
+        #expect(throws: Never.self) { try Certificate(json: .object(cert)) }
+        cert["place"] = .string(String(repeating: "p", count: Certificate.maxCanonicalBytes))
+        #expect(throws: ModelError.self) { try Certificate(json: .object(cert)) }
+    }
 }
