@@ -155,4 +155,10 @@ public enum Printable {
     }
 
     public static func quote(_ text: String) -> String { "\"\(clip(text))\"" }
+
+    /// The whole text on one line: control characters (newlines, escape
+    /// sequences) replaced, for a partner's memo or reason shown in full.
+    public static func line(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
+    }
 }

@@ -52,14 +52,16 @@ extension SiteStore {
     /// Removes the stored value of `key` so its default applies. Keys
     /// without a default (site.host) cannot be unset; site.port, part of
     /// every CHAD, gets its default stored.
-    public func unsetConfigValue(_ key: ConfigKey) throws {
+    /// Returns whether users' certificates were re-issued (as `setSetting`).
+    @discardableResult
+    public func unsetConfigValue(_ key: ConfigKey) throws -> Bool {
         guard let value = key.defaultValue else { throw ModelError.invalid("\(key.name) has no default and cannot be unset") }
         if key == .sitePort {
             // Part of every CHAD, so it is always stored: unset stores the default.
-            try setSetting(key, value)
-            return
+            return try setSetting(key, value)
         }
         try adminWrite { db in try db.execute(sql: "DELETE FROM config WHERE key = ?", arguments: [key.name]) }
+        return false
     }
 
     // MARK: Lockdown and locked users

@@ -102,7 +102,8 @@ public struct UserExport: Sendable, Equatable {
         } else if o["seal"] != nil {
             throw .malformed("a plain export must not have a seal")
         }
-        let locked = o["locked"]?.boolValue ?? false
+        // A locked user must not come back unlocked through a mangled file.
+        guard let locked = o["locked"]?.boolValue else { throw .malformed("user export without locked (true or false)") }
         guard let created = o["created"]?.stringValue, Timestamp.parse(created) != nil else {
             throw .malformed("user export without a valid created time")
         }

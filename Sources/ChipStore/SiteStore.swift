@@ -132,7 +132,10 @@ public final class SiteStore: Sendable {
     /// Opens an existing site file. A missing file, a file that is not
     /// SQLite, an SQLite file that is not a chipsite site, or one from a newer
     /// chipsite is refused without writing anything to it.
-    public static func open(at path: String) throws -> SiteStore {
+    ///
+    /// An older file is migrated on open; with `migrate: false` it is left as
+    /// it is until `migrate()` (doctor checks its integrity first).
+    public static func open(at path: String, migrate: Bool = true) throws -> SiteStore {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT { throw StoreError.noSite(path: path) }
@@ -148,8 +151,21 @@ public final class SiteStore: Sendable {
             }
             guard appID == Schema.applicationID else { throw StoreError.notASite(path: path) }
             guard !superseded else { throw StoreError.newerSchema(path: path) }
-            try Schema.migrator.migrate(queue)
+            if migrate { try Schema.migrator.migrate(queue) }
             return SiteStore(path: path, dbQueue: queue)
+        } catch {
+            throw StoreError.from(error, path: path)
+        }
+    }
+
+    /// Applies the migrations this file lacks; returns the schema version
+    /// before and after (equal when it was current).
+    @discardableResult
+    public func migrate() throws -> (from: Int, to: Int) {
+        do {
+            let before = try dbQueue.read { db in try Schema.migrator.appliedIdentifiers(db).count }
+            try Schema.migrator.migrate(dbQueue)
+            return (before, try dbQueue.read { db in try Schema.migrator.appliedIdentifiers(db).count })
         } catch {
             throw StoreError.from(error, path: path)
         }

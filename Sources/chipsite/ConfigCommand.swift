@@ -117,8 +117,9 @@ struct ConfigCommand: ParsableCommand {
 
         func run() throws {
             let k = try ConfigCommand.key(key)
-            try site.open().unsetConfigValue(k)
+            let reissued = try site.open().unsetConfigValue(k)
             print("\(k.name) = \(k.defaultValue ?? "") (default; restart `chipsite serve` to apply)")
+            if reissued { print("users' certificates re-issued with the new address") }
         }
     }
 }

@@ -43,7 +43,8 @@ struct DoctorCommand: ParsableCommand {
         let path = site.location().path
         var store: SiteStore?
         do {
-            store = try SiteStore.open(at: path)
+            // Not migrated yet: an older file is checked for integrity first.
+            store = try SiteStore.open(at: path, migrate: false)
             ok("file", "\(path) is a chipsite site")
         } catch {
             fail("file", "\(error)")
@@ -58,11 +59,14 @@ struct DoctorCommand: ParsableCommand {
             } catch { fail("integrity", "\(error)") }
 
             do {
-                let status = try store.status()
-                if status.schemaVersion == SiteStore.currentSchemaVersion {
-                    ok("schema", "schema current (version \(status.schemaVersion))")
+                guard checks.allSatisfy(\.ok) else { throw CLIError("not migrated: the file fails its integrity check") }
+                let (from, to) = try store.migrate()
+                if to != SiteStore.currentSchemaVersion {
+                    fail("schema", "schema version \(to), this chipsite writes \(SiteStore.currentSchemaVersion): run a current chipsite")
+                } else if from != to {
+                    ok("schema", "schema migrated from version \(from) to \(to) (current)")
                 } else {
-                    fail("schema", "schema version \(status.schemaVersion), this chipsite writes \(SiteStore.currentSchemaVersion): run a current chipsite")
+                    ok("schema", "schema current (version \(to))")
                 }
             } catch { fail("schema", "\(error)") }
 

@@ -32,13 +32,23 @@ enum Main {
                 if !message.isEmpty { print(message) }
                 exit(0)
             }
-            if message.hasPrefix("Error: ") {
-                writeStderr("chipsite: error: " + message.dropFirst("Error: ".count) + "\n")
-            } else if !message.isEmpty {
-                writeStderr(message + "\n")
-            }
+            writeStderr(usageLine(message) + "\n")
             exit(code == .validationFailure ? 2 : code.rawValue)
         }
+    }
+
+    /// The parser's message (error, help excerpt, usage, "See …" hint) as one
+    /// line: the error, then where to read more.
+    static func usageLine(_ message: String) -> String {
+        let lines = message.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        var first = lines.first ?? "invalid command line"
+        if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
+        var line = "chipsite: error: " + first
+        if let see = lines.last(where: { $0.contains("See '") }), let open = see.firstIndex(of: "'"),
+           let close = see[see.index(after: open)...].firstIndex(of: "'") {
+            line += " (see `\(see[see.index(after: open)..<close])`)"
+        }
+        return line
     }
 
     static func fail(_ message: String) -> Never {

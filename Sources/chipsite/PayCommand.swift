@@ -157,6 +157,9 @@ struct ChitCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Only chits on this user's tallies.", valueName: "cuid"))
         var user: String?
 
+        /// The most chits one listing may ask for.
+        static let maxLimit = 100_000
+
         @Option(help: ArgumentHelp("At most this many.", valueName: "n"))
         var limit: Int = 100
 
@@ -164,7 +167,7 @@ struct ChitCommand: ParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            guard (1...100_000).contains(limit) else { throw CLIError("--limit must be 1-100000") }
+            guard (1...Self.maxLimit).contains(limit) else { throw ValidationError("--limit must be 1-\(Self.maxLimit)") }
             let store = try site.open()
             let tallyID = try tally.map { try store.tally($0).uuid }
             let records = try store.chits(tally: tallyID, user: try user.map(CUID.init), limit: limit)
@@ -174,12 +177,12 @@ struct ChitCommand: ParsableCommand {
                 return
             }
             for i in invoices {
-                print("invoice \(i.uuid)  \(i.state.rawValue.padding(7))  \(i.direction == .in ? "asks you for" : "you asked for") \(Amount.format(i.units))  \(i.memo ?? "")")
+                print("invoice \(i.uuid)  \(i.state.rawValue.padding(7))  \(i.direction == .in ? "asks you for" : "you asked for") \(Amount.format(i.units))  \(Printable.clip(i.memo ?? ""))")
             }
             if records.isEmpty { print("No chits."); return }
             for r in records {
                 let sign = r.chit.balanceEffect > 0 ? "+" : "-"
-                print("\(r.chit.uuid)  \(r.state.rawValue.padding(7))  #\(r.index.map(String.init) ?? "-")  \(r.chit.by.rawValue) pays \(sign)\(Amount.format(r.chit.units))  \(r.chit.memo ?? "")")
+                print("\(r.chit.uuid)  \(r.state.rawValue.padding(7))  #\(r.index.map(String.init) ?? "-")  \(r.chit.by.rawValue) pays \(sign)\(Amount.format(r.chit.units))  \(Printable.clip(r.chit.memo ?? ""))")
             }
         }
     }

@@ -36,6 +36,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var passphrase: PassphraseOptions
 
+    func validate() throws {
+        _ = try Self.parseListen(listen, defaultPort: SiteAddress.defaultPort)
+    }
+
     func run() async throws {
         let store = try site.open()
         let status = try store.status()
@@ -76,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
     static func parseListen(_ text: String?, defaultPort: Int) throws -> (String, Int) {
         guard let text else { return ("0.0.0.0", defaultPort) }
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw CLIError("--listen must be HOST:PORT, not \(Printable.quote(text))")
+            throw ValidationError("--listen must be HOST:PORT, not \(Printable.quote(text))")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

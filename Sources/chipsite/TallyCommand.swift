@@ -28,6 +28,9 @@ struct TallyCommand: ParsableCommand {
         @Flag(help: "Accept the offer at once if it asks no credit of your user.")
         var accept = false
 
+        /// The longest `--wait` (an hour: longer is a job for `tally list`).
+        static let maxWait: Double = 3600
+
         @Option(help: ArgumentHelp("Seconds to wait for the offer (0: do not wait).", valueName: "seconds"))
         var wait: Double = 20
 
@@ -36,7 +39,7 @@ struct TallyCommand: ParsableCommand {
 
         func run() throws {
             let user = try CUID(cuid)
-            guard wait >= 0, wait <= 3600 else { throw CLIError("--wait must be 0-3600 seconds") }
+            guard wait >= 0, wait <= Self.maxWait else { throw ValidationError("--wait must be 0-\(Int(Self.maxWait)) seconds") }
             let parsed = try TallyTicket(parsing: try Self.ticketText(ticket))
             let store = try site.open()
             _ = try store.user(user)
@@ -49,7 +52,7 @@ struct TallyCommand: ParsableCommand {
                 record = try Self.current(store, token: parsed.token, user: user) ?? record
             }
             if record.state == .void {
-                throw CLIError(record.note ?? "the tally was refused")
+                throw CLIError(Printable.clip(record.note ?? "the tally was refused"))
             }
             if output.json { print(TallyView.json(record).prettyString); return }
             if record.state == .draft {
@@ -152,11 +155,11 @@ struct TallyCommand: ParsableCommand {
             print("chain     \(t.chainLength) chits")
             if let core = t.core {
                 print("limits    stock grants \(Amount.format(core.limit(.stock))), foil grants \(Amount.format(core.limit(.foil)))")
-                if let memo = core.json["memo"]?.stringValue { print("memo      \(memo)") }
+                if let memo = core.json["memo"]?.stringValue { print("memo      \(Printable.line(memo))") }
                 print("hash      \(core.hash)")
             }
             print("signed    stock \(t.core.map { $0.verify(t.sign?.stock, by: .stock) } == true ? "valid" : "no"), foil \(t.core.map { $0.verify(t.sign?.foil, by: .foil) } == true ? "valid" : "no")")
-            if let note = t.note { print("note      \(note)") }
+            if let note = t.note { print("note      \(Printable.line(note))") }
         }
     }
 }

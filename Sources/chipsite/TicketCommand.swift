@@ -61,7 +61,7 @@ struct TicketCommand: ParsableCommand {
             let limitMilli = try limit.map(Amount.parse)
             try checkNote(memo, option: "--memo", max: 1000)
             if let output, !(output.hasSuffix(".png") || output.hasSuffix(".svg")) {
-                throw CLIError("--output must name a .png or .svg file")
+                throw ValidationError("--output must name a .png or .svg file")
             }
             if let output { try SiteBackup.checkFree(output) }
             let store = try site.open()

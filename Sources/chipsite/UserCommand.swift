@@ -16,7 +16,7 @@ struct UserCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a user with a new signing key and certificate.")
 
-        @Argument(help: ArgumentHelp("The user's id on this site: 1-64 of A-Z a-z 0-9 . _ - .", valueName: "cuid"))
+        @Argument(help: ArgumentHelp("The user's id on this site: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit.", valueName: "cuid"))
         var cuid: String
 
         @Option(help: ArgumentHelp("The user's name as partners see it.", valueName: "name"))
@@ -34,7 +34,7 @@ struct UserCommand: ParsableCommand {
 
         func run() throws {
             let id = try CUID(cuid)
-            guard let entity = EntityType(rawValue: type) else { throw CLIError("--type must be p or o") }
+            guard let entity = EntityType(rawValue: type) else { throw ValidationError("--type must be p or o") }
             try Certificate.validate(name: name)
             if let email { try Certificate.validate(email: email) }
             let store = try site.open()
@@ -137,10 +137,10 @@ struct UserCommand: ParsableCommand {
 
         func run() throws {
             let id = try CUID(cuid)
-            guard name != nil || email != nil || type != nil else { throw CLIError("nothing to change: give --name, --email or --type") }
+            guard name != nil || email != nil || type != nil else { throw ValidationError("nothing to change: give --name, --email or --type") }
             var entity: EntityType?
             if let type {
-                guard let t = EntityType(rawValue: type) else { throw CLIError("--type must be p or o") }
+                guard let t = EntityType(rawValue: type) else { throw ValidationError("--type must be p or o") }
                 entity = t
             }
             var newEmail: String?? = nil
@@ -249,7 +249,7 @@ struct UserCommand: ParsableCommand {
     struct Lock: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Lock a user: its tallies accept no new chits or offers.",
-            discussion: "Partners get a protocol refusal; nothing is lost and queued messages wait. Undo with `user unlock`.")
+            discussion: "A partner's chit or ticket request is refused; an offer to the user waits unanswered; the user's queued messages wait. Nothing is lost. Undo with `user unlock`.")
 
         @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
         var cuid: String

@@ -103,3 +103,14 @@ import Testing
         #expect(throws: ModelError.self) { try SealingKey(passphrase: [1], salt: [1], cost: .interactive) }
     }
 }
+
+@Suite struct PrintableTests {
+    @Test func partnerTextCannotBreakALineOrDriveTheTerminal() {
+        let hostile = "paid\n\u{1B}[2Jchipsite: error: forged\r\u{7}"
+        #expect(Printable.line(hostile) == "paid??[2Jchipsite: error: forged??")
+        #expect(!Printable.line(hostile).contains("\n") && !Printable.clip(hostile).contains("\u{1B}"))
+        let long = String(repeating: "é", count: 100)
+        #expect(Printable.clip(long) == String(repeating: "é", count: 60) + "…")
+        #expect(Printable.line(long) == long)
+    }
+}

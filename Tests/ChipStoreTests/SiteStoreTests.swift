@@ -66,7 +66,7 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         let dir = try TempDir()
         let junk = dir.file("junk.db")
         let content = Array(String(repeating: "not a database\n", count: 200).utf8)
-        FileManager.default.createFile(atPath: junk, contents: Data(content))
+        #expect(FileManager.default.createFile(atPath: junk, contents: Data(content)))
         #expect(throws: StoreError.notSQLite(path: junk)) { try SiteStore.open(at: junk) }
         #expect(bytes(junk) == content)
         #expect(throws: StoreError.siteExists(path: junk)) { try SiteStore.create(at: junk, address: address, passphrase: nil) }
@@ -83,7 +83,7 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         #expect(!FileManager.default.fileExists(atPath: foreign + "-wal"))
 
         let empty = dir.file("empty.db")
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
         #expect(throws: StoreError.notASite(path: empty)) { try SiteStore.open(at: empty) }
         #expect(bytes(empty) == [])
 

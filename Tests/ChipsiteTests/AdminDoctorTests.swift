@@ -81,6 +81,22 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         #expect(missing.stdout.contains("FAIL no site at") && missing.stdout.contains("chipsite init"))
     }
 
+    @Test func anOlderFileIsCheckedThenMigrated() throws {
+        let dir = try TempDir()
+        let db = dir.file("site.db")
+        #expect(try chipsite(["init", "--db", db, "--host", "h.example", "--port", "\(try adminFreePort())"]).code == 0)
+        let current = try #require(try json(try chipsite(["status", "--db", db, "--json"]).stdout)["schema_version"] as? Int)
+        // Make it a file from before the last migration (invoices).
+        _ = try run("/usr/bin/env", ["python3", "-c", """
+            import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("drop table invoices")
+            c.execute("delete from grdb_migrations where identifier='2026-11-25 invoices'"); c.commit()
+            """, db])
+        let r = try chipsite(["doctor", "--db", db])
+        #expect(r.code == 0, "\(r.stdout)")
+        #expect(r.stdout.contains("schema migrated from version \(current - 1) to \(current)"), "\(r.stdout)")
+        #expect(try chipsite(["doctor", "--db", db]).stdout.contains("schema current (version \(current))"))
+    }
+
     @Test func sealedSiteKeyIsCheckedOnlyWithAPassphrase() throws {
         let dir = try TempDir()
         let db = dir.file("site.db")

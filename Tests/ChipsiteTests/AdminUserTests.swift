@@ -20,9 +20,9 @@ import Testing
         #expect(try json(try chipsite(["user", "show", "alice", "--db", db, "--json"]).stdout)["email"] is NSNull)
 
         let unchanged = fileBytes(db)
-        expectOneLineError(try chipsite(["user", "edit", "alice", "--db", db]), containing: "nothing to change")
+        expectOneLineError(try chipsite(["user", "edit", "alice", "--db", db]), code: 2, containing: "nothing to change")
         expectOneLineError(try chipsite(["user", "edit", "alice", "--email", "nope", "--db", db]), containing: "email")
-        expectOneLineError(try chipsite(["user", "edit", "alice", "--type", "x", "--db", db]), containing: "--type")
+        expectOneLineError(try chipsite(["user", "edit", "alice", "--type", "x", "--db", db]), code: 2, containing: "--type")
         expectOneLineError(try chipsite(["user", "edit", "alice", "--name", " ", "--db", db]), containing: "name")
         expectOneLineError(try chipsite(["user", "edit", "nobody", "--name", "N", "--db", db]), containing: "no user nobody")
         #expect(fileBytes(db) == unchanged)
@@ -92,6 +92,8 @@ import Testing
             ("sealedflag", variant { $0["sealed"] = true }, "sealed flag"),
             ("nocert", variant { $0.removeValue(forKey: "certificate") }, "without certificate"),
             ("created", variant { $0["created"] = "yesterday" }, "created"),
+            ("lockedtext", variant { $0["locked"] = "yes" }, "without locked"),
+            ("nolocked", variant { $0.removeValue(forKey: "locked") }, "without locked"),
         ]
         for (name, object, needle) in cases {
             expectOneLineError(try chipsite(["user", "import", try write(name + ".json", object), "--db", b]), containing: needle)

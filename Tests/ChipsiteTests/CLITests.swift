@@ -75,9 +75,13 @@ import Testing
     }
 
     @Test func usageErrorsExitTwo() throws {
-        let r = try chipsite(["status", "--no-such-flag"])
-        #expect(r.code == 2)
-        #expect(r.stderr.hasPrefix("chipsite: error: "))
+        // Parser errors and bad option values alike: exit 2, one line, a pointer to --help.
+        expectOneLineError(try chipsite(["status", "--no-such-flag"]), code: 2, containing: "see `chipsite status --help`")
+        expectOneLineError(try chipsite(["user", "add", "--name", "A"]), code: 2, containing: "Missing expected argument")
+        expectOneLineError(try chipsite(["user", "add", "a", "--name", "A", "--type", "x"]), code: 2, containing: "--type must be p or o")
+        expectOneLineError(try chipsite(["chit", "list", "--limit", "0"]), code: 2, containing: "--limit must be 1-100000")
+        expectOneLineError(try chipsite(["serve", "--listen", "nowhere"]), code: 2, containing: "--listen must be HOST:PORT")
+        expectOneLineError(try chipsite(["lockdown", "maybe"]), code: 2, containing: "maybe")
         let help = try chipsite(["--help"])
         #expect(help.code == 0)
         #expect(help.stdout.contains("USAGE"))
@@ -159,7 +163,7 @@ import Testing
             expectOneLineError(try chipsite(["user", "add", bad, "--name", "X", "--db", db]), containing: "invalid CUID")
         }
         expectOneLineError(try chipsite(["user", "add", "bob", "--name", "B", "--email", "nope", "--db", db]), containing: "email")
-        expectOneLineError(try chipsite(["user", "add", "bob", "--name", "B", "--type", "x", "--db", db]), containing: "--type")
+        expectOneLineError(try chipsite(["user", "add", "bob", "--name", "B", "--type", "x", "--db", db]), code: 2, containing: "--type")
         expectOneLineError(try chipsite(["user", "add", "bob", "--name", "  ", "--db", db]), containing: "name")
         expectOneLineError(try chipsite(["user", "show", "nobody", "--db", db]), containing: "no user nobody")
         #expect(try chipsite(["user", "list", "--db", db, "--json"]).stdout == before)

@@ -52,7 +52,7 @@ import Testing
         _ = try p.b.ticket(["--output", svg])
         let svgText = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(svgText.contains("<svg") && svgText.contains("<path"))
-        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", p.dir.file("x.gif")]), containing: ".png or .svg")
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", p.dir.file("x.gif")]), code: 2, containing: ".png or .svg")
         // The code carries the token: an existing file is never overwritten,
         // the file is private, and a refused ticket is not left in the site.
         #expect(try FileManager.default.attributesOfItem(atPath: png)[.posixPermissions] as? Int == 0o600)
