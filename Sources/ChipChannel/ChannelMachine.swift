@@ -67,6 +67,18 @@ public struct ChannelMachine {
     public static let maxMessageBytes = NoiseSpec.MAX_PLAINTEXT_LEN
     /// A token is 128 bits in lowercase hex.
     public static let tokenLength = 32
+    /// Sizes of handshake messages (Noise, 25519 + ChaChaPoly): a DH public
+    /// key, an AEAD tag. IK message 1 is e + s + tag + payload tag at least.
+    static let dhLength = 32, tagLength = 16
+    static let minIKMessage1 = dhLength + (dhLength + tagLength) + tagLength
+    /// N message 1 (and KK message 1) is e + payload tag at least; N's payload
+    /// is the initiator's agent id as a JSON string (45 bytes), so 64 bytes
+    /// of payload is plenty.
+    static let minOneWayMessage = dhLength + tagLength
+    static let maxNPayload = 64
+    /// Deepest JSON accepted in a message, and the longest `action`.
+    static let maxJSONDepth = 32
+    static let maxActionBytes = 32
 
     enum State {
         case responderStart
@@ -102,7 +114,7 @@ public struct ChannelMachine {
     {
         guard let rs = remote.noiseStaticKey else { throw .noise(.invalidKeyLength) }
         let payload = ticketMessage.canonicalBytes
-        guard payload.count <= maxMessageBytes - 96 else { throw .messageTooLarge(payload.count) }
+        guard payload.count <= maxMessageBytes - minIKMessage1 else { throw .messageTooLarge(payload.count) }
         do throws(NoiseError) {
             let hs = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: prologue,
                                    localStatic: local.staticKey, remoteStatic: rs)
@@ -214,8 +226,7 @@ public struct ChannelMachine {
     }
 
     private mutating func readI(_ body: [UInt8]) -> [ChannelAction] {
-        // IK message 1 is e(32) + s(32+16) + payload tag(16) at least.
-        guard body.count >= 96 else { return close("I message too short") }
+        guard body.count >= Self.minIKMessage1 else { return close("I message too short") }
         do throws(NoiseError) {
             let hs = try Handshake(pattern: .IK, hash: .blake2b, initiator: false, prologue: Self.prologue, localStatic: local.staticKey)
             let payload: [UInt8]
@@ -232,8 +243,7 @@ public struct ChannelMachine {
     }
 
     private mutating func readN(_ body: [UInt8]) -> [ChannelAction] {
-        // N message 1 is e(32) + payload tag(16); the payload is a 45-byte JSON string.
-        guard body.count >= 48, body.count <= 48 + 64 else { return close("N message has the wrong size") }
+        guard body.count >= Self.minOneWayMessage, body.count <= Self.minOneWayMessage + Self.maxNPayload else { return close("N message has the wrong size") }
         do throws(NoiseError) {
             let hs = try Handshake(pattern: .N, hash: .blake2b, initiator: false, prologue: Self.prologue, localStatic: local.staticKey)
             defer { hs.abort() }
@@ -249,7 +259,7 @@ public struct ChannelMachine {
     }
 
     private mutating func readK(_ body: [UInt8], peer: AgentID) -> [ChannelAction] {
-        guard body.count >= 48, let rs = peer.noiseStaticKey else { return close("K message too short") }
+        guard body.count >= Self.minOneWayMessage, let rs = peer.noiseStaticKey else { return close("K message too short") }
         do throws(NoiseError) {
             let hs = try Handshake(pattern: .KK, hash: .blake2b, initiator: false, prologue: Self.prologue,
                                    localStatic: local.staticKey, remoteStatic: rs)
@@ -298,7 +308,7 @@ public struct ChannelMachine {
 
     /// Section 4: `from.agent` must be the authenticated peer and `to.agent` this site.
     private func envelope(_ bytes: [UInt8], peer: AgentID) -> ChannelAction {
-        guard let message = try? JSONValue(parsing: bytes, limits: JSONLimits(maxDepth: 32, maxBytes: Self.maxMessageBytes)) else {
+        guard let message = try? JSONValue(parsing: bytes, limits: JSONLimits(maxDepth: Self.maxJSONDepth, maxBytes: Self.maxMessageBytes)) else {
             return .dropped("not JSON")
         }
         switch Envelope.check(message, local: local.agent, peer: peer) {
@@ -310,7 +320,7 @@ public struct ChannelMachine {
     /// The ticket in an `I` payload, if it is one addressed to us from the
     /// agent whose static key the handshake proved.
     static func ticketPresentation(_ payload: [UInt8], local: AgentID, remoteStatic: [UInt8]) -> TicketPresentation? {
-        guard let message = try? JSONValue(parsing: payload, limits: JSONLimits(maxDepth: 32, maxBytes: maxMessageBytes)),
+        guard let message = try? JSONValue(parsing: payload, limits: JSONLimits(maxDepth: maxJSONDepth, maxBytes: maxMessageBytes)),
               message["target"]?.stringValue == "tally", message["action"]?.stringValue == "ticket",
               let toJSON = message["to"], let fromJSON = message["from"],
               let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON),
@@ -330,7 +340,7 @@ public enum Envelope {
 
     public static func check(_ message: JSONValue, local: AgentID, peer: AgentID) -> Result<Void, ModelError> {
         guard let target = message["target"]?.stringValue, targets.contains(target),
-              let action = message["action"]?.stringValue, !action.isEmpty, action.utf8.count <= 32
+              let action = message["action"]?.stringValue, !action.isEmpty, action.utf8.count <= ChannelMachine.maxActionBytes
         else { return .failure(.malformed("message without a known target and action")) }
         guard let toJSON = message["to"], let fromJSON = message["from"],
               let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON)

@@ -9,6 +9,10 @@
 public struct Chit: Sendable, Equatable {
     public static let coreFields: Set<String> = ["tally", "by", "type", "uuid", "date", "units", "ref", "memo"]
     public static let maxMemo = 1000
+    /// Longest reason kept from a refusal (characters).
+    public static let maxReason = 200
+    /// Deepest `ref` accepted from the command line.
+    public static let maxRefDepth = 8
     /// The largest `ref` (canonical bytes).
     public static let maxRefBytes = 2000
 

@@ -52,6 +52,8 @@ public struct CUID: Sendable, Hashable, Comparable, CustomStringConvertible {
 /// A site's network address as partners see it: host name or address, and port.
 public struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
     public static let defaultPort = 65430
+    /// TCP ports a site may use.
+    public static let portRange = 1...65535
     public static let maxHostLength = 253
 
     public let host: String
@@ -59,7 +61,7 @@ public struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
 
     public init(host: String, port: Int) throws(ModelError) {
         try Self.validate(host: host)
-        guard (1...65535).contains(port) else { throw .invalid("port must be 1-65535, not \(port)") }
+        guard Self.portRange.contains(port) else { throw .invalid("port must be 1-65535, not \(port)") }
         self.host = host
         self.port = port
     }

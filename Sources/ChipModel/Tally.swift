@@ -24,6 +24,9 @@ public enum TallyState: String, Sendable, CaseIterable {
 /// hashed) never change by a round trip through Swift types.
 public struct TallyCore: Sendable, Equatable {
     public static let agreement: JSONValue = ["domain": "mychips.org", "name": "standard", "version": 1]
+    /// Longest tally memo (characters) and the revision counter's bound.
+    public static let maxMemo = 1000
+    public static let maxRevision: Int64 = 1_000_000
     public static let coreFields: Set<String> = ["version", "revision", "uuid", "date", "memo", "agree", "stock", "foil"]
 
     public let json: JSONValue
@@ -49,14 +52,14 @@ public struct TallyCore: Sendable, Equatable {
             throw .malformed("a tally core has exactly the fields \(Self.coreFields.sorted().joined(separator: ", "))")
         }
         guard o["version"] == .integer(1) else { throw .malformed("unknown tally version") }
-        guard let revision = o["revision"]?.integerValue, revision >= 1, revision < 1_000_000 else {
+        guard let revision = o["revision"]?.integerValue, revision >= 1, revision < Self.maxRevision else {
             throw .malformed("tally revision must be a positive integer")
         }
         guard let uuid = o["uuid"]?.stringValue, Self.isUUID(uuid) else { throw .malformed("tally uuid is not a UUID") }
         guard let date = o["date"]?.stringValue, Timestamp.parse(date) != nil else { throw .malformed("tally date is not a timestamp") }
         switch o["memo"] {
         case .null?: break
-        case .string(let m)? where m.count <= 1000: break
+        case .string(let m)? where m.count <= Self.maxMemo: break
         default: throw .malformed("tally memo must be null or a short string")
         }
         guard o["agree"]?.objectValue != nil else { throw .malformed("tally agreement must be an object") }

@@ -72,8 +72,13 @@ public final class PeerNode: Sendable {
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try Self.addCodec(to: channel, limits: limits, responder: true)
-                    return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+                    do {
+                        try Self.addCodec(to: channel, limits: limits, responder: true)
+                        return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+                    } catch {
+                        release()  // admitted, but it will never run: give its place back
+                        throw error
+                    }
                 }
             }
         guard let bound = server.channel.localAddress else { throw PeerError.refused("no local address") }
@@ -107,6 +112,11 @@ public final class PeerNode: Sendable {
             s.connections += 1
             return true
         }
+    }
+
+    /// Gives back a place taken by `admit` for a connection that never ran.
+    private func release() {
+        state.withLockedValue { $0.connections -= 1 }
     }
 
     private static func addCodec(to channel: any Channel, limits: PeerLimits, responder: Bool) throws {

@@ -411,7 +411,7 @@ extension SiteStore {
             if t.side == .stock, let refused = object["refused"]?.arrayValue {
                 for r in refused.prefix(Self.maxIncomingBatch) {
                     guard let id = r["uuid"]?.stringValue else { continue }
-                    let reason = r["reason"]?.stringValue.map { String($0.prefix(200)) } ?? "refused by the partner"
+                    let reason = r["reason"]?.stringValue.map { String($0.prefix(Chit.maxReason)) } ?? "refused by the partner"
                     try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ? AND tally = ? AND state = 'pending' AND local = 1",
                                    arguments: [reason, id, uuid])
                 }

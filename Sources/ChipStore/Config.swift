@@ -37,7 +37,7 @@ public struct ConfigKey: Sendable, Hashable {
         name: "site.port", summary: "TCP port of the peer server (default 65430)",
         defaultValue: String(SiteAddress.defaultPort), range: "1-65535"
     ) { v throws(ModelError) in
-        guard let p = Int(v), (1...65535).contains(p) else { throw .invalid("site.port must be 1-65535") }
+        guard let p = Int(v), SiteAddress.portRange.contains(p) else { throw .invalid("site.port must be 1-65535") }
     }
 
     static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: String) -> ConfigKey {

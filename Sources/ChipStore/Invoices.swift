@@ -163,7 +163,7 @@ extension SiteStore {
     /// On `refuse` from the partner: our invoice is refused and leaves the outbox.
     public func receiveRefusal(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
         guard let o = message["object"], let tally = o["tally"]?.stringValue, let uuid = o["uuid"]?.stringValue else { return .ignored("malformed refuse") }
-        let reason = o["reason"]?.stringValue.map { String($0.prefix(200)) } ?? "refused"
+        let reason = o["reason"]?.stringValue.map { String($0.prefix(Chit.maxReason)) } ?? "refused"
         let now = Self.now()
         return try guardedWrite { db in
             guard try Self.partnerTally(db, tally, peer: peer) != nil else { return .ignored("refuse about a tally not shared with this peer") }

@@ -7,12 +7,17 @@ public enum SiteLocation {
 
     /// The path to use and whether it was chosen by default (a default
     /// location may have its directory created; an explicit one may not).
-    public static func resolve(explicit: String?, environment: [String: String], isRoot: Bool) -> (path: String, isDefault: Bool) {
+    ///
+    /// Without an absolute `$HOME`, `accountHome` (the password database's
+    /// entry) is used; without either, `/` (a relative path would depend on
+    /// the current directory).
+    public static func resolve(explicit: String?, environment: [String: String], isRoot: Bool,
+                               accountHome: String? = nil) -> (path: String, isDefault: Bool) {
         if let explicit, !explicit.isEmpty { return (explicit, false) }
         if let env = environment[environmentVariable], !env.isEmpty { return (env, false) }
         if isRoot { return (systemPath, true) }
         if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return (xdg + "/chipsite/site.db", true) }
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "."
+        let home = [environment["HOME"], accountHome].compactMap { $0 }.first { $0.hasPrefix("/") } ?? ""
         return (home + "/.local/share/chipsite/site.db", true)
     }
 }

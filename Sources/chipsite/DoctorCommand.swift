@@ -90,10 +90,11 @@ struct DoctorCommand: ParsableCommand {
             let info = try store.siteKeyInfo()
             var kek: SealingKey?
             if info.sealed {
-                guard let secret = try passphrase.fromFile() else {
+                guard var secret = try passphrase.fromFile() else {
                     ok("key", "site key \(info.fingerprint) present; sealed: not checked (give --passphrase-file to check it)")
                     return
                 }
+                defer { Crypto.wipe(&secret) }
                 do { kek = try store.sealingKey(passphrase: secret) } catch StoreError.wrongPassphrase {
                     fail("key", "the passphrase does not open the site key: give the right --passphrase-file")
                     return
@@ -131,7 +132,7 @@ struct DoctorCommand: ParsableCommand {
     }
 
     func checkPort(_ store: SiteStore, path: String, ok: (String, String) -> Void, fail: (String, String) -> Void) {
-        guard let portText = try? store.configValue(.sitePort), let port = Int(portText), (1...65535).contains(port) else {
+        guard let portText = try? store.configValue(.sitePort), let port = Int(portText), SiteAddress.portRange.contains(port) else {
             fail("port", "site.port is not set: chipsite config set site.port \(SiteAddress.defaultPort)")
             return
         }

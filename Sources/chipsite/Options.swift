@@ -13,7 +13,8 @@ struct SiteOptions: ParsableArguments {
 
     /// The resolved path and whether it is the default location.
     func location() -> (path: String, isDefault: Bool) {
-        SiteLocation.resolve(explicit: db, environment: Environment.all, isRoot: geteuid() == 0)
+        SiteLocation.resolve(explicit: db, environment: Environment.all, isRoot: geteuid() == 0,
+                             accountHome: getpwuid(getuid()).flatMap { $0.pointee.pw_dir.map { String(cString: $0) } })
     }
 
     func open() throws -> SiteStore {
@@ -49,7 +50,8 @@ struct PassphraseOptions: ParsableArguments {
     /// passphrase as needed), nil when it is not sealed.
     func sealingKey(for store: SiteStore) throws -> SealingKey? {
         guard try store.isSealed() else { return nil }
-        guard let passphrase = try obtain() else { throw StoreError.passphraseNeeded }
+        guard var passphrase = try obtain() else { throw StoreError.passphraseNeeded }
+        defer { Crypto.wipe(&passphrase) }
         return try store.sealingKey(passphrase: passphrase)
     }
 }

@@ -70,7 +70,7 @@ struct PaymentArguments: ParsableArguments {
         let units = try Amount.parse(amount)
         guard units > 0 else { throw CLIError("the amount must be more than 0") }
         try checkNote(memo, option: "--memo", max: Chit.maxMemo)
-        return (user, units, try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: 8, maxBytes: 2000)) })
+        return (user, units, try ref.map { try JSONValue(parsing: $0, limits: JSONLimits(maxDepth: Chit.maxRefDepth, maxBytes: Chit.maxRefBytes)) })
     }
 }
 
@@ -139,7 +139,7 @@ struct ChitCommand: ParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            try checkNote(reason, option: "--reason", max: 200)
+            try checkNote(reason, option: "--reason", max: Chit.maxReason)
             let store = try site.open()
             let record = try store.refuseInvoice(id, reason: reason)
             SiteDaemon.pokeRunning(siteFile: store.path)

@@ -79,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// `host:port`, `[v6]:port` or `:port`; nil means all addresses on the configured port.
     static func parseListen(_ text: String?, defaultPort: Int) throws -> (String, Int) {
         guard let text else { return ("0.0.0.0", defaultPort) }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...SiteAddress.portRange.upperBound).contains(port) else {
             throw ValidationError("--listen must be HOST:PORT, not \(Printable.quote(text))")
         }
         var host = String(text[..<colon])

@@ -28,8 +28,10 @@ struct TallyCommand: ParsableCommand {
         @Flag(help: "Accept the offer at once if it asks no credit of your user.")
         var accept = false
 
-        /// The longest `--wait` (an hour: longer is a job for `tally list`).
+        /// The longest `--wait` (an hour: longer is a job for `tally list`),
+        /// and how often the site file is read while waiting.
         static let maxWait: Double = 3600
+        static let pollInterval: TimeInterval = 0.05
 
         @Option(help: ArgumentHelp("Seconds to wait for the offer (0: do not wait).", valueName: "seconds"))
         var wait: Double = 20
@@ -48,7 +50,7 @@ struct TallyCommand: ParsableCommand {
             let deadline = Date().addingTimeInterval(wait)
             var record = try Self.current(store, token: parsed.token, user: user) ?? store.tally(id)
             while Date() < deadline, record.state == .draft || (accept && record.state == .peerOffer && record.core?.limit(record.side) == 0) {
-                Thread.sleep(forTimeInterval: 0.05)
+                Thread.sleep(forTimeInterval: Self.pollInterval)
                 record = try Self.current(store, token: parsed.token, user: user) ?? record
             }
             if record.state == .void {

@@ -59,7 +59,7 @@ struct TicketCommand: ParsableCommand {
             if let expires { try TallyTicket.validate(lifetime: DurationText.seconds(expires), what: "--expires") }
             let bound = try forCHAD.map { try CHAD(text: $0) }
             let limitMilli = try limit.map(Amount.parse)
-            try checkNote(memo, option: "--memo", max: 1000)
+            try checkNote(memo, option: "--memo", max: TallyCore.maxMemo)
             if let output, !(output.hasSuffix(".png") || output.hasSuffix(".svg")) {
                 throw ValidationError("--output must name a .png or .svg file")
             }
