@@ -8,7 +8,13 @@
 /// foil's (balance >= -foil limit).
 public struct Chit: Sendable, Equatable {
     public static let coreFields: Set<String> = ["tally", "by", "type", "uuid", "date", "units", "ref", "memo"]
+    /// Longest memo: characters, and bytes (a character may hold many
+    /// combining marks, so the character count alone bounds nothing).
     public static let maxMemo = 1000
+    public static let maxMemoBytes = 4000
+
+    /// Whether `memo` fits both memo limits.
+    public static func memoFits(_ memo: String) -> Bool { memo.count <= maxMemo && memo.utf8.count <= maxMemoBytes }
     /// Longest reason kept from a refusal (characters).
     public static let maxReason = 200
     /// Deepest `ref` accepted from the command line.
@@ -45,7 +51,7 @@ public struct Chit: Sendable, Equatable {
         guard o["type"] == "tran" else { throw .malformed("only tran chits are supported") }
         guard let date = o["date"]?.stringValue, Timestamp.parse(date) != nil else { throw .malformed("chit date is not a timestamp") }
         guard let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli else { throw .malformed("chit units must be 1 to 10^15") }
-        if let memo = o["memo"] { guard let m = memo.stringValue, m.count <= Self.maxMemo else { throw .malformed("chit memo too long") } }
+        if let memo = o["memo"] { guard let m = memo.stringValue, Self.memoFits(m) else { throw .malformed("chit memo too long") } }
         if let ref = o["ref"] { guard ref.canonicalBytes.count <= Self.maxRefBytes else { throw .malformed("chit ref too large") } }
         guard sign.utf8.count <= 100 else { throw .malformed("chit signature too long") }
         self.core = core

@@ -59,7 +59,7 @@ public struct TallyCore: Sendable, Equatable {
         guard let date = o["date"]?.stringValue, Timestamp.parse(date) != nil else { throw .malformed("tally date is not a timestamp") }
         switch o["memo"] {
         case .null?: break
-        case .string(let m)? where m.count <= Self.maxMemo: break
+        case .string(let m)? where m.count <= Self.maxMemo && m.utf8.count <= Self.maxMemo * 4: break
         default: throw .malformed("tally memo must be null or a short string")
         }
         guard o["agree"]?.objectValue != nil else { throw .malformed("tally agreement must be an object") }

@@ -48,53 +48,71 @@ public actor PeerConnection {
 
     public var isOpen: Bool { machine.isOpen && !finished }
 
-    /// Encrypts and writes one message; throws if the channel is not open.
+    /// Encrypts one message and queues it for the writer; throws if the
+    /// channel is not open. Never waits for the peer's socket, so no task
+    /// of the engine (or the reading task) is held up by a slow peer.
     public func send(_ message: JSONValue) async throws {
         guard !finished, outbound != nil else { throw ChannelError.notOpen }
         for action in try machine.send(message) {
-            if case .send(let frame) = action { try await write(frame) }
+            if case .send(let frame) = action { try enqueue(frame) }
         }
     }
 
-    /// Frames encrypted but not yet written, in nonce order, and whether a
-    /// task is writing them. Encryption happens inside the actor without a
-    /// suspension, so queue order is nonce order; one writer at a time keeps
-    /// it on the wire (two tasks awaiting `write` could otherwise swap, and
-    /// the peer would fail to decrypt).
+    /// Whether less than half of `maxQueuedBytes` waits to be written: the
+    /// engine's delivery passes send only while there is room, and go on in
+    /// a later pass, so only replies can fill the rest.
+    public var hasRoom: Bool { queuedBytes < limits.maxQueuedBytes / 2 }
+
+    /// Frames encrypted but not yet written, in nonce order. Encryption
+    /// happens inside the actor without a suspension, so queue order is
+    /// nonce order; one writer task per connection keeps it on the wire.
     /// Bytes in `queue` are capped at `limits.maxQueuedBytes` (NIO's own
     /// buffer holds at most as much again): a peer that stops reading gets
     /// its channel dropped, and what was not sent stays in the outbox.
     private var queue: [Frame] = []
     private var queuedBytes = 0
-    private var writing = false
+    private var writerWake: CheckedContinuation<Void, Never>?
 
-    private func write(_ frame: Frame) async throws {
-        let size = FrameLimits.lengthPrefixBytes + 1 + frame.body.count
+    private static func wireSize(_ frame: Frame) -> Int { FrameLimits.lengthPrefixBytes + 1 + frame.body.count }
+
+    private func enqueue(_ frame: Frame) throws {
+        guard !finished else { throw ChannelError.notOpen }
+        let size = Self.wireSize(frame)
         guard queue.isEmpty || queuedBytes + size <= limits.maxQueuedBytes else {
             _ = stop("peer not reading: \(queuedBytes) bytes queued")
             throw ChannelError.notOpen
         }
         queue.append(frame)
         queuedBytes += size
-        guard !writing else { return }
-        writing = true
-        defer { writing = false }
-        while !queue.isEmpty {
-            let next = queue.removeFirst()
-            queuedBytes -= FrameLimits.lengthPrefixBytes + 1 + next.body.count
-            guard let outbound, !finished else {
-                queue.removeAll()
-                queuedBytes = 0
-                throw ChannelError.notOpen
+        writerWake?.resume()
+        writerWake = nil
+    }
+
+    /// The connection's one writer: takes frames in order and waits while
+    /// the peer's socket is full. NIO's buffer resumes a waiting write once
+    /// 64 KiB have drained (PeerNode's water marks); a peer that takes less
+    /// than that in `writeStallTimeout` is cut off (the write then fails).
+    private func writeLoop() async {
+        while !finished {
+            guard !queue.isEmpty else {
+                await withCheckedContinuation { writerWake = $0 }
+                continue
             }
-            // The write waits while the peer's socket is full; a peer that
-            // never drains it is cut off (the write then fails).
+            let next = queue.removeFirst()
+            queuedBytes -= Self.wireSize(next)
+            guard let outbound else { return }
             let channel = self.channel
             let watchdog = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.writeStallTimeout * 1e9))) {
                 channel.close(promise: nil)
             }
-            defer { watchdog.cancel() }
-            try await outbound.write(next)
+            do {
+                try await outbound.write(next)
+                watchdog.cancel()
+            } catch {
+                watchdog.cancel()
+                _ = stop("write failed")
+                return
+            }
         }
     }
 
@@ -108,7 +126,10 @@ public actor PeerConnection {
         return await withCheckedContinuation { openWaiters.append($0) }
     }
 
-    func attach(_ writer: NIOAsyncChannelOutboundWriter<Frame>) { outbound = writer }
+    func attach(_ writer: NIOAsyncChannelOutboundWriter<Frame>) {
+        outbound = writer
+        Task { await self.writeLoop() }
+    }
 
     func receive(_ frame: Frame, policy: any PeerPolicy) async -> Bool {
         await perform(machine.receive(frame), policy: policy)
@@ -120,7 +141,7 @@ public actor PeerConnection {
             switch action {
             case .send(let frame):
                 guard outbound != nil else { return false }
-                do { try await write(frame) } catch { return stop("write failed") }
+                do { try enqueue(frame) } catch { return stop("write failed") }
             case .ask(let question):
                 let accepted = await policy.judge(question, from: remoteAddress)
                 guard await perform(machine.answer(accepted), policy: policy) else { return false }
@@ -150,6 +171,10 @@ public actor PeerConnection {
 
     func finish() {
         finished = true
+        queue.removeAll()
+        queuedBytes = 0
+        writerWake?.resume()
+        writerWake = nil
         machine.shutdown()
         for waiter in openWaiters { waiter.resume(returning: false) }
         openWaiters.removeAll()

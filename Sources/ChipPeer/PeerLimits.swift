@@ -23,6 +23,14 @@ public struct PeerLimits: Sendable, Equatable {
     public var writeStallTimeout: Double = 20
 
     public init() {}
+
+    /// A write waits while NIO's buffer for a peer holds more than
+    /// `maxQueuedBytes`, and goes on once it is down to this: after the peer
+    /// has taken `resumeBytes`, not half the buffer. So the stall watchdog
+    /// asks a slow but live peer for 64 KiB per `writeStallTimeout`
+    /// (3.2 kB/s), whatever `peer.max_queued_bytes` is.
+    public static let resumeBytes = 64 * 1024
+    public var writeBufferLow: Int { max(maxQueuedBytes / 2, maxQueuedBytes - Self.resumeBytes) }
 }
 
 /// Token buckets keyed by source address: `rate` tokens per second up to

@@ -62,7 +62,7 @@ public final class PeerNode: Sendable {
             .serverChannelOption(.backlog, value: Self.listenBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.maxQueuedBytes / 2, high: limits.maxQueuedBytes))
+            .childChannelOption(.writeBufferWaterMark, value: Self.waterMark(limits))
             .bind(host: host, port: port) { [self] channel in
                 let address = channel.remoteAddress?.ipAddress ?? "unknown"
                 // Admission before a single byte is read: rate and count.
@@ -114,6 +114,11 @@ public final class PeerNode: Sendable {
         }
     }
 
+    /// NIO's write buffer per connection (see `PeerLimits.writeBufferLow`).
+    static func waterMark(_ limits: PeerLimits) -> ChannelOptions.Types.WriteBufferWaterMark {
+        .init(low: limits.writeBufferLow, high: limits.maxQueuedBytes)
+    }
+
     /// Gives back a place taken by `admit` for a connection that never ran.
     private func release() {
         state.withLockedValue { $0.connections -= 1 }
@@ -144,7 +149,7 @@ public final class PeerNode: Sendable {
             child = try await ClientBootstrap(group: group)
                 .connectTimeout(.nanoseconds(Int64(limits.handshakeTimeout * 1e9)))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelOption(.writeBufferWaterMark, value: .init(low: limits.maxQueuedBytes / 2, high: limits.maxQueuedBytes))
+                .channelOption(.writeBufferWaterMark, value: Self.waterMark(limits))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try Self.addCodec(to: channel, limits: limits, responder: false)

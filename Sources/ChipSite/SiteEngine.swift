@@ -199,15 +199,21 @@ public actor SiteEngine: PeerPolicy {
                 case .foil:
                     var after = max(item.acked, chainSent[connection.id]?[item.tally] ?? item.acked)
                     for _ in 0..<Self.batchesPerPass where after < item.length {
-                        guard let upd = try store.chainUpdate(tally: item.tally, after: after) else { break }
+                        // A full queue waits for a later pass (the partner's ack or the poll).
+                        guard await connection.hasRoom,
+                              let upd = try store.chainUpdate(tally: item.tally, after: after) else { break }
                         try await connection.send(upd)
                         after = upd["object"]?["entries"]?.arrayValue?.last?["index"]?.integerValue ?? item.length
                         guard isTracked(connection) else { break }
-                        chainSent[connection.id, default: [:]][item.tally] = after
+                        // Only forward: a pass that overlapped a later one must not
+                        // move the mark back (a nak moves it back on purpose).
+                        let mark = max(after, chainSent[connection.id]?[item.tally] ?? 0)
+                        chainSent[connection.id, default: [:]][item.tally] = mark
+                        after = mark
                     }
                 case .stock:
                     let sent = chitsSent[connection.id] ?? []
-                    if let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) {
+                    if await connection.hasRoom, let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) {
                         try await connection.send(message)
                         if isTracked(connection) { chitsSent[connection.id, default: []].formUnion(uuids) }
                     }
@@ -231,7 +237,7 @@ public actor SiteEngine: PeerPolicy {
         }
     }
 
-    /// Batches of chain entries sent to one partner per pass.
+    /// Batches of chain entries sent per tally per pass.
     static let batchesPerPass = 20
 
     /// Whether `connection` is still one of ours: after an `await` it may have
@@ -255,6 +261,8 @@ public actor SiteEngine: PeerPolicy {
             if let from = entry.message["from"]?["cuid"]?.stringValue.flatMap({ try? CUID($0) }), (try? store.isHeld(from)) ?? true {
                 continue
             }
+            // A full queue waits for a later pass.
+            guard await connection.hasRoom else { return }
             do {
                 try await connection.send(entry.message)
                 if isTracked(connection) { sentOn[connection.id, default: []].insert(entry.id) }

@@ -62,10 +62,19 @@ public enum SiteBackup {
         for s in sidecars where FileManager.default.fileExists(atPath: target + s) {
             throw StoreError.cannotCreate(path: target, reason: "\(target + s) is in the way")
         }
-        guard link(temp, target) == 0 else {
+        if link(temp, target) != 0 {
             let code = errno
             if code == EEXIST { throw ModelError.invalid("\(target) already exists; refusing to overwrite it") }
-            throw StoreError.cannotCreate(path: target, reason: String(cString: strerror(code)))
+            // File systems without hard links (FAT, exFAT, some network and
+            // FUSE mounts): check, then rename. Only a file created in the
+            // instant between the two could be replaced.
+            guard code == EPERM || code == ENOTSUP || code == EOPNOTSUPP || code == ENOSYS else {
+                throw StoreError.cannotCreate(path: target, reason: String(cString: strerror(code)))
+            }
+            try checkFree(target)
+            guard rename(temp, target) == 0 else {
+                throw StoreError.cannotCreate(path: target, reason: String(cString: strerror(errno)))
+            }
         }
         sync(target)
     }

@@ -414,6 +414,12 @@ extension SiteStore {
                     let reason = r["reason"]?.stringValue.map { String($0.prefix(Chit.maxReason)) } ?? "refused by the partner"
                     try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ? AND tally = ? AND state = 'pending' AND local = 1",
                                    arguments: [reason, id, uuid])
+                    // An invoice this chit was paying is open again: our user may pay or refuse it anew.
+                    if db.changesCount == 1 {
+                        try db.execute(sql: """
+                            UPDATE invoices SET state = 'open', chit = NULL, updated = ? WHERE chit = ? AND tally = ? AND direction = 'in' AND state = 'paid'
+                            """, arguments: [Self.now(), id, uuid])
+                    }
                 }
                 return .applied(replies: [])
             }

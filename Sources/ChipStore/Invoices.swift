@@ -82,7 +82,7 @@ extension SiteStore {
     public func receiveInvoice(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
         guard let o = message["object"], let tally = o["tally"]?.stringValue, let uuid = o["uuid"]?.stringValue, TallyCore.isUUID(uuid),
               let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli,
-              o["memo"].map({ $0.stringValue.map { $0.count <= Chit.maxMemo } ?? false }) ?? true,
+              o["memo"].map({ $0.stringValue.map(Chit.memoFits) ?? false }) ?? true,
               (o["ref"]?.canonicalBytes.count ?? 0) <= Chit.maxRefBytes
         else { return .ignored("malformed invoice") }
         let now = Self.now()
@@ -136,6 +136,7 @@ extension SiteStore {
         return try guardedWrite { db in
             try db.execute(sql: "UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND state = 'open'",
                            arguments: [reason ?? "refused", now, inv.uuid])
+            guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(inv.uuid) was answered meanwhile; look again") }
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [inv.uuid]),
                   let record = Self.invoiceRecord(row) else { throw StoreError.damaged("invoice vanished") }
             return record

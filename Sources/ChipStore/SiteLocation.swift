@@ -12,12 +12,13 @@ public enum SiteLocation {
     /// entry) is used; without either, `/` (a relative path would depend on
     /// the current directory).
     public static func resolve(explicit: String?, environment: [String: String], isRoot: Bool,
-                               accountHome: String? = nil) -> (path: String, isDefault: Bool) {
+                               accountHome: () -> String? = { nil }) -> (path: String, isDefault: Bool) {
         if let explicit, !explicit.isEmpty { return (explicit, false) }
         if let env = environment[environmentVariable], !env.isEmpty { return (env, false) }
         if isRoot { return (systemPath, true) }
         if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return (xdg + "/chipsite/site.db", true) }
-        let home = [environment["HOME"], accountHome].compactMap { $0 }.first { $0.hasPrefix("/") } ?? ""
+        if let home = environment["HOME"], home.hasPrefix("/") { return (home + "/.local/share/chipsite/site.db", true) }
+        let home = accountHome().flatMap { $0.hasPrefix("/") ? $0 : nil } ?? ""
         return (home + "/.local/share/chipsite/site.db", true)
     }
 }

@@ -32,7 +32,8 @@ enum Main {
                 if !message.isEmpty { print(message) }
                 exit(0)
             }
-            writeStderr(usageLine(message) + "\n")
+            // `ExitCode(1)` (doctor, tally verify) has said its piece already.
+            if !message.isEmpty { writeStderr(usageLine(message) + "\n") }
             exit(code == .validationFailure ? 2 : code.rawValue)
         }
     }

@@ -14,7 +14,7 @@ struct SiteOptions: ParsableArguments {
     /// The resolved path and whether it is the default location.
     func location() -> (path: String, isDefault: Bool) {
         SiteLocation.resolve(explicit: db, environment: Environment.all, isRoot: geteuid() == 0,
-                             accountHome: getpwuid(getuid()).flatMap { $0.pointee.pw_dir.map { String(cString: $0) } })
+                             accountHome: { getpwuid(getuid()).flatMap { $0.pointee.pw_dir.map { String(cString: $0) } } })
     }
 
     func open() throws -> SiteStore {
@@ -80,7 +80,8 @@ enum Environment {
 /// partner's terminal or log.
 func checkNote(_ text: String?, option: String, max: Int) throws {
     guard let text else { return }
-    if text.count > max || text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-        throw CLIError("\(option) must be at most \(max) characters without control characters")
+    // Bytes too: a character may carry any number of combining marks.
+    if text.count > max || text.utf8.count > max * 4 || text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        throw CLIError("\(option) must be at most \(max) characters (\(max * 4) bytes) without control characters")
     }
 }

@@ -134,12 +134,42 @@ import Testing
         #expect(await eventually(10) { await a.daemon?.engine.openChannels(with: b.agent) == 0 }, "the stuck channel is dropped")
         #expect(try a.store.outbox(for: b.agent).count == 200, "what was not taken stays in the outbox")
     }
+
+    @Test func aSlowButLivePartnerIsNotCutOff() async throws {
+        let dir = try TempDir()
+        let a = try TestSite(dir: dir, name: "alice"), b = try TestSite(dir: dir, name: "bob")
+        var limits = PeerLimits()
+        limits.writeStallTimeout = 1  // a watchdog that is not called off by progress would cut it at once
+        try await a.start(limits: limits)
+        defer { Task { await a.stop() } }
+        b.port = 1
+        try a.addPartner(b, cuid: "alice", otherCuid: "bob")
+        let pad = JSONValue.string(String(repeating: "x", count: 60_000))
+        for i in 0..<40 {
+            guard case .object(var m) = try a.message("big\(i)", from: "alice", to: b, toCuid: "bob") else { return }
+            m["pad"] = pad
+            try a.store.enqueue(to: try b.chad("bob"), topic: "big\(i)", message: .object(m))
+        }
+        let slow = try FrozenPeer(site: b, port: a.port, remote: a.agent)
+        defer { slow.close() }
+        // A few hundred kB/s (small reads, 20 ms apart) for about 12 s.
+        let got = try slow.readSlowly(chunk: 16_384, pause: 0.02, seconds: 40, messages: 40)
+        #expect(got == 40, "all 2.4 MB arrived over one channel")
+        #expect(await a.daemon?.engine.openChannels(with: b.agent) == 1)
+        // A waiting write goes on after 64 KiB drained, not half the buffer.
+        #expect(limits.writeBufferLow == (1 << 20) - 65536)
+        var small = PeerLimits()
+        small.maxQueuedBytes = 65536
+        #expect(small.writeBufferLow == 32768)
+    }
 }
 
 /// A raw partner: completes N+K as `site` over a blocking socket with a small
-/// receive buffer, then never reads again.
+/// receive buffer, then never reads again (or reads slowly, `readSlowly`).
 final class FrozenPeer {
     let fd: Int32
+    private var machine: ChannelMachine?
+    private var reader = FrameReader()
 
     init(site: TestSite, port: Int, remote: AgentID) throws {
         var secret = site.key.curve25519SecretKey()
@@ -162,6 +192,7 @@ final class FrozenPeer {
         var (machine, actions) = try ChannelMachine.laterContact(local: local, remote: remote)
         var reader = FrameReader()
         var buffer = [UInt8](repeating: 0, count: 4096)
+        defer { self.machine = machine; self.reader = reader }
         // At most 20 reads (each bounded by SO_RCVTIMEO) until A opens the channel.
         for _ in 0..<20 {
             for case .send(let frame) in actions {
@@ -177,6 +208,27 @@ final class FrozenPeer {
         }
         Glibc.close(fd)
         throw StoreError.database("the frozen peer's channel did not open")
+    }
+
+    /// Reads slowly for at most `seconds`: `chunk` bytes, then a pause of
+    /// `pause` seconds; stops early once `messages` messages arrived.
+    /// Returns the messages delivered.
+    func readSlowly(chunk: Int, pause: Double, seconds: Double, messages wanted: Int) throws -> Int {
+        guard var machine else { return 0 }
+        defer { self.machine = machine }
+        var delivered = 0
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end, delivered < wanted {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            reader.append(buffer[0..<n])
+            while let frame = try reader.next() {
+                for case .deliver in machine.receive(frame) { delivered += 1 }
+            }
+            Thread.sleep(forTimeInterval: pause)
+        }
+        return delivered
     }
 
     func close() { Glibc.close(fd) }

@@ -102,6 +102,13 @@ import Testing
         let chit = try s.a.payInvoice(invoice.uuid, key: s.key(.a))
         #expect(try s.a.invoice(invoice.uuid).state == .paid && s.a.invoice(invoice.uuid).chit == chit.chit.uuid)
         #expect(throws: ModelError.self) { try s.a.payInvoice(invoice.uuid, key: s.key(.a)) }
+        // The guard inside the payment's transaction, past the check before it
+        // (two payers racing): nothing is signed away twice.
+        let chitsBefore = try s.a.chits(tally: id).count
+        #expect(throws: ModelError.self) {
+            try s.a.pay(tally: id, units: 5000, memo: nil, ref: nil, settling: invoice.uuid, key: s.key(.a))
+        }
+        #expect(try s.a.chits(tally: id).count == chitsBefore)
         try Self.exchange(s, [PPacket(to: .b, message: try #require(try s.a.chainUpdate(tally: id, after: 3)))])
         #expect(try s.b.invoice(invoice.uuid).state == .paid)
         #expect(try s.b.outbox(for: s.agentA).allSatisfy { $0.topic != "invoice:" + invoice.uuid })
@@ -212,5 +219,24 @@ import Testing
         #expect(throws: Never.self) { try Certificate(json: .object(cert)) }
         cert["place"] = .string(String(repeating: "p", count: Certificate.maxCanonicalBytes))
         #expect(throws: ModelError.self) { try Certificate(json: .object(cert)) }
+    }
+
+    @Test func anInvoiceWhosePaymentIsRefusedIsOpenAgain() throws {
+        let (s, id) = try Self.openTally()
+        // alice (foil) pays first so that bob (stock) has room to pay her invoice.
+        _ = try s.a.pay(tally: id, units: 20_000, memo: nil, ref: nil, key: s.key(.a))
+        try Self.exchange(s, [PPacket(to: .b, message: try #require(try s.a.chainUpdate(tally: id, after: 0)))])
+        let invoice = try s.a.createInvoice(tally: id, units: 10, memo: nil, ref: nil)
+        let message = try #require(try s.a.outbox(for: s.agentB).first { $0.topic == "invoice:" + invoice.uuid }?.message)
+        _ = try s.b.receiveInvoice(message, from: s.agentA)
+        let chit = try s.b.payInvoice(invoice.uuid, key: s.key(.b))
+        #expect(try s.b.invoice(invoice.uuid).state == .paid)
+        // alice's site refuses the pending chit (her user was locked, say).
+        let nak: JSONValue = ["target": "chit", "action": "nak", "to": .null, "from": .null,
+                              "object": ["tally": .string(id), "refused": .array([["uuid": .string(chit.chit.uuid), "reason": "locked"]])]]
+        _ = try s.b.receiveChainAnswer(nak, from: s.agentA)
+        let reopened = try s.b.invoice(invoice.uuid)
+        #expect(reopened.state == .open && reopened.chit == nil, "bob may pay or refuse it again")
+        #expect(try s.b.chits(tally: id).first { $0.chit.uuid == chit.chit.uuid }?.state == .refused)
     }
 }

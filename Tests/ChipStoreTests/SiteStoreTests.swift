@@ -163,8 +163,8 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         #expect(L.resolve(explicit: nil, environment: ["XDG_DATA_HOME": "/d", "HOME": "/h"], isRoot: false) == ("/d/chipsite/site.db", true))
         #expect(L.resolve(explicit: nil, environment: ["HOME": "/h"], isRoot: false) == ("/h/.local/share/chipsite/site.db", true))
         // No usable $HOME: the account's home directory, never a path relative to the working directory.
-        #expect(L.resolve(explicit: nil, environment: [:], isRoot: false, accountHome: "/home/u") == ("/home/u/.local/share/chipsite/site.db", true))
-        #expect(L.resolve(explicit: nil, environment: ["HOME": "rel"], isRoot: false, accountHome: "/home/u").path.hasPrefix("/home/u/"))
+        #expect(L.resolve(explicit: nil, environment: [:], isRoot: false, accountHome: { "/home/u" }) == ("/home/u/.local/share/chipsite/site.db", true))
+        #expect(L.resolve(explicit: nil, environment: ["HOME": "rel"], isRoot: false, accountHome: { "/home/u" }).path.hasPrefix("/home/u/"))
         #expect(L.resolve(explicit: nil, environment: [:], isRoot: false).path == "/.local/share/chipsite/site.db")
     }
 }

@@ -67,6 +67,7 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
                                      db])
         let r = try chipsite(["doctor", "--db", db])
         #expect(r.code == 1)
+        #expect(r.stderr.isEmpty, "the FAIL lines say it all: \(r.stderr)")
         let fails = lines(r).filter { $0.hasPrefix("FAIL ") }
         #expect(fails.count == 2, "\(r.stdout)")
         #expect(fails.contains { $0.contains("port \(port) is in use by another program") && $0.contains("config set site.port") })
