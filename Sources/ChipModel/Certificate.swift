@@ -68,12 +68,12 @@ public struct Certificate: Sendable, Hashable {
         return .object(o)
     }
 
-    /// Reads a certificate from JSON. `name` may be a string or
-    /// `{"first":…,"surname":…}` (kept as "first surname").
     /// The largest certificate accepted from outside (canonical bytes). A
     /// tally offer carries two certificates and must fit one `T` message.
     public static let maxCanonicalBytes = 8192
 
+    /// Reads a certificate from JSON. `name` may be a string or
+    /// `{"first":…,"surname":…}` (kept as "first surname").
     public init(json: JSONValue) throws(ModelError) {
         guard json.objectValue != nil else { throw .malformed("a certificate must be a JSON object") }
         guard json.canonicalBytes.count <= Self.maxCanonicalBytes else { throw .malformed("certificate too large") }

@@ -194,9 +194,13 @@ public final class SiteStore: Sendable {
     }
 
     static func address(_ db: Database) throws -> SiteAddress {
-        guard let host = try config(db, .siteHost), let portText = try config(db, .sitePort), let port = Int(portText) else {
+        guard let host = try config(db, .siteHost), let portText = try config(db, .sitePort) else {
             throw StoreError.damaged("site.host or site.port is missing")
         }
+        for (key, value) in [(ConfigKey.siteHost, host), (.sitePort, portText)] {
+            do { try key.validate(value) } catch { throw StoreError.badSetting(key: key.name, reason: error.description) }
+        }
+        guard let port = Int(portText) else { throw StoreError.badSetting(key: ConfigKey.sitePort.name, reason: "not a number") }
         return try SiteAddress(host: host, port: port)
     }
 

@@ -27,7 +27,12 @@ enum Main {
             fail(error.description)
         } catch {
             let code = Chipsite.exitCode(for: error)
-            let message = Chipsite.fullMessage(for: error)
+            var message = Chipsite.fullMessage(for: error)
+            // A usage error found by a command's run() points to that
+            // command's --help, not the root's.
+            if error is ValidationError, !message.contains("See '") || message.contains("See 'chipsite --help'") {
+                message = "Error: \(error)\nSee '\(commandPath(CommandLine.arguments)) --help' for more information."
+            }
             if code == .success {
                 if !message.isEmpty { print(message) }
                 exit(0)
@@ -50,6 +55,18 @@ enum Main {
             line += " (see `\(see[see.index(after: open)..<close])`)"
         }
         return line
+    }
+
+    /// `chipsite` and the subcommand names at the start of `arguments`.
+    static func commandPath(_ arguments: [String]) -> String {
+        var command: any ParsableCommand.Type = Chipsite.self
+        var path = ["chipsite"]
+        for argument in arguments.dropFirst() {
+            guard let next = command.configuration.subcommands.first(where: { $0._commandName == argument }) else { break }
+            path.append(argument)
+            command = next
+        }
+        return path.joined(separator: " ")
     }
 
     static func fail(_ message: String) -> Never {

@@ -79,7 +79,7 @@ import Testing
         expectOneLineError(try chipsite(["status", "--no-such-flag"]), code: 2, containing: "see `chipsite status --help`")
         expectOneLineError(try chipsite(["user", "add", "--name", "A"]), code: 2, containing: "Missing expected argument")
         expectOneLineError(try chipsite(["user", "add", "a", "--name", "A", "--type", "x"]), code: 2, containing: "--type must be p or o")
-        expectOneLineError(try chipsite(["chit", "list", "--limit", "0"]), code: 2, containing: "--limit must be 1-100000")
+        expectOneLineError(try chipsite(["chit", "list", "--limit", "0"]), code: 2, containing: "--limit must be 1-100000 (see `chipsite chit list --help`)")
         expectOneLineError(try chipsite(["serve", "--listen", "nowhere"]), code: 2, containing: "--listen must be HOST:PORT")
         expectOneLineError(try chipsite(["lockdown", "maybe"]), code: 2, containing: "maybe")
         let help = try chipsite(["--help"])
