@@ -181,6 +181,8 @@ struct PTwoSites {
         case ("chit", "tran"): outcome = try store.receiveTransfer(p.message, from: from)
         case ("chit", "upd"): outcome = try store.receiveChainUpdate(p.message, from: from)
         case ("chit", "ack"), ("chit", "nak"): outcome = try store.receiveChainAnswer(p.message, from: from)
+        case ("chit", "invoice"): outcome = try store.receiveInvoice(p.message, from: from)
+        case ("chit", "refuse"): outcome = try store.receiveRefusal(p.message, from: from)
         default: throw PropertyViolation("unexpected message \(p.summary)")
         }
         guard case .applied(let replies) = outcome else { return [] }
