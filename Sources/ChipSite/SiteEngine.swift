@@ -212,10 +212,15 @@ public actor SiteEngine: PeerPolicy {
                         after = mark
                     }
                 case .stock:
-                    let sent = chitsSent[connection.id] ?? []
-                    if await connection.hasRoom, let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) {
+                    // As many batches as the foil would send, not one per pass:
+                    // batches are cut by size, so long memos make many.
+                    for _ in 0..<Self.batchesPerPass {
+                        let sent = chitsSent[connection.id] ?? []
+                        guard await connection.hasRoom,
+                              let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) else { break }
                         try await connection.send(message)
-                        if isTracked(connection) { chitsSent[connection.id, default: []].formUnion(uuids) }
+                        guard isTracked(connection) else { break }
+                        chitsSent[connection.id, default: []].formUnion(uuids)
                     }
                 }
             } catch {
