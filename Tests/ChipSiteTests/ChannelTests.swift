@@ -119,12 +119,7 @@ import Testing
         try a.addPartner(c, cuid: "alice", otherCuid: "carol")
         try c.addPartner(a, cuid: "carol", otherCuid: "alice")
         // 200 messages of 60 kB for bob (12 MB: more than the socket buffers hold).
-        let pad = JSONValue.string(String(repeating: "x", count: 60_000))
-        for i in 0..<200 {
-            guard case .object(var m) = try a.message("big\(i)", from: "alice", to: b, toCuid: "bob") else { return }
-            m["pad"] = pad
-            try a.store.enqueue(to: try b.chad("bob"), topic: "big\(i)", message: .object(m))
-        }
+        try a.enqueueLarge(200, to: b, cuid: "bob")
         // bob connects (N+K), takes the channel open, and never reads again.
         let frozen = try FrozenPeer(site: b, port: a.port, remote: a.agent)
         defer { frozen.close() }
@@ -151,12 +146,7 @@ import Testing
         defer { Task { await a.stop() } }
         b.port = 1
         try a.addPartner(b, cuid: "alice", otherCuid: "bob")
-        let pad = JSONValue.string(String(repeating: "x", count: 60_000))
-        for i in 0..<40 {
-            guard case .object(var m) = try a.message("big\(i)", from: "alice", to: b, toCuid: "bob") else { return }
-            m["pad"] = pad
-            try a.store.enqueue(to: try b.chad("bob"), topic: "big\(i)", message: .object(m))
-        }
+        try a.enqueueLarge(40, to: b, cuid: "bob")
         let slow = try FrozenPeer(site: b, port: a.port, remote: a.agent)
         defer { slow.close() }
         // A few hundred kB/s (small reads, 20 ms apart) for about 12 s.
@@ -168,6 +158,18 @@ import Testing
         var small = PeerLimits()
         small.maxQueuedBytes = 65536
         #expect(small.writeBufferLow == 32768)
+    }
+}
+
+extension TestSite {
+    /// Queues `count` messages of about 60 kB each from alice to `other`'s `cuid`.
+    func enqueueLarge(_ count: Int, to other: TestSite, cuid: String) throws {
+        let pad = JSONValue.string(String(repeating: "x", count: 60_000))
+        for i in 0..<count {
+            guard case .object(var m) = try message("big\(i)", from: "alice", to: other, toCuid: cuid) else { return }
+            m["pad"] = pad
+            try store.enqueue(to: try other.chad(cuid), topic: "big\(i)", message: .object(m))
+        }
     }
 }
 
