@@ -70,7 +70,7 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
-            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipStore", "Noise", "CSodium"], swiftSettings: strict),
+            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipPeer", "ChipStore", "Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
             name: "ChitBench",
             dependencies: ["ChipSite", "ChipStore", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),

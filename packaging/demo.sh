@@ -3,6 +3,13 @@
 # status, then the site itself (`chipsite serve`) until Ctrl-C.
 set -euo pipefail
 bin=${1:?usage: demo.sh BINARY}
+# As root the default place is the packaged service's site file
+# (/var/lib/chipsite/site.db): the demo stays out of it, in root's home.
+if [ "$(id -u)" = 0 ] && [ -z "${CHIPSITE_DB:-}" ]; then
+  export CHIPSITE_DB="${HOME:-/root}/.local/share/chipsite/site.db"
+  mkdir -p "$(dirname "$CHIPSITE_DB")"
+  echo "Demo site: $CHIPSITE_DB (as root the default place is kept for the packaged service)."
+fi
 if "$bin" status >/dev/null 2>&1; then
   echo "A site already exists; leaving it as it is."
 else

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v make >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq make
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make
 fi
 make demo

@@ -2,6 +2,14 @@
 /// ids, keys and signatures. Decoding is strict: no padding, no whitespace,
 /// no non-canonical trailing bits.
 public enum Base64URL {
+    /// Whether `text` is the canonical base64url form of a 32-byte digest
+    /// (43 ASCII characters). Hashes from outside are checked with this
+    /// before any comparison: Swift's `String ==` would take a look-alike
+    /// such as a Kelvin sign for "K".
+    public static func isDigest(_ text: String) -> Bool {
+        text.utf8.count == 43 && decode(text)?.count == 32
+    }
+
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     private static let reverse: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)

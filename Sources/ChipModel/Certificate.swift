@@ -6,7 +6,8 @@ public enum UserKeyJWK {
 
     /// The 32-byte public key of a JWK, or an error for any other key type.
     public static func publicKey(from jwk: JSONValue) throws(ModelError) -> [UInt8] {
-        guard jwk["kty"]?.stringValue == "OKP", jwk["crv"]?.stringValue == "Ed25519",
+        // JSONValue == compares bytes (a String == would take "O\u{212A}P" for "OKP").
+        guard jwk["kty"] == "OKP", jwk["crv"] == "Ed25519",
               let x = jwk["x"]?.stringValue, let key = Base64URL.decode(x), key.count == Ed25519.publicKeyLength
         else { throw .malformed("certificate key must be an Ed25519 JWK") }
         return key

@@ -89,7 +89,7 @@ public struct Chit: Sendable, Equatable {
         guard var o = json.objectValue, case .string(let sign)? = o.removeValue(forKey: "sign"),
               case .string(let hash)? = o.removeValue(forKey: "hash") else { throw .malformed("chit without sign and hash") }
         try self.init(core: .object(o), sign: sign)
-        guard self.hash == hash else { throw .invalid("chit hash does not match its core") }
+        guard Base64URL.isDigest(hash), self.hash == hash else { throw .invalid("chit hash does not match its core") }
     }
 
     /// Whether a balance stays within the limits the tally's terms allow.

@@ -66,16 +66,51 @@ public struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// A DNS name, IPv4 or IPv6 literal: printable ASCII without spaces,
-    /// slashes or separators that would break the CHAD text or link forms.
+    /// Longest DNS label.
+    static let maxLabelLength = 63
+
+    /// A DNS name (labels of 1-63 letters, digits, `-` not at either end, or
+    /// `_`), an IPv4 address, or an IPv6 literal (any host with a `:` must be
+    /// one), so that nothing can break the CHAD text or link forms.
     public static func validate(host: String) throws(ModelError) {
         let bytes = Array(host.utf8)
-        guard (1...maxHostLength).contains(bytes.count),
-              bytes.allSatisfy({ c in
-                  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                      || c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == UInt8(ascii: ":") || c == UInt8(ascii: "_")
-              }), bytes[0] != UInt8(ascii: "-")
-        else { throw .invalid("invalid host \(Printable.quote(host)): use a DNS name or an IP address") }
+        let invalid = ModelError.invalid("invalid host \(Printable.quote(host)): use a DNS name or an IP address")
+        guard (1...maxHostLength).contains(bytes.count) else { throw invalid }
+        if bytes.contains(UInt8(ascii: ":")) {
+            guard isIPv6(bytes) else { throw invalid }
+            return
+        }
+        for label in bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
+            guard (1...maxLabelLength).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-"),
+                  label.allSatisfy({ c in
+                      (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                          || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+                  })
+            else { throw invalid }
+        }
+    }
+
+    /// An IPv6 literal (RFC 4291 text form, no zone): up to 8 groups of 1-4
+    /// hex digits, at most one `::`, optionally ending in a dotted IPv4.
+    static func isIPv6(_ bytes: [UInt8]) -> Bool {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let halves = text.split(separator: "::", omittingEmptySubsequences: false)
+        guard halves.count <= 2 else { return false }
+        var groups = 0
+        for (n, half) in halves.enumerated() where !half.isEmpty {
+            let parts = half.split(separator: ":", omittingEmptySubsequences: false)
+            for (i, part) in parts.enumerated() {
+                if i == parts.count - 1, n == halves.count - 1, part.contains(".") {
+                    let octets = part.split(separator: ".", omittingEmptySubsequences: false)
+                    guard octets.count == 4, octets.allSatisfy({ $0.count <= 3 && UInt8($0) != nil }) else { return false }
+                    groups += 2
+                } else {
+                    guard (1...4).contains(part.count), part.allSatisfy(\.isHexDigit) else { return false }
+                    groups += 1
+                }
+            }
+        }
+        return halves.count == 2 ? groups <= 7 : groups == 8
     }
 
     /// `host:port`, with IPv6 literals in brackets.
@@ -129,12 +164,19 @@ public struct CHAD: Sendable, Hashable, CustomStringConvertible {
             host = rest[rest.index(after: rest.startIndex)..<close]
             rest = rest[rest.index(after: close)...]
             if !rest.isEmpty {
-                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { throw .malformed("bad port in CHAD") }
+                let digits = rest.dropFirst()
+                guard rest.hasPrefix(":"), !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let p = Int(digits)
+                else { throw .malformed("bad port in CHAD") }
                 port = p
             }
         } else if let c = rest.lastIndex(of: ":") {
+            // An IPv6 host needs brackets: "::1" must not read as host ":", port 1.
+            guard rest.firstIndex(of: ":") == c else { throw .malformed("an IPv6 host in a CHAD needs brackets: [::1]:65430") }
             host = rest[..<c]
-            guard let p = Int(rest[rest.index(after: c)...]) else { throw .malformed("bad port in CHAD") }
+            let digits = rest[rest.index(after: c)...]
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let p = Int(digits) else {
+                throw .malformed("bad port in CHAD")
+            }
             port = p
         } else {
             host = rest

@@ -2,7 +2,7 @@
 /// protocol carries amounts as integer milliCHIPs and signed objects hold no
 /// floating-point numbers (protocol section 7), so a fraction or exponent is
 /// refused at the door instead of being rounded somewhere later.
-public enum JSONValue: Sendable, Hashable {
+public enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -22,6 +22,27 @@ public enum JSONValue: Sendable, Hashable {
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var isNull: Bool { self == .null }
+}
+
+/// Equality is byte equality of the canonical form, not Swift's: `String`
+/// compares by Unicode canonical equivalence, so "OKP" would equal
+/// "O\u{212A}P" (a Kelvin sign) although the bytes, and so the hashes and
+/// signatures over them, differ.
+extension JSONValue: Hashable {
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.integer(let x), .integer(let y)): return x == y
+        case (.string(let x), .string(let y)): return x.utf8.elementsEqual(y.utf8)
+        case (.array, .array), (.object, .object): return a.canonicalBytes == b.canonicalBytes
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(canonicalBytes)
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
@@ -138,6 +159,10 @@ public struct JSONLimits: Sendable {
     /// Largest input in bytes.
     public var maxBytes: Int
 
+    /// The largest integer magnitude accepted: 2^53 - 1, the last one every
+    /// JavaScript site reads exactly.
+    public static let maxSafeInteger: Int64 = (1 << 53) - 1
+
     /// Generous for any protocol message (a `T` frame is at most 65519 bytes).
     public static let standard = JSONLimits(maxDepth: 32, maxBytes: 1 << 20)
 
@@ -233,9 +258,10 @@ private struct JSONParser {
         if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") || bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E") {
             throw fail("only integers are allowed")
         }
-        if negative { return value }
-        guard value != Int64.min else { pos = start; throw fail("integer out of range") }
-        return -value
+        // Beyond 2^53 - 1 a JavaScript site reads another number (and computes
+        // another hash and signature over the object).
+        guard value >= -JSONLimits.maxSafeInteger else { pos = start; throw fail("integer out of range (beyond 2^53 - 1)") }
+        return negative ? value : -value
     }
 
     func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }

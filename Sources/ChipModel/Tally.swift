@@ -145,7 +145,8 @@ public struct TallySignatures: Sendable, Equatable {
     }
 
     public init(json: JSONValue) throws(ModelError) {
-        guard let o = json.objectValue, Set(o.keys).isSubset(of: ["stock", "foil", "hash"]), let hash = o["hash"]?.stringValue else {
+        guard let o = json.objectValue, Set(o.keys).isSubset(of: ["stock", "foil", "hash"]), let hash = o["hash"]?.stringValue,
+              Base64URL.isDigest(hash) else {
             throw .malformed("tally sign must be {stock?, foil?, hash}")
         }
         func text(_ k: String) throws(ModelError) -> String? {

@@ -56,11 +56,16 @@ public struct TallyTicket: Sendable, Equatable {
             try self.init(token: token, expires: expires, chad: try CHAD(json: chad))
         } else if s.hasPrefix(Self.linkPrefix) {
             var token: String?, chadText: String?
-            for pair in s.dropFirst(Self.linkPrefix.count).split(separator: "&", omittingEmptySubsequences: false) {
+            // A #fragment is not part of the query; empty pairs ("&&", a
+            // trailing "&") are skipped; names are percent-decoded like values.
+            let query = s.dropFirst(Self.linkPrefix.count).prefix { $0 != "#" }
+            for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw .malformed("bad query in ticket link") }
-                guard let value = PercentEncoding.decode(String(parts[1])) else { throw .malformed("bad percent-encoding in ticket link") }
-                switch parts[0] {
+                guard let name = PercentEncoding.decode(String(parts[0])), let value = PercentEncoding.decode(String(parts[1])) else {
+                    throw .malformed("bad percent-encoding in ticket link")
+                }
+                switch name {
                 case "token": guard token == nil else { throw .malformed("token twice in ticket link") }; token = value
                 case "chad": guard chadText == nil else { throw .malformed("chad twice in ticket link") }; chadText = value
                 default: continue

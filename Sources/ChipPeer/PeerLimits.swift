@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What one peer, or everyone together, may cost this site. Each value but
 /// `writeStallTimeout` is a config key in the site file
 /// (doc/configuration.md); these are the defaults.
@@ -31,6 +35,20 @@ public struct PeerLimits: Sendable, Equatable {
     /// (3.2 kB/s), whatever `peer.max_queued_bytes` is.
     public static let resumeBytes = 64 * 1024
     public var writeBufferLow: Int { max(maxQueuedBytes / 2, maxQueuedBytes - Self.resumeBytes) }
+
+    /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (every
+    /// connection is a descriptor, and the usual soft limit, 1024, is the
+    /// default `peer.max_connections`); returns the soft limit now.
+    public static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(limit.rlim_cur)
+    }
 }
 
 /// Token buckets keyed by source address: `rate` tokens per second up to

@@ -191,4 +191,16 @@ extension SiteStore {
     func closeFile() throws {
         try dbQueue.close()
     }
+
+    /// Moves every committed change from the `-wal` file into the site file
+    /// and closes it, so that a stopped site is one file that can simply be
+    /// copied (`serve` calls this when it stops).
+    public func checkpointAndClose() throws {
+        do {
+            try dbQueue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            try dbQueue.close()
+        } catch {
+            throw StoreError.from(error, path: path)
+        }
+    }
 }

@@ -349,8 +349,9 @@ extension SiteStore {
             var head: String = (row["chain_head"] as String?) ?? row["hash"]
             let startLength = length
             for entry in entries {
-                guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue,
-                      let hash = entry["hash"]?.stringValue, let chitJSON = entry["chit"], let chit = try? Chit(json: chitJSON),
+                guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue, Base64URL.isDigest(prior),
+                      let hash = entry["hash"]?.stringValue, Base64URL.isDigest(hash), let chitJSON = entry["chit"],
+                      let chit = try? Chit(json: chitJSON),
                       chit.tally == uuid else { break }
                 if index <= length {
                     // Already ours: it must be the same entry, or the chains forked.
@@ -401,7 +402,7 @@ extension SiteStore {
         guard let object = message["object"], let uuid = object["tally"]?.stringValue else { return .ignored("malformed answer") }
         return try guardedWrite { db in
             guard let t = try Self.partnerTally(db, uuid, peer: peer) else { return .ignored("answer about a tally not shared with this peer") }
-            if t.side == .foil, let index = object["index"]?.integerValue, let hash = object["hash"]?.stringValue {
+            if t.side == .foil, let index = object["index"]?.integerValue, let hash = object["hash"]?.stringValue, Base64URL.isDigest(hash) {
                 let ours = index == 0 ? t.core?.hash : try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [uuid, index])
                 guard ours == hash else { return .ignored("answer with a head we do not have") }
                 // A nak moves the mark back so the missing entries go again.

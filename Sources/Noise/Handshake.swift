@@ -324,6 +324,10 @@ extension Handshake {
 
     private func fail() {
         wipeState()
+        // A static key read from a message that then failed is only a claim:
+        // it must not be readable through `remoteStaticKey`.
+        remoteStatic = nil
+        hasRS = false
         transport = nil
         phase = .failed
     }

@@ -20,6 +20,7 @@
 // every chain entry (index, prior, hash), answers `ack`, and reconnects every
 // 2 s so its handshakes are exercised too. Any refused connection, failed
 // handshake, closed channel or timeout is a failure, and must not happen.
+import ChipPeer
 import ChipChannel
 import ChipModel
 import ChipStore
@@ -546,7 +547,7 @@ enum LoadTest {
     }
 
     static func run(_ options: LoadTestOptions, cleanup: Cleanup) throws -> Bool {
-        let fdLimit = raiseDescriptorLimit()
+        let fdLimit = PeerLimits.raiseDescriptorLimit()  // the serve child inherits it
         // Each attacker holds one socket here and one in serve at most.
         guard fdLimit > options.clients + 200 else {
             throw BenchError("the descriptor limit \(fdLimit) is too low for \(options.clients) clients")

@@ -124,18 +124,6 @@ func ownCPUSeconds() -> Double {
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (the serve
-/// child inherits it); returns the new soft limit.
-func raiseDescriptorLimit() -> Int {
-    var limit = rlimit()
-    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
-    return Int(limit.rlim_cur)
-}
 
 /// A fresh private directory under $TMPDIR, removed by ``remove()``.
 final class TempDir: Sendable {

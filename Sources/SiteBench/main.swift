@@ -14,6 +14,7 @@
 // both handshake sides on one thread; raw libsodium ChaCha20-Poly1305).
 // The child process and the directory are removed on exit, on error and on
 // SIGINT/SIGTERM.
+import ChipPeer
 import ChipChannel
 import ChipModel
 import ChipStore
@@ -194,7 +195,7 @@ enum SiteBench {
     // MARK: Run
 
     static func run(_ options: Options, cleanup: Cleanup) throws {
-        let fdLimit = raiseDescriptorLimit()
+        let fdLimit = PeerLimits.raiseDescriptorLimit()  // the serve child inherits it
         let dir = try TempDir()
         cleanup.track(dir: dir.path)
         let db = dir.file("site.db")

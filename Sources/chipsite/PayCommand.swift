@@ -64,6 +64,11 @@ struct PaymentArguments: ParsableArguments {
     @Option(help: ArgumentHelp("A JSON reference (invoice number, order) carried in the chit.", valueName: "json"))
     var ref: String?
 
+    /// A bad user, amount, memo or reference is a usage error (exit 2).
+    func validate() throws {
+        do { _ = try checked() } catch { throw ValidationError("\(error)") }
+    }
+
     /// The checked user, amount in milliCHIPs and reference.
     func checked() throws -> (user: CUID, units: Int64, ref: JSONValue?) {
         let user = try CUID(cuid)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChipModel
+import ChipPeer
 import ChipSite
 import ChipStore
 import Dispatch
@@ -50,7 +51,13 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "chipsite") { _ in StderrLogHandler(logLevel: level, format: format) }
         logger.logLevel = level
 
-        let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: try SiteDaemon.limits(from: store), logger: logger)
+        let limits = try SiteDaemon.limits(from: store)
+        let descriptors = PeerLimits.raiseDescriptorLimit()
+        if descriptors < limits.maxConnections + Self.spareDescriptors {
+            logger.warning("the descriptor limit is below peer.max_connections; raise it (LimitNOFILE=) or lower the setting",
+                           metadata: ["limit": "\(descriptors)", "peer.max_connections": "\(limits.maxConnections)"])
+        }
+        let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: limits, logger: logger)
         let bound: String
         do {
             let address = try await daemon.start(host: host, port: port)
@@ -73,8 +80,17 @@ struct ServeCommand: AsyncParsableCommand {
         runner.cancel()
         await runner.value
         await daemon.stop()
+        // A stopped site is one file: nothing may stay in site.db-wal.
+        do { try store.checkpointAndClose() } catch {
+            logger.warning("the site file was not checkpointed; copy site.db-wal with it or use `chipsite backup`",
+                           metadata: ["error": "\(error)"])
+        }
         logger.info("stopped")
     }
+
+    /// Descriptors serve needs besides its peer connections (the site file,
+    /// its WAL, the listener, the poke socket, the event loop).
+    static let spareDescriptors = 32
 
     /// `host:port`, `[v6]:port` or `:port`; nil means all addresses on the configured port.
     static func parseListen(_ text: String?, defaultPort: Int) throws -> (String, Int) {

@@ -54,15 +54,25 @@ struct TicketCommand: ParsableCommand {
 
         @OptionGroup var site: SiteOptions
 
-        func run() throws {
-            let user = try CUID(cuid)
-            if let expires { try TallyTicket.validate(lifetime: DurationText.seconds(expires), what: "--expires") }
-            let bound = try forCHAD.map { try CHAD(text: $0) }
-            let limitMilli = try limit.map(Amount.parse)
-            try checkNote(memo, option: "--memo", max: TallyCore.maxMemo)
+        /// Bad option values are usage errors (exit 2), found before the site is opened.
+        func validate() throws {
+            do {
+                if let expires { try TallyTicket.validate(lifetime: DurationText.seconds(expires), what: "--expires") }
+                _ = try forCHAD.map { try CHAD(text: $0) }
+                _ = try limit.map(Amount.parse)
+                try checkNote(memo, option: "--memo", max: TallyCore.maxMemo)
+            } catch {
+                throw ValidationError("\(error)")
+            }
             if let output, !(output.hasSuffix(".png") || output.hasSuffix(".svg")) {
                 throw ValidationError("--output must name a .png or .svg file")
             }
+        }
+
+        func run() throws {
+            let user = try CUID(cuid)
+            let bound = try forCHAD.map { try CHAD(text: $0) }
+            let limitMilli = try limit.map(Amount.parse)
             if let output { try SiteBackup.checkFree(output) }
             let store = try site.open()
             let status = try store.status()

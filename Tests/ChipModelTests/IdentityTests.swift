@@ -30,13 +30,50 @@ import Testing
         let v6 = CHAD(cuid: try CUID("b"), agent: agent, address: try SiteAddress(host: "::1", port: 7))
         #expect(v6.description == "b:\(agent)@[::1]:7")
         #expect(try CHAD(text: v6.description) == v6)
-        for bad in ["alice", "alice:\(agent)", "alice@x:1", "alice:\(agent)@x:99999", "alice:\(agent)@x:y", "alice:\(agent)@a b"] {
+        for bad in ["alice", "alice:\(agent)", "alice@x:1", "alice:\(agent)@x:99999", "alice:\(agent)@x:y", "alice:\(agent)@a b",
+                    // IPv6 without brackets must not read as host ":" port 1; a port is digits only.
+                    "alice:\(agent)@::1", "alice:\(agent)@fe80::1", "alice:\(agent)@x:+80", "alice:\(agent)@[::1]:+80",
+                    "alice:\(agent)@x:"] {
             #expect(throws: ModelError.self, "\(bad)") { try CHAD(text: bad) }
         }
         var extra = chad.json.objectValue ?? [:]
         extra["evil"] = 1
         #expect(throws: ModelError.self) { try CHAD(json: .object(extra)) }
         #expect(throws: ModelError.self) { try CHAD(json: ["cuid": "a", "agent": .string(agent.description), "host": "h", "port": "1"]) }
+    }
+
+    @Test func hostsAreDNSNamesOrIPAddresses() throws {
+        for good in ["chips.example.org", "h.example", "localhost", "127.0.0.1", "::1", "fe80::1", "2001:db8::8:800:200c:417a",
+                     "::ffff:192.0.2.1", "1:2:3:4:5:6:7:8", "_dmarc.example", "a-b.c"] {
+            #expect(throws: Never.self, "\(good)") { try SiteAddress.validate(host: good) }
+        }
+        for bad in ["", "....", ":", "example.org:80", "-a.example", "a-.example", "a..b", "example.org.", "1:2:3:4:5:6:7:8:9",
+                    "1::2::3", "12345::1", "::ffff:999.0.0.1", "g::1", "a b", String(repeating: "a", count: 64) + ".example"] {
+            #expect(throws: ModelError.self, "\(bad)") { try SiteAddress.validate(host: bad) }
+        }
+    }
+
+    @Test func ticketLinksToleranceAndLimits() throws {
+        let agent = try AgentID(publicKey: SigningKey.generate().publicKey)
+        let chad = CHAD(cuid: try CUID("bob"), agent: agent, address: try SiteAddress(host: "b.example", port: 1))
+        let ticket = try TallyTicket(token: String(repeating: "a", count: 32), expires: "2026-11-26T21:00:00.000Z", chad: chad)
+        for variant in [ticket.link + "#qr", ticket.link + "&", ticket.link.replacingFirst("token=", with: "%74oken="),
+                        ticket.link.replacingFirst("?", with: "?&")] {
+            #expect(try TallyTicket(parsing: variant).token == ticket.token, "\(variant)")
+        }
+        #expect(throws: ModelError.self) { try TallyTicket(parsing: ticket.link + "&token=" + String(repeating: "b", count: 32)) }
+    }
+
+    @Test func lookAlikeTextIsNotTheSameBytes() throws {
+        let key = SigningKey.generate()
+        let jwk = UserKeyJWK.json(publicKey: key.publicKey)
+        #expect(try UserKeyJWK.publicKey(from: jwk) == key.publicKey)
+        guard case .object(var o) = jwk else { return }
+        o["kty"] = .string("O\u{212A}P")  // a Kelvin sign for the K
+        #expect(throws: ModelError.self) { try UserKeyJWK.publicKey(from: .object(o)) }
+        let hash = String(repeating: "K", count: 42) + "A"
+        #expect(Base64URL.isDigest(hash) && !Base64URL.isDigest("\u{212A}" + String(repeating: "K", count: 41) + "A"))
+        #expect(!Base64URL.isDigest(String(repeating: "A", count: 42) + "B"), "non-zero trailing bits")
     }
 
     @Test func certificateRoundTripsThroughJSON() throws {
@@ -112,5 +149,13 @@ import Testing
         let long = String(repeating: "é", count: 100)
         #expect(Printable.clip(long) == String(repeating: "é", count: 60) + "…")
         #expect(Printable.line(long) == long)
+    }
+}
+
+extension String {
+    /// This string with the first `target` replaced (no Foundation in this target).
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = firstRange(of: target) else { return self }
+        return String(self[..<range.lowerBound]) + replacement + String(self[range.upperBound...])
     }
 }

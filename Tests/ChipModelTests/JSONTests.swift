@@ -22,10 +22,12 @@ import Testing
     }
 
     @Test func integersOnly() throws {
-        #expect(try JSONValue(parsing: "9223372036854775807") == .integer(.max))
-        #expect(try JSONValue(parsing: "-9223372036854775808") == .integer(.min))
+        // Exactly the integers a JavaScript site reads exactly: ±(2^53 - 1).
+        #expect(try JSONValue(parsing: "9007199254740991") == .integer(9_007_199_254_740_991))
+        #expect(try JSONValue(parsing: "-9007199254740991") == .integer(-9_007_199_254_740_991))
         #expect(try JSONValue(parsing: "-0") == .integer(0))
-        for bad in ["1.5", "1e3", "2E1", "9223372036854775808", "-9223372036854775809", "01", "-", "+1", "NaN", "Infinity"] {
+        for bad in ["1.5", "1e3", "2E1", "9007199254740992", "-9007199254740992", "9223372036854775807", "-9223372036854775808",
+                    "9223372036854775808", "-9223372036854775809", "01", "-", "+1", "NaN", "Infinity"] {
             #expect(throws: ModelError.self, "\(bad)") { try JSONValue(parsing: bad) }
         }
     }
@@ -86,5 +88,16 @@ import Testing
         #expect(Hex.decode("00ABff") == [0, 0xAB, 0xFF])
         #expect(Hex.decode("0") == nil)
         #expect(Hex.decode("zz") == nil)
+    }
+
+    @Test func equalityIsByteEqualityNotUnicodeEquivalence() throws {
+        // A Kelvin sign looks like K and is canonically equivalent to it for
+        // Swift's String ==, but its bytes (and every hash over them) differ.
+        let kelvin: JSONValue = .string("O\u{212A}P"), k: JSONValue = .string("OKP")
+        #expect(kelvin != k)
+        #expect(JSONValue.object(["kty": kelvin]) != JSONValue.object(["kty": k]))
+        let composed: JSONValue = .string("caf\u{E9}"), decomposed: JSONValue = .string("cafe\u{301}")
+        #expect(composed != decomposed && Set([composed, decomposed]).count == 2)
+        #expect(try JSONValue(parsing: #"{"a":[1,"x"]}"#) == JSONValue.object(["a": [1, "x"]]))
     }
 }

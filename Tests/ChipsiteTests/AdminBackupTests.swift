@@ -119,6 +119,21 @@ func integrityCheck(_ db: String) throws -> String {
         #expect(try integrityCheck(db) == "ok")
     }
 
+    @Test func aStoppedSiteIsOneFileThatCanBeCopied() throws {
+        let dir = try TempDir()
+        let db = try adminSite(dir)
+        let serve = try ServeProcess(db: db)
+        // Written while serve holds the file open: it lands in site.db-wal first.
+        #expect(try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db]).code == 0)
+        #expect(serve.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: db + "-wal") || (fileBytes(db + "-wal")?.isEmpty ?? true),
+                "serve checkpoints when it stops")
+        let copy = dir.file("copy.db")
+        try FileManager.default.copyItem(atPath: db, toPath: copy)
+        let status = try json(try chipsite(["status", "--db", copy, "--json"]).stdout)
+        #expect(status["users"] as? Int == 1, "the copy of the one file holds the user")
+    }
+
     @Test func refusalsWriteNothing() throws {
         let dir = try TempDir()
         let db = try adminSite(dir)

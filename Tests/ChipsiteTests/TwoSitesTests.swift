@@ -61,7 +61,7 @@ import Testing
         let pngBytes = fileBytes(png)
         expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", png]), containing: "refusing to overwrite")
         #expect(fileBytes(png) == pngBytes)
-        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--expires", "366d"]), containing: "at most 365d")
+        expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--expires", "366d"]), code: 2, containing: "at most 365d")
         expectOneLineError(try p.b.cli(["ticket", "tally", "bob", "--output", p.dir.file("nodir/t.png")]), containing: "cannot create")
         #expect(try tickets() == before)
         let text = try p.b.cli(["ticket", "tally", "bob"])

@@ -83,6 +83,21 @@ import Testing
         #expect(it.sendCipher?.nonce == 0)
     }
 
+    @Test func aClaimedStaticKeyIsForgottenWhenTheMessageFails() throws {
+        // IK message 1 whose s decrypts (anyone who knows bob's public key can
+        // make it) but whose payload tag is broken: the claimed key must not
+        // stay readable.
+        let (i, r) = try ik()
+        var m1 = try i.writeMessage([1, 2, 3])
+        m1[m1.count - 1] ^= 1
+        #expect(throws: NoiseError.decryptFailed) { try r.readMessage(m1) }
+        #expect(r.remoteStaticKey == nil)
+        // After a good message it is there.
+        let (i2, r2) = try ik()
+        _ = try r2.readMessage(try i2.writeMessage([1]))
+        #expect(r2.remoteStaticKey == alice.publicKey)
+    }
+
     @Test func wrongRemoteStaticKey() throws {
         let mallory = KeyPair.generate()
         // IK: initiator believes the server key is mallory's.
