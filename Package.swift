@@ -85,8 +85,10 @@ let package = Package(
             name: "ChipSiteTests",
             dependencies: ["ChipSite", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise"],
             swiftSettings: strict),
-        .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: strict),
-        .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel"], swiftSettings: strict),
-        .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel"], exclude: ["Resources"], swiftSettings: strict),
+        .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
+        // Helpers every test target may share (a seeded generator); not shipped.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
     ]
 )

@@ -2,6 +2,7 @@ import ChipModel
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import ChipStore
 
 /// Property tests of the protocol logic between two site files, with no
@@ -58,18 +59,9 @@ import Testing
 
 // MARK: - Generator
 
-/// SplitMix64: small, fast, the same sequence everywhere.
-struct PropertyRNG: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias PropertyRNG = SplitMix64
 
+extension SplitMix64 {
     mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
     mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
     /// Picks an index by weight.

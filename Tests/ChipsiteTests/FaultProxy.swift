@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// What a `FaultProxy` does to the connections it carries, and how often.
 /// Every decision comes from one seeded generator: connection number `n` of
@@ -62,18 +63,9 @@ struct FaultStats: Sendable, CustomStringConvertible {
     }
 }
 
-/// SplitMix64: small, fast, the same sequence everywhere.
-struct FaultRNG: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias FaultRNG = SplitMix64
 
+extension SplitMix64 {
     mutating func chance(_ p: Double) -> Bool { p > 0 && Double.random(in: 0..<1, using: &self) < p }
     mutating func seconds(_ r: ClosedRange<Double>) -> Double { Double.random(in: r, using: &self) }
 }

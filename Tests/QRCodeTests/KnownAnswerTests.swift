@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 @testable import QRCode
 
@@ -140,20 +141,8 @@ struct KnownAnswerTests {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for reproducible test data.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Reproducible test data (the shared SplitMix64).
+typealias SeededRandom = SplitMix64
 
 func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     var random = SeededRandom(seed: seed)
