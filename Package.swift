@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
         .testTarget(
             name: "ChipSiteTests",
-            dependencies: ["ChipSite", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise"],
+            dependencies: ["ChipSite", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel", "TestSupport"], swiftSettings: strict),

@@ -5,6 +5,7 @@ import ChipPeer
 import Foundation
 import Noise
 import Testing
+import TestSupport
 @testable import ChipSite
 @testable import ChipStore
 

@@ -6,19 +6,9 @@ import GRDB
 import Logging
 import NIOConcurrencyHelpers
 import Testing
+import TestSupport
 @testable import ChipSite
 @testable import ChipStore
-
-final class TempDir: Sendable {
-    let path: String
-    init() throws {
-        var template = Array((NSTemporaryDirectory() + "/chipsite-site-XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw StoreError.database("mkdtemp") }
-        path = String(cString: p)
-    }
-    func file(_ name: String) -> String { path + "/" + name }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// Polls `condition` every 20 ms for at most `seconds`.
 func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Synchronization
 import Testing
+import TestSupport
 @testable import ChipStore
 
 @Suite struct AdminBackupStoreTests {

@@ -1,6 +1,7 @@
 import ChipModel
 import Foundation
 import Testing
+import TestSupport
 @testable import ChipStore
 
 @Suite struct AdminConfigStoreTests {

@@ -2,6 +2,7 @@ import ChipModel
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import ChipStore
 
 @Suite struct AdminKeyStoreTests {

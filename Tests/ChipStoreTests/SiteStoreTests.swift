@@ -2,19 +2,8 @@ import ChipModel
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import ChipStore
-
-/// A fresh temporary directory, removed when the test is done.
-final class TempDir {
-    let path: String
-    init() throws {
-        var template = Array((NSTemporaryDirectory() + "/chipstore-XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw StoreError.database("mkdtemp failed") }
-        path = String(cString: p)
-    }
-    func file(_ name: String) -> String { path + "/" + name }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 func bytes(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { Array($0) } }
 

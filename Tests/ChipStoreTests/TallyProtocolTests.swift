@@ -1,6 +1,7 @@
 import ChipModel
 import Foundation
 import Testing
+import TestSupport
 @testable import ChipStore
 
 /// The tally dialog between two site files, message by message, without a

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// `chipsite serve` on a site, for admin tests: started on 127.0.0.1 port 0,
 /// ready once its "chipsite: serving" line is out (bounded), stopped with SIGTERM.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Makes a plain site in `dir` and returns its path.
 func adminSite(_ dir: TempDir, host: String = "h.example", name: String = "site.db") throws -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A free TCP port (bound on all addresses, then released).
 func adminFreePort() throws -> Int {

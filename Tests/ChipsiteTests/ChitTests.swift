@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// Payments between two real `chipsite serve` processes (protocol section 8).
 @Suite(.serialized) struct ChitTests {

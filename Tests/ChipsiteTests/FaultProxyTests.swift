@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// Two real `chipsite serve` processes that reach each other only through
 /// fault-injecting proxies (FaultProxy.swift): each site's address (the port

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The one place the version is decided.
 func packagedVersion() throws -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// A running `chipsite serve`, stopped with SIGTERM (bounded) when done.
 final class ServeProcess: Sendable {
@@ -22,7 +23,7 @@ final class ServeProcess: Sendable {
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null") ?? FileHandle.nullDevice
         if let log = FileHandle(forWritingAtPath: db + ".log") ?? {
-            FileManager.default.createFile(atPath: db + ".log", contents: nil)
+            _ = FileManager.default.createFile(atPath: db + ".log", contents: nil)
             return FileHandle(forWritingAtPath: db + ".log")
         }() {
             log.seekToEndOfFile()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `chipsite serve` against an independent site written in Python
 /// (PyPI noiseprotocol + PyNaCl): interop and hostile input (protocol sections 2-5).

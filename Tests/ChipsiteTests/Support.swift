@@ -61,18 +61,6 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
                   stderr: String(decoding: errData, as: UTF8.self))
 }
 
-/// A fresh temporary directory, removed when the value goes away.
-final class TempDir {
-    let path: String
-    init() throws {
-        var template = Array((NSTemporaryDirectory() + "/chipsite-e2e-XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw RunError("mkdtemp failed") }
-        path = String(cString: p)
-    }
-    func file(_ name: String) -> String { path + "/" + name }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 func fileBytes(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
 /// Parses a command's --json output.

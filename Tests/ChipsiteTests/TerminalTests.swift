@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Things a person does at a terminal: answering the passphrase prompt, and
 /// pointing chipsite at a place it may not write.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Two real `chipsite serve` processes, two site files, loopback ports:
 /// tally tickets and the tally protocol end to end (protocol sections 5-7).
