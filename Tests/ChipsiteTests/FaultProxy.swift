@@ -218,7 +218,9 @@ final class FaultProxy: Sendable {
             dropAt = faulty && rng.chance(settings.dropChance) ? Int(pow(2, rng.seconds(0...logMax))) : nil
             stallAt = faulty && rng.chance(settings.stallChance) ? Int(pow(2, rng.seconds(0...logMax))) : nil
             stallFor = rng.seconds(settings.stall)
-            duplicate = faulty && rng.chance(settings.duplicateChance)
+            // The first two faulty connections always replay (when replays are on),
+            // so every run has some however few connections the sites need.
+            duplicate = faulty && (rng.chance(settings.duplicateChance) || (number <= 2 && settings.duplicateChance > 0))
             lifetime = faulty ? min(settings.maxLifetime, rng.seconds(settings.lifetime)) : settings.maxLifetime
             self.rng = rng
         }
