@@ -143,11 +143,13 @@ struct PTwoSites {
         return { try store.userKey($0, sealingKey: nil) }
     }
 
-    /// A one-time ticket of bob's: bob takes `side` and grants `limit`.
-    func ticket(side: TallySide, limit: Int64) throws -> TallyTicket {
-        let terms: JSONValue = ["side": .string(side.rawValue), "limit": .integer(limit)]
-        let info = try b.issueTicket(cuid: bob, expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 600_000, reuse: false,
-                                     bound: nil, terms: terms)
+    /// A ticket of bob's (one-time unless `reuse`): bob takes `side` and
+    /// grants `limit` (no limit term when nil).
+    func ticket(side: TallySide = .stock, limit: Int64? = 5000, reuse: Bool = false) throws -> TallyTicket {
+        var terms: [String: JSONValue] = ["side": .string(side.rawValue)]
+        if let limit { terms["limit"] = .integer(limit) }
+        let info = try b.issueTicket(cuid: bob, expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 600_000, reuse: reuse,
+                                     bound: nil, terms: .object(terms))
         return try TallyTicket(token: info.token, expires: info.expires,
                                chad: CHAD(cuid: bob, agent: agentB, address: try SiteAddress(host: "b.example", port: 2)))
     }

@@ -7,41 +7,26 @@ import TestSupport
 /// The tally dialog between two site files, message by message, without a
 /// network: what each side commits and answers (protocol sections 6-7).
 @Suite struct TallyProtocolTests {
-    struct Sites {
-        let dir: TempDir
-        let a: SiteStore, b: SiteStore
-        let alice: CUID, bob: CUID
-        init() throws {
-            dir = try TempDir()
-            a = try SiteStore.create(at: dir.file("a.db"), address: try SiteAddress(host: "a.example", port: 1), passphrase: nil)
-            b = try SiteStore.create(at: dir.file("b.db"), address: try SiteAddress(host: "b.example", port: 2), passphrase: nil)
-            alice = try CUID("alice")
-            bob = try CUID("bob")
-            try a.addUser(cuid: alice, name: "Alice", email: nil, sealingKey: nil)
-            try b.addUser(cuid: bob, name: "Bob", email: nil, sealingKey: nil)
-        }
+    /// The two sites of the property tests (PTwoSites), with the steps these tests take.
+    typealias Sites = PTwoSites
+}
 
-        func ticket(limit: Int64? = 5000, reuse: Bool = false) throws -> TallyTicket {
-            let terms: JSONValue = limit.map { ["side": "stock", "limit": .integer($0)] } ?? ["side": "stock"]
-            let info = try b.issueTicket(cuid: bob, expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 60_000, reuse: reuse, bound: nil, terms: terms)
-            return try TallyTicket(token: info.token, expires: info.expires,
-                                   chad: CHAD(cuid: bob, agent: try b.agent(), address: try SiteAddress(host: "b.example", port: 2)))
-        }
-
-        /// a asks; returns the ticket message a queued.
-        func request(_ t: TallyTicket, accept: Bool = false) throws -> JSONValue {
-            let id = try a.requestTally(cuid: alice, ticket: t, accept: accept)
-            return try #require(try a.outbox(for: try b.agent()).first { $0.topic == id }?.message)
-        }
-
-        func offer(for ticketMessage: JSONValue) throws -> JSONValue {
-            guard case .offer(let offer) = try b.redeemTicket(ticketMessage, userKey: { try self.b.userKey($0, sealingKey: nil) }) else {
-                throw StoreError.database("no offer")
-            }
-            return offer
-        }
+extension PTwoSites {
+    /// a asks; returns the ticket message a queued.
+    func request(_ t: TallyTicket, accept: Bool = false) throws -> JSONValue {
+        let id = try a.requestTally(cuid: alice, ticket: t, accept: accept)
+        return try #require(try a.outbox(for: agentB).first { $0.topic == id }?.message)
     }
 
+    func offer(for ticketMessage: JSONValue) throws -> JSONValue {
+        guard case .offer(let offer) = try b.redeemTicket(ticketMessage, userKey: { try self.b.userKey($0, sealingKey: nil) }) else {
+            throw StoreError.database("no offer")
+        }
+        return offer
+    }
+}
+
+extension TallyProtocolTests {
     @Test func requestOfferAcceptOpenOnBothSides() throws {
         let s = try Sites()
         let ticketMessage = try s.request(try s.ticket())
