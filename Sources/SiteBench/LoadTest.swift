@@ -45,31 +45,19 @@ struct LoadTestOptions {
     var timeout = 5.0
 
     init(_ args: [String]) throws {
-        var i = 1  // args[0] is "load"
-        func number(_ range: ClosedRange<Double>) throws -> Double {
-            let flag = args[i]
-            guard i + 1 < args.count, let d = Double(args[i + 1]), range.contains(d) else {
-                throw BenchError("\(flag) must be a number from \(range.lowerBound) to \(range.upperBound)")
-            }
-            i += 1
-            return d
-        }
-        while i < args.count {
-            switch args[i] {
-            case "--binary":
-                guard i + 1 < args.count else { throw BenchError("--binary needs a value") }
-                i += 1
-                binary = args[i]
-            case "--clients": clients = Int(try number(1...5000))
-            case "--seconds": seconds = try number(1...300)
-            case "--baseline": baseline = try number(1...300)
-            case "--partners": partners = Int(try number(1...256))
+        var flags = FlagReader(args, from: 1)  // args[0] is "load"
+        while let flag = flags.next() {
+            switch flag {
+            case "--binary": binary = try flags.value()
+            case "--clients": clients = Int(try flags.number(1...5000))
+            case "--seconds": seconds = try flags.number(1...300)
+            case "--baseline": baseline = try flags.number(1...300)
+            case "--partners": partners = Int(try flags.number(1...256))
             case "-h", "--help":
                 print("usage: site-bench load [--binary PATH] [--clients N] [--seconds S] [--baseline S] [--partners N]")
                 exit(0)
-            default: throw BenchError("unknown argument \(args[i])")
+            default: throw BenchError("unknown argument \(flag)")
             }
-            i += 1
         }
     }
 }

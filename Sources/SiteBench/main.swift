@@ -38,33 +38,56 @@ struct Options {
     var timeout = 10.0
 
     init(_ args: [String]) throws {
-        var i = 1
-        func value() throws -> String {
-            guard i + 1 < args.count else { throw BenchError("\(args[i]) needs a value") }
-            i += 1
-            return args[i]
-        }
-        func number(_ range: ClosedRange<Double>) throws -> Double {
-            let flag = args[i]
-            guard let d = Double(try value()), range.contains(d) else {
-                throw BenchError("\(flag) must be a number from \(range.lowerBound) to \(range.upperBound)")
-            }
-            return d
-        }
-        while i < args.count {
-            switch args[i] {
-            case "--binary": binary = try value()
-            case "--seconds": seconds = try number(0.2...600)
-            case "--clients": clients = Int(try number(1...256))
-            case "--channels": channels = Int(try number(0...1_000_000))
-            case "--identities": identities = Int(try number(1...10_000))
+        var flags = FlagReader(args, from: 1)
+        while let flag = flags.next() {
+            switch flag {
+            case "--binary": binary = try flags.value()
+            case "--seconds": seconds = try flags.number(0.2...600)
+            case "--clients": clients = Int(try flags.number(1...256))
+            case "--channels": channels = Int(try flags.number(0...1_000_000))
+            case "--identities": identities = Int(try flags.number(1...10_000))
             case "-h", "--help":
                 print("usage: site-bench [--binary PATH] [--seconds S] [--clients N] [--channels N] [--identities N]")
                 exit(0)
-            default: throw BenchError("unknown argument \(args[i])")
+            default: throw BenchError("unknown argument \(flag)")
             }
-            i += 1
         }
+    }
+}
+
+/// Reads `--flag value` arguments for the benches' options, one flag at a time.
+struct FlagReader {
+    private let args: [String]
+    private var i: Int
+    private var flag = ""
+
+    /// Starts at `args[start]` (after the program name, or a mode such as "load").
+    init(_ args: [String], from start: Int) {
+        self.args = args
+        i = start
+    }
+
+    /// The next flag, nil at the end.
+    mutating func next() -> String? {
+        guard i < args.count else { return nil }
+        flag = args[i]
+        i += 1
+        return flag
+    }
+
+    /// The value after the current flag.
+    mutating func value() throws -> String {
+        guard i < args.count else { throw BenchError("\(flag) needs a value") }
+        i += 1
+        return args[i - 1]
+    }
+
+    /// The value after the current flag, a number within `range`.
+    mutating func number(_ range: ClosedRange<Double>) throws -> Double {
+        guard let d = Double(try value()), range.contains(d) else {
+            throw BenchError("\(flag) must be a number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return d
     }
 }
 
