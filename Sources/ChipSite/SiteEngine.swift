@@ -16,8 +16,10 @@ public actor SiteEngine: PeerPolicy {
     /// Set once the network layer exists (the node needs the engine first).
     var node: PeerNode?
 
-    /// Open (or opening) channels per partner agent, newest last.
+    /// Open (or opening) channels per partner agent, newest last, and the
+    /// ids of all of them (a set, so that checking one is not a scan).
     private var channels: [AgentID: [PeerConnection]] = [:]
+    private var tracked: Set<UInt64> = []
     /// Outbox messages already written on each connection: each message goes
     /// once per channel, and again on a later channel until it is removed.
     private var sentOn: [UInt64: Set<Int64>] = [:]
@@ -86,6 +88,7 @@ public actor SiteEngine: PeerPolicy {
     public func opened(_ connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
         channels[peer, default: []].append(connection)
+        tracked.insert(connection.id)
         retryAfter[peer] = nil
         await flush(peer)
         await syncChains(with: peer)
@@ -153,6 +156,7 @@ public actor SiteEngine: PeerPolicy {
         chainSent[connection.id] = nil
         chitsSent[connection.id] = nil
         refusalsSent[connection.id] = nil
+        tracked.remove(connection.id)
         for (agent, list) in channels {
             let rest = list.filter { $0.id != connection.id }
             channels[agent] = rest.isEmpty ? nil : rest
@@ -247,9 +251,7 @@ public actor SiteEngine: PeerPolicy {
 
     /// Whether `connection` is still one of ours: after an `await` it may have
     /// closed (and `closed` cleared its marks), so marks are not written back.
-    private func isTracked(_ connection: PeerConnection) -> Bool {
-        channels.values.contains { list in list.contains { $0.id == connection.id } }
-    }
+    private func isTracked(_ connection: PeerConnection) -> Bool { tracked.contains(connection.id) }
 
     private func openConnection(_ agent: AgentID) async -> PeerConnection? {
         for c in (channels[agent] ?? []).reversed() where await c.isOpen { return c }
