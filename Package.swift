@@ -6,7 +6,7 @@
 //   ChipStore           the site file (SQLite through GRDB)
 //   ChipChannel         site-to-site channels as pure state machines: frames, I/N/K/A/T, envelopes
 //   ChipPeer            SwiftNIO at the edge: TCP, frame codec, limits, dialing
-//   ChipSite            the site engine: the daemon (`serve`), outbox, policy
+//   ChipDaemon          the site engine: the daemon (`serve`), outbox, policy
 //   QRCode              ISO/IEC 18004 QR encoder and renderers (terminal, PNG, SVG)
 //   chipsite            the thin command-line front end
 import PackageDescription
@@ -47,7 +47,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
-            name: "ChipSite",
+            name: "ChipDaemon",
             dependencies: [
                 "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipSite", "QRCode",
+                "ChipModel", "ChipStore", "ChipDaemon", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -73,7 +73,7 @@ let package = Package(
             name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipPeer", "ChipStore", "Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
             name: "ChitBench",
-            dependencies: ["ChipSite", "ChipStore", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["ChipDaemon", "ChipStore", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
 
@@ -82,12 +82,12 @@ let package = Package(
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
         .testTarget(
-            name: "ChipSiteTests",
-            dependencies: ["ChipSite", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise", "TestSupport"],
+            name: "ChipDaemonTests",
+            dependencies: ["ChipDaemon", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ChipsiteTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
         // Helpers every test target may share (a seeded generator); not shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
     ]

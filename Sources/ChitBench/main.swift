@@ -8,7 +8,7 @@
 // through SiteStore.pay, as `chipsite pay` does, without the process start.
 import ChipModel
 import ChipPeer
-import ChipSite
+import ChipDaemon
 import ChipStore
 import Foundation
 import GRDB

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ChipModel
 import ChipPeer
-import ChipSite
+import ChipDaemon
 import ChipStore
 import Dispatch
 import Logging

@@ -1,6 +1,6 @@
 import ArgumentParser
 import ChipModel
-import ChipSite
+import ChipDaemon
 import ChipStore
 import Foundation
 

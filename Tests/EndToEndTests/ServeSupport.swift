@@ -151,7 +151,7 @@ func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows
 enum PeerVenv {
     static let lock = Mutex(())
     static let path = repoRoot + "/.build/peer-venv"
-    static let script = repoRoot + "/Tests/ChipsiteTests/Resources/sitepeer.py"
+    static let script = repoRoot + "/Tests/EndToEndTests/Resources/sitepeer.py"
 
     static func python() throws -> String {
         try lock.withLock { _ in

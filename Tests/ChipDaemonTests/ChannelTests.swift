@@ -6,7 +6,7 @@ import Foundation
 import Noise
 import Testing
 import TestSupport
-@testable import ChipSite
+@testable import ChipDaemon
 @testable import ChipStore
 
 /// Two sites, two site files, real TCP on loopback, in this process.

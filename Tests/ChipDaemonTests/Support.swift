@@ -7,7 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import Testing
 import TestSupport
-@testable import ChipSite
+@testable import ChipDaemon
 @testable import ChipStore
 
 /// Polls `condition` every 20 ms for at most `seconds`.
