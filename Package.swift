@@ -3,7 +3,8 @@
 //   CSodium, CZlib      C libraries, linked from their static archives in release
 //   Noise               the Noise Protocol Framework; knows nothing of MyCHIPs
 //   ChipModel           pure MyCHIPs model: ids, CHAD, certificates, canonical JSON, signatures
-//   ChipStore           the site file (SQLite through GRDB)
+//   ChipProtocol        pure: typed site messages and the dialogs' deciders (no SQL, no sockets, no clock)
+//   ChipStore           the site file (SQLite through GRDB): load snapshots, apply decisions
 //   ChipChannel         site-to-site channels as pure state machines: frames, I/N/K/A/T, envelopes
 //   ChipPeer            SwiftNIO at the edge: TCP, frame codec, limits, dialing
 //   ChipDaemon          the site engine: the daemon (`serve`), outbox, policy
@@ -36,6 +37,7 @@ let package = Package(
 
         .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "ChipModel", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(name: "ChipProtocol", dependencies: ["ChipModel"], swiftSettings: strict),
         .target(name: "ChipChannel", dependencies: ["Noise", "ChipModel"], swiftSettings: strict),
         .target(
             name: "ChipPeer",
@@ -49,7 +51,7 @@ let package = Package(
         .target(
             name: "ChipDaemon",
             dependencies: [
-                "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise",
+                "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -58,22 +60,22 @@ let package = Package(
         .target(name: "QRCode", dependencies: ["CZlib"], swiftSettings: strict),
         .target(
             name: "ChipStore",
-            dependencies: ["ChipModel", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ChipModel", "ChipProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipDaemon", "QRCode",
+                "ChipModel", "ChipStore", "ChipProtocol", "ChipDaemon", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
-            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipPeer", "ChipStore", "Noise", "CSodium"], swiftSettings: strict),
+            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipPeer", "ChipStore", "ChipProtocol", "Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
             name: "ChitBench",
-            dependencies: ["ChipDaemon", "ChipStore", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
 
@@ -83,10 +85,10 @@ let package = Package(
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
         .testTarget(
             name: "ChipDaemonTests",
-            dependencies: ["ChipDaemon", "ChipPeer", "ChipChannel", "ChipStore", "ChipModel", "Noise", "TestSupport"],
+            dependencies: ["ChipDaemon", "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipModel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
         // Helpers every test target may share (a seeded generator); not shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),

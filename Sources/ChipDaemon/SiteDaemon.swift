@@ -4,6 +4,7 @@ import Glibc
 #endif
 import ChipModel
 import ChipPeer
+import ChipProtocol
 import ChipStore
 import Logging
 import NIOConcurrencyHelpers

@@ -1,6 +1,7 @@
 import ChipChannel
 import ChipModel
 import ChipPeer
+import ChipProtocol
 import ChipStore
 import Foundation
 import Logging

@@ -1,19 +1,7 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
-
-/// A chit as the site file holds it.
-public struct ChitRecord: Sendable, Equatable {
-    public enum State: String, Sendable { case pending, chained, refused }
-    public var chit: Chit
-    public var state: State
-    public var index: Int64?
-    public var chainHash: String?
-    /// Made by one of our users (not received).
-    public var local: Bool
-    public var note: String?
-    public var created: String
-}
 
 /// What still has to go to a partner for the chains to agree.
 public struct ChainWork: Sendable, Equatable {

@@ -1,21 +1,7 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
-
-/// An invoice as the site file holds it.
-public struct InvoiceRecord: Sendable, Equatable {
-    public enum Direction: String, Sendable { case out, `in` }
-    public enum State: String, Sendable { case open, paid, refused }
-    public var uuid: String
-    public var tally: String
-    public var direction: Direction
-    public var units: Int64
-    public var memo: String?
-    public var state: State
-    public var chit: String?
-    public var note: String?
-    public var created: String
-}
 
 extension SiteStore {
     static func invoiceRecord(_ row: Row) -> InvoiceRecord? {

@@ -1,34 +1,7 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
-
-/// A tally as the site file holds it.
-public struct TallyRecord: Sendable, Equatable {
-    public var uuid: String
-    public var cuid: CUID
-    public var side: TallySide
-    public var partner: CHAD
-    public var state: TallyState
-    public var revision: Int64
-    /// The signed core, once there is one (a request has none yet).
-    public var core: TallyCore?
-    public var sign: TallySignatures?
-    public var token: String?
-    public var balance: Int64
-    public var created: String
-    public var updated: String
-    /// Why a request ended void, when it did.
-    public var note: String?
-    /// Chits in the chain, and the last entry's hash (nil while empty).
-    public var chainLength: Int64 = 0
-    public var chainHead: String?
-
-    /// Whether both signatures verify against the certificates' keys.
-    public var signaturesValid: Bool {
-        guard let core, let sign else { return false }
-        return core.verify(sign.stock, by: .stock) && core.verify(sign.foil, by: .foil)
-    }
-}
 
 /// What handling a ticket message came to.
 public enum TicketOutcome: Sendable, Equatable {

@@ -9,6 +9,7 @@
 import ChipModel
 import ChipPeer
 import ChipDaemon
+import ChipProtocol
 import ChipStore
 import Foundation
 import GRDB

@@ -23,6 +23,7 @@
 import ChipPeer
 import ChipChannel
 import ChipModel
+import ChipProtocol
 import ChipStore
 import CSodium
 import Dispatch

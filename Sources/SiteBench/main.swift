@@ -17,6 +17,7 @@
 import ChipPeer
 import ChipChannel
 import ChipModel
+import ChipProtocol
 import ChipStore
 import CSodium
 import Dispatch

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChipModel
+import ChipProtocol
 import ChipStore
 
 /// `chipsite config list|get|set|unset`: the site's settings, kept in the

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChipModel
 import ChipDaemon
+import ChipProtocol
 import ChipStore
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChipModel
+import ChipProtocol
 import ChipStore
 
 /// `chipsite key show|seal|unseal|passphrase|new`: the site key and the

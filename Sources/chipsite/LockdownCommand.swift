@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChipModel
+import ChipProtocol
 import ChipStore
 
 /// `chipsite lockdown on|off`: the whole site refuses new peer handshakes

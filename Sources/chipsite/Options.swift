@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChipModel
+import ChipProtocol
 import ChipStore
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ChipModel
+import ChipProtocol
 import ChipStore
 
 /// The `--json` shapes. Field names are a contract with scripts (doc/cli.md):

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChipModel
 import ChipPeer
 import ChipDaemon
+import ChipProtocol
 import ChipStore
 import Dispatch
 import Logging

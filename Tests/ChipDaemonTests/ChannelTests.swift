@@ -7,6 +7,7 @@ import Noise
 import Testing
 import TestSupport
 @testable import ChipDaemon
+import ChipProtocol
 @testable import ChipStore
 
 /// Two sites, two site files, real TCP on loopback, in this process.

@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 import Testing
 import TestSupport
 @testable import ChipDaemon
+import ChipProtocol
 @testable import ChipStore
 
 /// Polls `condition` every 20 ms for at most `seconds`.

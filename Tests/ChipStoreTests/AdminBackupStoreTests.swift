@@ -4,6 +4,7 @@ import GRDB
 import Synchronization
 import Testing
 import TestSupport
+import ChipProtocol
 @testable import ChipStore
 
 @Suite struct AdminBackupStoreTests {

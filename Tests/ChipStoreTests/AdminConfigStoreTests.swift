@@ -2,6 +2,7 @@ import ChipModel
 import Foundation
 import Testing
 import TestSupport
+import ChipProtocol
 @testable import ChipStore
 
 @Suite struct AdminConfigStoreTests {

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Testing
 import TestSupport
+import ChipProtocol
 @testable import ChipStore
 
 @Suite struct AdminKeyStoreTests {

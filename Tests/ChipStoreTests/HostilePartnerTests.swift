@@ -1,6 +1,7 @@
 import ChipModel
 import Foundation
 import Testing
+import ChipProtocol
 @testable import ChipStore
 
 /// A partner site that signs nothing false but replays, re-indexes and

@@ -1,6 +1,7 @@
 import ChipModel
 import Foundation
 import Testing
+import ChipProtocol
 @testable import ChipStore
 
 /// The store's message handlers are not fuzzed (the fuzz targets link only

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Testing
 import TestSupport
+import ChipProtocol
 @testable import ChipStore
 
 /// Property tests of the protocol logic between two site files, with no

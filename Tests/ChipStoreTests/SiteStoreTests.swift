@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Testing
 import TestSupport
+import ChipProtocol
 @testable import ChipStore
 
 func bytes(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { Array($0) } }

@@ -2,6 +2,7 @@ import ChipModel
 import Foundation
 import Testing
 import TestSupport
+import ChipProtocol
 @testable import ChipStore
 
 /// The tally dialog between two site files, message by message, without a
