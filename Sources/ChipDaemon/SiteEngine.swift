@@ -95,61 +95,31 @@ public actor SiteEngine: PeerPolicy {
         await syncChains(with: peer)
     }
 
-    public func received(_ message: JSONValue, on connection: PeerConnection) async {
+    /// The router: a delivered message is parsed once into its typed form
+    /// and handed to the one handler of its target (Handlers.swift).
+    public func received(_ json: JSONValue, on connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
-        for observer in observers { observer(message, peer) }
-        let target = message["target"]?.stringValue ?? "?", action = message["action"]?.stringValue ?? "?"
-        logger.debug("received", metadata: ["target": "\(target)", "action": "\(action)", "peer": "\(peer)"])
+        for observer in observers { observer(json, peer) }
+        let message: SiteMessage
+        do { message = try SiteMessage(json: json) } catch {
+            logger.debug("message ignored", metadata: ["why": "\(error)", "peer": "\(peer)"])
+            return
+        }
+        logger.debug("received", metadata: ["target": "\(message.target.rawValue)", "action": "\(message.action)", "peer": "\(peer)"])
         do {
-            switch (target, action) {
-            case ("tally", "ticket"):
-                let store = self.store, sealingKey = self.sealingKey
-                switch try store.redeemTicket(message, userKey: { try store.userKey($0, sealingKey: sealingKey) }) {
-                case .offer: await flush(peer)
-                case .refused(let why): logger.info("ticket refused", metadata: ["why": "\(why)", "peer": "\(peer)"])
-                }
-            case ("chit", "tran"):
-                try await apply(store.receiveTransfer(message, from: peer), on: connection, action: action)
-                await syncChains(with: peer)
-            case ("chit", "upd"):
-                try await apply(store.receiveChainUpdate(message, from: peer), on: connection, action: action)
-            case ("chit", "ack"), ("chit", "nak"):
-                let outcome = try store.receiveChainAnswer(message, from: peer)
-                if action == "nak", let tally = message["object"]?["tally"]?.stringValue, let index = message["object"]?["index"]?.integerValue {
-                    chainSent[connection.id]?[tally] = index  // send again from where the partner is
-                }
-                try await apply(outcome, on: connection, action: action)
-                await syncChains(with: peer)
-            case ("chit", "invoice"):
-                try await apply(store.receiveInvoice(message, from: peer), on: connection, action: action)
-            case ("chit", "refuse"):
-                try await apply(store.receiveRefusal(message, from: peer), on: connection, action: action)
-            case ("tally", "offer"), ("tally", "open"), ("tally", "void"):
-                let store = self.store, sealingKey = self.sealingKey
-                switch try store.receiveTally(message, from: peer, autoAcceptKey: { try? store.userKey($0, sealingKey: sealingKey) }) {
-                case .applied(let replies):
-                    logger.info("tally \(action)", metadata: ["peer": "\(peer)"])
-                    for reply in replies { try await connection.send(reply) }
-                    await flush(peer)
-                case .ignored(let why):
-                    logger.debug("tally message ignored", metadata: ["why": "\(why)", "action": "\(action)"])
-                }
-            default:
-                logger.debug("no handler", metadata: ["target": "\(target)", "action": "\(action)"])
+            switch message {
+            case .tally(let m): try await handleTally(m, from: peer, on: connection)
+            case .chit(let m): try await handleChit(m, from: peer, on: connection)
+            case .route, .lift: logger.debug("no handler for this target yet", metadata: ["target": "\(message.target.rawValue)"])
             }
         } catch {
-            logger.warning("message not applied", metadata: ["action": "\(action)", "error": "\(error)"])
+            logger.warning("message not applied", metadata: ["action": "\(message.action)", "error": "\(error)"])
         }
     }
 
-    /// Sends the replies of an applied message on its connection.
-    private func apply(_ outcome: TallyOutcome, on connection: PeerConnection, action: String) async throws {
-        switch outcome {
-        case .applied(let replies):
-            for reply in replies { try await connection.send(reply) }
-        case .ignored(let why):
-            logger.debug("chit message ignored", metadata: ["why": "\(why)", "action": "\(action)"])
-        }
+    /// After a `nak` with the partner's head: chain entries go again from there.
+    func rewindChain(on connection: PeerConnection, tally: String, to index: Int64) {
+        chainSent[connection.id]?[tally] = index
     }
 
     public func closed(_ connection: PeerConnection) async {

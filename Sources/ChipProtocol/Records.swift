@@ -77,3 +77,21 @@ public struct InvoiceRecord: Sendable, Equatable {
         self.state = state; self.chit = chit; self.note = note; self.created = created
     }
 }
+
+/// A ticket as the site file holds it.
+public struct TicketInfo: Sendable, Equatable {
+    public var token: String
+    public var cuid: CUID
+    public var expires: String
+    public var reuse: Bool
+    public var bound: String?
+    public var terms: JSONValue
+    public var used: String?
+    public var created: String
+
+    public init(token: String, cuid: CUID, expires: String, reuse: Bool, bound: String?, terms: JSONValue, used: String?,
+                created: String) {
+        self.token = token; self.cuid = cuid; self.expires = expires; self.reuse = reuse; self.bound = bound
+        self.terms = terms; self.used = used; self.created = created
+    }
+}

@@ -15,27 +15,8 @@ public struct ChainWork: Sendable, Equatable {
 }
 
 extension SiteStore {
-    /// Most chain entries or chits in one message.
-    public static let chainBatch = 100
-    /// Most entries, chits or refusals taken from one incoming message: a
-    /// partner's batches may be larger than ours, within reason.
-    static let maxIncomingBatch = chainBatch * 2
-    /// Most bytes of entries or chits in one message: a `T` message holds
-    /// 65519 bytes, and a chit with a long memo and ref is several kB, so
-    /// batches are cut by size as well as by count (at least one goes).
-    public static let chainBatchBytes = 48_000
-
-    /// The longest prefix of `items` within `chainBatchBytes` (at least one).
-    static func sizedBatch(_ items: [JSONValue]) -> [JSONValue] {
-        var total = 0
-        var batch = [JSONValue]()
-        for item in items {
-            total += item.canonicalBytes.count
-            if !batch.isEmpty, total > chainBatchBytes { break }
-            batch.append(item)
-        }
-        return batch
-    }
+    /// Most chain entries or chits in one message (protocol module's limits).
+    public static let chainBatch = MessageLimits.chainBatch
 
     // MARK: Paying
 
@@ -85,8 +66,7 @@ extension SiteStore {
                 """, arguments: [t.uuid]) ?? 0
             let projected = balance + pending + chits.reduce(0) { $0 + $1.balanceEffect }
             guard Chit.withinLimits(projected, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) else {
-                let room = t.side == .foil ? core.limit(.stock) - balance - pending : balance + pending + core.limit(.foil)
-                throw ModelError.invalid("the payment would exceed the tally's limit: \(Amount.format(max(0, room))) CHIPs can be paid now")
+                throw ModelError.invalid(Self.limitProblem(t, core: core, balance: balance + pending))
             }
             if let invoice, let first = chits.first {
                 try db.execute(sql: """
@@ -104,6 +84,20 @@ extension SiteStore {
         }
     }
 
+    /// Why our user's payment does not fit the tally: whose limit it is
+    /// (the credit the partner grants our user), how much fits now, and how
+    /// to get more.
+    static func limitProblem(_ t: TallyRecord, core: TallyCore, balance: Int64) -> String {
+        // A payment by the foil raises the balance up to the stock's limit; one
+        // by the stock lowers it down to minus the foil's limit.
+        let granted = core.limit(t.side.other)
+        let room = t.side == .foil ? granted - balance : balance + granted
+        let partner = t.partner.cuid.value
+        let start = "the payment would exceed the credit \(partner) grants \(t.cuid) on this tally (\(Amount.format(granted)) CHIPs)"
+        let fits = room > 0 ? "at most \(Amount.format(room)) CHIPs can be paid now" : "nothing can be paid now"
+        return "\(start): \(fits); to pay more, \(partner) pays \(t.cuid) first or offers a new tally with a higher limit (`chipsite ticket tally --limit`)"
+    }
+
     static func insertChit(_ db: Database, _ chit: Chit, local: Bool, now: String) throws {
         try db.execute(sql: """
             INSERT INTO chits (uuid, tally, by, type, units, core, sign, hash, state, local, created)
@@ -114,10 +108,7 @@ extension SiteStore {
 
     /// Appends a (pending) chit to the tally's chain: index, prior, hash, balance.
     static func chain(_ db: Database, _ chit: Chit, tally: String) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash FROM tallies WHERE uuid = ?", arguments: [tally])
-        else { throw StoreError.damaged("tally \(tally) vanished") }
-        let length: Int64 = row["chain_length"]
-        let prior: String = (row["chain_head"] as String?) ?? row["hash"]
+        guard let (length, prior) = try chainHead(db, tally) else { throw StoreError.damaged("tally \(tally) vanished") }
         let index = length + 1
         let entry = Chain.entryHash(index: index, prior: prior, chitHash: chit.hash)
         try db.execute(sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
@@ -125,6 +116,13 @@ extension SiteStore {
         try db.execute(sql: """
             UPDATE tallies SET chain_length = ?, chain_head = ?, balance = balance + ?, updated = ? WHERE uuid = ?
             """, arguments: [index, entry, chit.balanceEffect, now(), tally])
+    }
+
+    /// Chain length and head (entry 0: the tally hash) of `tally`, nil when there is no such tally.
+    static func chainHead(_ db: Database, _ tally: String) throws -> (length: Int64, head: String)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash FROM tallies WHERE uuid = ?", arguments: [tally])
+        else { return nil }
+        return (row["chain_length"], (row["chain_head"] as String?) ?? row["hash"])
     }
 
     static func chitRecord(_ db: Database, _ uuid: String) throws -> ChitRecord {
@@ -166,11 +164,7 @@ extension SiteStore {
 
     /// Chain length and head of a tally.
     public func chainHead(of tally: String) throws -> (length: Int64, head: String?) {
-        try guardedRead { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash FROM tallies WHERE uuid = ?", arguments: [tally])
-            else { return (0, nil) }
-            return (row["chain_length"], (row["chain_head"] as String?) ?? row["hash"])
-        }
+        try guardedRead { db in try Self.chainHead(db, tally).map { ($0.length, $0.head) } ?? (0, nil) }
     }
 
     /// Re-checks a tally: both tally signatures, every chit signature, every
@@ -225,25 +219,22 @@ extension SiteStore {
     /// The `upd` message for `tally` with chain entries after `after` (foil side), nil if none.
     public func chainUpdate(tally id: String, after: Int64) throws -> JSONValue? {
         let t = try tally(id)
-        let entries = try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND idx > ? ORDER BY idx LIMIT ?",
-                             arguments: [t.uuid, after, Self.chainBatch]).map(Self.chitRecord)
+        guard let core = t.core else { return nil }
+        let (entries, start) = try guardedRead { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND idx > ? ORDER BY idx LIMIT ?",
+                                        arguments: [t.uuid, after, Self.chainBatch]).map(Self.chitRecord)
+            // prior of the first entry: the hash before it (entry 0: the tally hash).
+            let start = try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [t.uuid, after])
+            return (rows, start)
         }
-        guard !entries.isEmpty, let core = t.core else { return nil }
-        let list: [JSONValue] = entries.map { e in
-            ["index": .integer(e.index ?? 0), "prior": .string(""), "hash": .string(e.chainHash ?? ""), "chit": e.chit.json]
+        var prior = start ?? core.hash
+        var chain = [ChainEntry]()
+        for e in entries {
+            guard let index = e.index, let hash = e.chainHash else { break }
+            chain.append(ChainEntry(index: index, prior: prior, hash: hash, chit: e.chit))
+            prior = hash
         }
-        // prior of each entry: the hash before it (entry 0: the tally hash).
-        var withPrior = [JSONValue]()
-        var prior = try guardedRead { db in
-            try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [t.uuid, after])
-        } ?? core.hash
-        for case .object(var o) in list {
-            o["prior"] = .string(prior)
-            prior = o["hash"]?.stringValue ?? ""
-            withPrior.append(.object(o))
-        }
-        return Self.chitMessage("upd", t, ["tally": .string(t.uuid), "entries": .array(Self.sizedBatch(withPrior))])
+        return ChainDialog.update(t, entries: chain)?.json
     }
 
     /// The `tran` message carrying our pending chits on `tally` (stock side), nil if none.
@@ -253,166 +244,7 @@ extension SiteStore {
             try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'pending' AND local = 1 ORDER BY created LIMIT ?",
                              arguments: [t.uuid, Self.chainBatch + sent.count]).map(Self.chitRecord)
         }.filter { !sent.contains($0.chit.uuid) }.prefix(Self.chainBatch)
-        let chits = Self.sizedBatch(pending.map(\.chit.json))
-        guard !chits.isEmpty else { return nil }
-        return (Self.chitMessage("tran", t, ["tally": .string(t.uuid), "chits": .array(chits)]),
-                pending.prefix(chits.count).map(\.chit.uuid))
-    }
-
-    static func chitMessage(_ action: String, _ t: TallyRecord, _ object: JSONValue) -> JSONValue {
-        let me = t.core?.cert(t.side).chad.json ?? .null
-        return ["target": "chit", "action": .string(action), "to": t.partner.json, "from": me, "object": object]
-    }
-
-    // MARK: Receiving
-
-    /// The open tally `uuid` shared with `peer`, or nil: a chit message about
-    /// any other tally is ignored.
-    static func partnerTally(_ db: Database, _ uuid: String, peer: AgentID) throws -> TallyRecord? {
-        guard let t = try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ? AND state = 'open' AND partner_agent = ?",
-                                       arguments: [uuid, peer.description]).map(tallyRecord), t.core != nil else { return nil }
-        return t
-    }
-
-    /// Foil side, on `tran`: chains the stock's pending chits that are valid and
-    /// within the limits; the others are refused. Replies: a `nak` listing
-    /// refusals (the new entries go out as `upd`).
-    public func receiveTransfer(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
-        guard let object = message["object"], let uuid = object["tally"]?.stringValue, let list = object["chits"]?.arrayValue,
-              list.count <= Self.maxIncomingBatch else { return .ignored("malformed tran") }
-        let now = Self.now()
-        return try guardedWrite { db in
-            guard let t = try Self.partnerTally(db, uuid, peer: peer), t.side == .foil, let core = t.core else {
-                return .ignored("tran for a tally we do not order with this peer")
-            }
-            let locked = try Self.isLockedDown(db) || Self.isUserLocked(db, t.cuid)
-            var refused = [JSONValue]()
-            for item in list {
-                guard let chit = try? Chit(json: item), chit.tally == uuid, chit.by == .stock else { continue }
-                if let state = try String.fetchOne(db, sql: "SELECT state FROM chits WHERE uuid = ?", arguments: [chit.uuid]) {
-                    if state == "refused" {
-                        refused.append(["uuid": .string(chit.uuid), "reason": .string((try String.fetchOne(db, sql: "SELECT note FROM chits WHERE uuid = ?", arguments: [chit.uuid])) ?? "refused")])
-                    }
-                    continue  // a repeat: already chained (it goes out in upd) or refused
-                }
-                // A chit its user did not sign is answered but not stored: a
-                // partner's site cannot fill our file with junk.
-                guard chit.verify(in: core) else {
-                    refused.append(["uuid": .string(chit.uuid), "reason": "the signature does not verify"])
-                    continue
-                }
-                var reason: String?
-                let balance = try Int64.fetchOne(db, sql: "SELECT balance FROM tallies WHERE uuid = ?", arguments: [uuid]) ?? 0
-                if locked { reason = "the partner's user is locked" }
-                else if !Chit.withinLimits(balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
-                    reason = "the payment would exceed the tally's limit"
-                }
-                try Self.insertChit(db, chit, local: false, now: now)
-                if let reason {
-                    try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, chit.uuid])
-                    refused.append(["uuid": .string(chit.uuid), "reason": .string(reason)])
-                } else {
-                    try Self.chain(db, chit, tally: uuid)
-                }
-            }
-            try Self.settleInvoices(db, tally: uuid)
-            return .applied(replies: refused.isEmpty ? [] : [Self.chitMessage("nak", t, ["tally": .string(uuid), "refused": .array(refused)])])
-        }
-    }
-
-    /// Stock side, on `upd`: takes the foil's chain entries that extend ours
-    /// (verifying every chit, link and limit) and answers `ack` with our new
-    /// head, or `nak` with our head when there is a gap or a mismatch.
-    public func receiveChainUpdate(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
-        guard let object = message["object"], let uuid = object["tally"]?.stringValue, let entries = object["entries"]?.arrayValue,
-              entries.count <= Self.maxIncomingBatch else { return .ignored("malformed upd") }
-        let now = Self.now()
-        return try guardedWrite { db in
-            guard let t = try Self.partnerTally(db, uuid, peer: peer), t.side == .stock, let core = t.core else {
-                return .ignored("upd for a tally this peer does not order")
-            }
-            guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash, balance FROM tallies WHERE uuid = ?",
-                                             arguments: [uuid]) else { return .ignored("tally vanished") }
-            var length: Int64 = row["chain_length"], balance: Int64 = row["balance"]
-            var head: String = (row["chain_head"] as String?) ?? row["hash"]
-            let startLength = length
-            for entry in entries {
-                guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue, Base64URL.isDigest(prior),
-                      let hash = entry["hash"]?.stringValue, Base64URL.isDigest(hash), let chitJSON = entry["chit"],
-                      let chit = try? Chit(json: chitJSON),
-                      chit.tally == uuid else { break }
-                if index <= length {
-                    // Already ours: it must be the same entry, or the chains forked.
-                    let have = try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [uuid, index])
-                    if have != hash { break }
-                    continue
-                }
-                guard index == length + 1, prior == head, Chain.entryHash(index: index, prior: prior, chitHash: chit.hash) == hash,
-                      chit.verify(in: core),
-                      Chit.withinLimits(balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
-                else { break }
-                if let existing = try Row.fetchOne(db, sql: "SELECT hash, tally, state, local FROM chits WHERE uuid = ?", arguments: [chit.uuid]) {
-                    // Only our own chit still waiting to be ordered may be chained
-                    // now: one already chained (at another index) or refused would
-                    // count twice or come back, so the chain stops here (a fork).
-                    guard (existing["hash"] as String) == chit.hash, (existing["tally"] as String) == uuid,
-                          (existing["state"] as String) == "pending", (existing["local"] as Bool) else { break }
-                } else {
-                    try Self.insertChit(db, chit, local: false, now: now)
-                }
-                try db.execute(sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
-                               arguments: [index, prior, hash, chit.uuid])
-                length = index
-                head = hash
-                balance += chit.balanceEffect
-            }
-            if length > startLength {
-                try db.execute(sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
-                               arguments: [length, head, balance, now, uuid])
-            }
-            try Self.settleInvoices(db, tally: uuid)
-            let last = entries.last?["index"]?.integerValue ?? 0
-            let action = length >= last ? "ack" : "nak"
-            return .applied(replies: [Self.chitMessage(action, t, ["tally": .string(uuid), "index": .integer(length), "hash": .string(head)])])
-        }
-    }
-
-    static func chainHeadRow(_ db: Database, _ uuid: String) throws -> (length: Int64, head: String) {
-        guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash FROM tallies WHERE uuid = ?", arguments: [uuid])
-        else { return (0, "") }
-        return (row["chain_length"], (row["chain_head"] as String?) ?? row["hash"])
-    }
-
-    /// Foil side, on `ack`/`nak` with a head: the stock holds our chain up to
-    /// `index` (when its hash is ours there). Stock side, on `nak` with
-    /// refusals: those pending chits are refused.
-    public func receiveChainAnswer(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
-        guard let object = message["object"], let uuid = object["tally"]?.stringValue else { return .ignored("malformed answer") }
-        return try guardedWrite { db in
-            guard let t = try Self.partnerTally(db, uuid, peer: peer) else { return .ignored("answer about a tally not shared with this peer") }
-            if t.side == .foil, let index = object["index"]?.integerValue, let hash = object["hash"]?.stringValue, Base64URL.isDigest(hash) {
-                let ours = index == 0 ? t.core?.hash : try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [uuid, index])
-                guard ours == hash else { return .ignored("answer with a head we do not have") }
-                // A nak moves the mark back so the missing entries go again.
-                try db.execute(sql: "UPDATE tallies SET acked_length = ? WHERE uuid = ?", arguments: [index, uuid])
-                return .applied(replies: [])
-            }
-            if t.side == .stock, let refused = object["refused"]?.arrayValue {
-                for r in refused.prefix(Self.maxIncomingBatch) {
-                    guard let id = r["uuid"]?.stringValue else { continue }
-                    let reason = r["reason"]?.stringValue.map { String($0.prefix(Chit.maxReason)) } ?? "refused by the partner"
-                    try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ? AND tally = ? AND state = 'pending' AND local = 1",
-                                   arguments: [reason, id, uuid])
-                    // An invoice this chit was paying is open again: our user may pay or refuse it anew.
-                    if db.changesCount == 1 {
-                        try db.execute(sql: """
-                            UPDATE invoices SET state = 'open', chit = NULL, updated = ? WHERE chit = ? AND tally = ? AND direction = 'in' AND state = 'paid'
-                            """, arguments: [Self.now(), id, uuid])
-                    }
-                }
-                return .applied(replies: [])
-            }
-            return .ignored("answer that fits neither side")
-        }
+        guard let (message, uuids) = ChainDialog.transfer(t, chits: pending.map(\.chit)) else { return nil }
+        return (message.json, uuids)
     }
 }

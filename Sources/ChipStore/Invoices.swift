@@ -44,60 +44,20 @@ extension SiteStore {
         guard t.state == .open else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
         let uuid = TallyCore.newUUID()
         let now = Self.now()
-        var object: [String: JSONValue] = ["tally": .string(t.uuid), "uuid": .string(uuid), "units": .integer(units),
-                                           "date": .string(now), "by": .string(t.side.other.rawValue)]
-        if let memo { object["memo"] = .string(memo) }
-        if let ref { object["ref"] = ref }
-        let objectJSON = JSONValue.object(object)
-        let message = Self.chitMessage("invoice", t, objectJSON)
+        let invoice = InvoiceObject(tally: t.uuid, uuid: uuid, units: units, date: now, by: t.side.other, memo: memo, ref: ref)
+        let objectJSON = invoice.json
+        let message = InvoiceDialog.invoice(t, invoice).json
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             try db.execute(sql: """
                 INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
                 VALUES (?, ?, 'out', ?, ?, ?, 'open', ?, ?)
                 """, arguments: [uuid, t.uuid, units, memo, objectJSON.canonicalString, now, now])
-            try Self.enqueue(db, to: t.partner, topic: "invoice:" + uuid, message: message)
+            try Self.enqueue(db, to: t.partner, topic: OutboxTopic.invoice(uuid), message: message)
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]),
                   let record = Self.invoiceRecord(row) else { throw StoreError.damaged("invoice vanished") }
             return record
         }
-    }
-
-    /// On `invoice` from the partner: stored once for our user to answer; a
-    /// repeat is answered with `refuse` when our user refused it.
-    public func receiveInvoice(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
-        guard let o = message["object"], let tally = o["tally"]?.stringValue, let uuid = o["uuid"]?.stringValue, TallyCore.isUUID(uuid),
-              let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli,
-              o["memo"].map({ $0.stringValue.map(Chit.memoFits) ?? false }) ?? true,
-              (o["ref"]?.canonicalBytes.count ?? 0) <= Chit.maxRefBytes
-        else { return .ignored("malformed invoice") }
-        let now = Self.now()
-        return try guardedWrite { db in
-            guard let t = try Self.partnerTally(db, tally, peer: peer) else { return .ignored("invoice about a tally not shared with this peer") }
-            guard o["by"]?.stringValue == t.side.rawValue else { return .ignored("invoice asks the wrong side to pay") }
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]), let existing = Self.invoiceRecord(row) {
-                guard existing.direction == .in, existing.tally == tally else { return .ignored("invoice id clash") }
-                if existing.state == .refused { return .applied(replies: [Self.refusal(t, uuid: uuid, reason: existing.note)]) }
-                return .ignored("invoice repeated")
-            }
-            let waiting = try Int.fetchOne(db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
-                                           arguments: [tally]) ?? 0
-            guard waiting < Self.maxOpenIncomingInvoices else { return .ignored("too many open invoices on this tally") }
-            try db.execute(sql: """
-                INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
-                VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
-                """, arguments: [uuid, tally, units, o["memo"]?.stringValue, o.canonicalString, now, now])
-            return .applied(replies: [])
-        }
-    }
-
-    /// Invoices from a partner waiting for our user's answer, per tally; more
-    /// are not taken in (they stay in the partner's outbox) so that a
-    /// partner cannot grow our file without bound.
-    static let maxOpenIncomingInvoices = 100
-
-    static func refusal(_ t: TallyRecord, uuid: String, reason: String?) -> JSONValue {
-        chitMessage("refuse", t, ["tally": .string(t.uuid), "uuid": .string(uuid), "reason": .string(reason ?? "refused")])
     }
 
     /// Our user pays an invoice the partner sent: a chit whose `ref` names it.
@@ -138,7 +98,7 @@ extension SiteStore {
                 """, arguments: [since]).compactMap { row in
                 let uuid: String = row["uuid"], note: String? = row["note"], tally: String = row["tally"]
                 guard let t = try Self.fetchTally(db, uuid: tally) else { return nil }
-                return (t.partner.agent, Self.refusal(t, uuid: uuid, reason: note), uuid)
+                return (t.partner.agent, InvoiceDialog.refusal(t, uuid: uuid, reason: note).json, uuid)
             }
         }
     }
@@ -146,49 +106,4 @@ extension SiteStore {
     /// How long a refusal is pushed on new channels (ms); a repeated invoice
     /// is answered at any time.
     static let refusalWindow: Int64 = 86_400_000
-
-    /// On `refuse` from the partner: our invoice is refused and leaves the outbox.
-    public func receiveRefusal(_ message: JSONValue, from peer: AgentID) throws -> TallyOutcome {
-        guard let o = message["object"], let tally = o["tally"]?.stringValue, let uuid = o["uuid"]?.stringValue else { return .ignored("malformed refuse") }
-        let reason = o["reason"]?.stringValue.map { String($0.prefix(Chit.maxReason)) } ?? "refused"
-        let now = Self.now()
-        return try guardedWrite { db in
-            guard try Self.partnerTally(db, tally, peer: peer) != nil else { return .ignored("refuse about a tally not shared with this peer") }
-            try db.execute(sql: """
-                UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'out' AND state = 'open'
-                """, arguments: [reason, now, uuid, tally])
-            // Only an invoice of ours on this tally leaves the outbox: a refusal
-            // naming another tally's invoice cancels nothing.
-            guard db.changesCount == 1 else { return .ignored("refuse of no open invoice of ours on this tally") }
-            try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: ["invoice:" + uuid])
-            return .applied(replies: [])
-        }
-    }
-
-    /// Marks our invoices paid by chits in the chain that name them (called
-    /// after chain entries are taken in). A chit settles an invoice only if
-    /// the side asked to pay signed it and it pays at least the amount asked.
-    static func settleInvoices(_ db: Database, tally: String) throws {
-        let open = try Row.fetchAll(db, sql: "SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'",
-                                    arguments: [tally])
-        guard !open.isEmpty else { return }
-        var asked = [String: (units: Int64, by: String)]()
-        for row in open {
-            let uuid: String = row["uuid"], units: Int64 = row["units"], object: String = row["object"]
-            guard let by = (try? JSONValue(parsing: object))?["by"]?.stringValue else { continue }
-            asked[uuid] = (units, by)
-        }
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT uuid, by, units, core FROM chits WHERE tally = ? AND state = 'chained' AND core LIKE '%"invoice"%'
-            """, arguments: [tally])
-        for row in rows {
-            let chitUUID: String = row["uuid"], core: String = row["core"], by: String = row["by"], units: Int64 = row["units"]
-            guard let invoiceID = (try? JSONValue(parsing: core))?["ref"]?["invoice"]?.stringValue,
-                  let invoice = asked[invoiceID], invoice.by == by, units >= invoice.units else { continue }
-            try db.execute(sql: """
-                UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'out' AND state = 'open'
-                """, arguments: [chitUUID, now(), invoiceID, tally])
-            if db.changesCount > 0 { try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: ["invoice:" + invoiceID]) }
-        }
-    }
 }

@@ -1,18 +1,7 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
-
-/// A ticket as the site file holds it.
-public struct TicketInfo: Sendable, Equatable {
-    public var token: String
-    public var cuid: CUID
-    public var expires: String
-    public var reuse: Bool
-    public var bound: String?
-    public var terms: JSONValue
-    public var used: String?
-    public var created: String
-}
 
 /// A message waiting in the outbox for another site.
 public struct OutboxEntry: Sendable, Equatable {
@@ -126,10 +115,7 @@ extension SiteStore {
     }
 
     static func ticketProblem(_ t: TicketInfo, requester: CHAD, now: String) -> String? {
-        if t.expires <= now { return "ticket expired" }
-        if !t.reuse, t.used != nil { return "ticket already used" }
-        if let bound = t.bound, bound != requester.description { return "ticket is bound to another CHAD" }
-        return nil
+        TallyDialog.ticketProblem(t, requester: requester, now: now)
     }
 
     // MARK: Outbox
@@ -180,6 +166,11 @@ extension SiteStore {
     public func noteAttempt(_ agent: AgentID) throws {
         let text = agent.description
         try guardedWrite { db in try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1 WHERE agent = ?", arguments: [text]) }
+    }
+
+    /// Every waiting message about `topic` leaves the outbox (answered or superseded).
+    static func dropOutbox(_ db: Database, topic: String) throws {
+        try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: [topic])
     }
 
     /// Removes one message (it was applied or superseded).

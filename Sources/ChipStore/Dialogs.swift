@@ -1,0 +1,247 @@
+import ChipModel
+import ChipProtocol
+import Foundation
+import GRDB
+
+// The site's side of every dialog: one message, one transaction. Each
+// `receive` loads the snapshot its decider needs, asks the decider
+// (ChipProtocol), and applies the decision's effects in the same write
+// transaction. Nothing here decides anything; the replies go out after the
+// commit (the engine sends them).
+
+extension SiteStore {
+    // MARK: Tally messages (sections 6 and 7)
+
+    /// Handles a tally message from `peer`: a ticket (we issued it), or an
+    /// offer, open, void or draft. `userKey` opens one of our users' keys:
+    /// the inviting user's for a ticket, and for an offer the requester's when
+    /// it asked to accept at once (a key that cannot be opened means no
+    /// accepting at once, never a failure).
+    public func receiveTally(_ m: TallyMessage, from peer: AgentID, userKey: (CUID) throws -> SigningKey) throws -> Outcome {
+        if m.action == .ticket { return try redeemTicket(m, userKey: userKey) }
+        let a: TallyDialog.Addressed
+        switch TallyDialog.address(m, peer: peer) {
+        case .success(let addressed): a = addressed
+        case .failure(let why): return .ignored(why.description)
+        }
+        let key: SigningKey? = m.action == .offer ? try? userKey(a.to.cuid) : nil
+        let now = Self.now()
+        return try guardedWrite { db in
+            let snapshot = try Self.tallySnapshot(db, m.action, a, peer: peer, acceptKey: key)
+            return try Self.commit(TallyDialog.decide(m.action, a, snapshot: snapshot, now: now), db, now: now)
+        }
+    }
+
+    /// The issuer's side of a ticket (section 6): of two racing redemptions
+    /// of a one-time token exactly one wins (the transaction is the lock).
+    func redeemTicket(_ m: TallyMessage, userKey: (CUID) throws -> SigningKey) throws -> Outcome {
+        guard case .ticket(let token, _, _) = m.body, let from = m.from else { return .ignored("not a ticket message") }
+        guard let ticket = try self.ticket(token), ticket.cuid == m.to.cuid else { return .ignored("unknown ticket") }
+        let key = try userKey(ticket.cuid)
+        let now = Self.now()
+        let uuid = TallyCore.newUUID()
+        return try guardedWrite { db in
+            let existing = try Row.fetchOne(db, sql: """
+                SELECT * FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ?
+                """, arguments: [token, from.agent.description, from.cuid.value]).map(Self.tallyRecord)
+            let stored = try Row.fetchOne(db, sql: "SELECT * FROM tickets WHERE token = ?", arguments: [token]).map(Self.ticketInfo)
+            let snapshot = TallyDialog.TicketSnapshot(
+                ticket: stored, existing: existing,
+                locked: try Self.isLockedDown(db) || Self.isUserLocked(db, ticket.cuid),
+                inviterCert: try Self.userCert(db, ticket.cuid))
+            return try Self.commit(TallyDialog.decideTicket(m, snapshot: snapshot, now: now, uuid: uuid, key: key), db, now: now)
+        }
+    }
+
+    static func tallySnapshot(_ db: Database, _ action: TallyMessage.Action, _ a: TallyDialog.Addressed, peer: AgentID,
+                              acceptKey: SigningKey?) throws -> TallyDialog.Snapshot {
+        let existing = try fetchTally(db, uuid: a.core.uuid)
+        var s = TallyDialog.Snapshot(existing: existing)
+        switch action {
+        case .offer:
+            s.locked = try isLockedDown(db) || isUserLocked(db, a.to.cuid)
+            s.request = try Row.fetchOne(db, sql: """
+                SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
+                """, arguments: [TallyState.draft.rawValue, a.to.cuid.value, peer.description, a.partner.cuid.value]).map(tallyRecord)
+            if let request = s.request {
+                let core = try String.fetchOne(db, sql: "SELECT core FROM tallies WHERE uuid = ?", arguments: [request.uuid])
+                s.requestAccepts = (try core.map { try JSONValue(parsing: $0) })?[requestNoteKey]?["accept"]?.boolValue ?? false
+            }
+            s.userCert = try userCert(db, a.to.cuid)
+            s.acceptKey = acceptKey
+        case .open, .void:
+            if let existing { s.issued = try issued(db, existing) }
+            s.waiting = try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE topic = ? LIMIT 1", arguments: [a.core.uuid]) ?? false
+        case .draft, .ticket:
+            break
+        }
+        return s
+    }
+
+    /// Whether this site issued the ticket `t` came from (it is the issuer's
+    /// side of the dialog, which answers repeats).
+    static func issued(_ db: Database, _ t: TallyRecord) throws -> Bool {
+        guard let token = t.token else { return false }
+        return try Bool.fetchOne(db, sql: "SELECT 1 FROM tickets WHERE token = ?", arguments: [token]) != nil
+    }
+
+    // MARK: Chit messages (section 8)
+
+    /// Handles a chain message (tran, upd, ack, nak) or an invoice message
+    /// (invoice, refuse) from `peer`.
+    public func receiveChit(_ m: ChitMessage, from peer: AgentID) throws -> Outcome {
+        let now = Self.now()
+        return try guardedWrite { db in
+            switch m.action {
+            case .tran, .upd, .ack, .nak:
+                return try Self.commit(ChainDialog.decide(m, snapshot: try Self.chainSnapshot(db, m, peer: peer)), db, now: now)
+            case .invoice, .refuse:
+                return try Self.commit(InvoiceDialog.decide(m, snapshot: try Self.invoiceSnapshot(db, m, peer: peer)), db, now: now)
+            }
+        }
+    }
+
+    /// The open tally `uuid` shared with `peer`, or nil: a chit message about
+    /// any other tally is ignored.
+    static func partnerTally(_ db: Database, _ uuid: String, peer: AgentID) throws -> TallyRecord? {
+        guard let t = try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ? AND state = ? AND partner_agent = ?",
+                                       arguments: [uuid, TallyState.open.rawValue, peer.description]).map(tallyRecord),
+              t.core != nil else { return nil }
+        return t
+    }
+
+    static func chainSnapshot(_ db: Database, _ m: ChitMessage, peer: AgentID) throws -> ChainDialog.Snapshot {
+        guard let t = try partnerTally(db, m.tally, peer: peer) else { return ChainDialog.Snapshot(tally: nil) }
+        var s = ChainDialog.Snapshot(tally: t)
+        let (uuids, indices) = ChainDialog.wants(m)
+        if !uuids.isEmpty {
+            let marks = Array(repeating: "?", count: uuids.count).joined(separator: ",")
+            for row in try Row.fetchAll(db, sql: "SELECT uuid, hash, tally, state, local, note FROM chits WHERE uuid IN (\(marks))",
+                                        arguments: StatementArguments(Array(uuids))) {
+                let state: String = row["state"]
+                s.chits[row["uuid"]] = ChainDialog.StoredChit(hash: row["hash"], tally: row["tally"],
+                                                              state: ChitRecord.State(rawValue: state) ?? .refused,
+                                                              local: row["local"], note: row["note"])
+            }
+        }
+        let positive = indices.filter { $0 > 0 && $0 <= t.chainLength }
+        if !positive.isEmpty {
+            let marks = Array(repeating: "?", count: positive.count).joined(separator: ",")
+            for row in try Row.fetchAll(db, sql: "SELECT idx, chain_hash FROM chits WHERE tally = ? AND idx IN (\(marks))",
+                                        arguments: StatementArguments([t.uuid] + positive.map { $0 as any DatabaseValueConvertible })) {
+                s.hashes[row["idx"]] = row["chain_hash"]
+            }
+        }
+        switch m.action {
+        case .tran, .upd:
+            if m.action == .tran { s.locked = try isLockedDown(db) || isUserLocked(db, t.cuid) }
+            for row in try Row.fetchAll(db, sql: """
+                SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'
+                """, arguments: [t.uuid]) {
+                let object: String = row["object"]
+                guard let by = (try? JSONValue(parsing: object))?["by"]?.stringValue.flatMap(TallySide.init(rawValue:)) else { continue }
+                s.asked[row["uuid"]] = ChainDialog.AskedInvoice(units: row["units"], by: by)
+            }
+        case .ack, .nak:
+            if !uuids.isEmpty {
+                let marks = Array(repeating: "?", count: uuids.count).joined(separator: ",")
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT uuid, chit FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'paid' AND chit IN (\(marks))
+                    """, arguments: StatementArguments([t.uuid] + Array(uuids))) {
+                    s.paidBy[row["chit"]] = row["uuid"]
+                }
+            }
+        case .invoice, .refuse:
+            break
+        }
+        return s
+    }
+
+    static func invoiceSnapshot(_ db: Database, _ m: ChitMessage, peer: AgentID) throws -> InvoiceDialog.Snapshot {
+        guard let t = try partnerTally(db, m.tally, peer: peer) else { return InvoiceDialog.Snapshot(tally: nil, existing: nil) }
+        let uuid: String
+        switch m.body {
+        case .invoice(let i): uuid = i.uuid
+        case .refuse(_, let u, _): uuid = u
+        default: return InvoiceDialog.Snapshot(tally: t, existing: nil)
+        }
+        let existing = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]).flatMap(invoiceRecord)
+        let open = m.action == .invoice
+            ? try Int.fetchOne(db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
+                               arguments: [t.uuid]) ?? 0
+            : 0
+        return InvoiceDialog.Snapshot(tally: t, existing: existing, openIncoming: open)
+    }
+
+    // MARK: Applying a decision
+
+    /// Applies `decision`'s effects inside the open transaction and returns
+    /// what the engine is to do once it commits.
+    static func commit(_ decision: Decision, _ db: Database, now: String) throws -> Outcome {
+        for effect in decision.effects { try apply(effect, db, now: now) }
+        return decision.outcome
+    }
+
+    static func apply(_ effect: Effect, _ db: Database, now: String) throws {
+        switch effect {
+        case .consumeTicket(let token, let at):
+            try db.execute(sql: "UPDATE tickets SET used = ? WHERE token = ? AND used IS NULL", arguments: [at, token])
+            guard db.changesCount == 1 else { throw StoreError.damaged("ticket used meanwhile") }
+        case .insertTally(let r):
+            guard let core = r.core, let sign = r.sign else { throw StoreError.damaged("a tally without a core") }
+            try insertTally(db, core: core, sign: sign, cuid: r.cuid, side: r.side, partner: r.partner, state: r.state,
+                            token: r.token, now: r.created)
+        case .deleteTally(let uuid):
+            try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
+        case .setTallyState(let uuid, let state, let sign):
+            if let sign {
+                try db.execute(sql: "UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ?",
+                               arguments: [state.rawValue, sign.stock, sign.foil, now, uuid])
+            } else {
+                try db.execute(sql: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ?", arguments: [state.rawValue, now, uuid])
+            }
+        case .voidRequest(let uuid, let note):
+            try voidRequest(db, uuid: uuid, note: note, now: now)
+        case .enqueue(let to, let topic, let message, let firstContact):
+            try enqueue(db, to: to, topic: topic, message: message.json, firstContact: firstContact)
+        case .dropOutbox(let topic):
+            try dropOutbox(db, topic: topic)
+        case .insertChit(let chit, let local):
+            try insertChit(db, chit, local: local, now: now)
+        case .chainChit(let uuid, let index, let prior, let hash):
+            try db.execute(sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
+                           arguments: [index, prior, hash, uuid])
+        case .refuseChit(let uuid, let reason):
+            try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, uuid])
+        case .setChainHead(let tally, let length, let head, let balance):
+            try db.execute(sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
+                           arguments: [length, head, balance, now, tally])
+        case .setAcked(let tally, let index):
+            try db.execute(sql: "UPDATE tallies SET acked_length = ? WHERE uuid = ?", arguments: [index, tally])
+        case .insertIncomingInvoice(let i):
+            try db.execute(sql: """
+                INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
+                VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
+                """, arguments: [i.uuid, i.tally, i.units, i.memo, i.json.canonicalString, now, now])
+        case .settleInvoice(let uuid, let chit):
+            try db.execute(sql: """
+                UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
+                """, arguments: [chit, now, uuid])
+        case .reopenInvoice(let uuid):
+            try db.execute(sql: """
+                UPDATE invoices SET state = 'open', chit = NULL, updated = ? WHERE uuid = ? AND direction = 'in' AND state = 'paid'
+                """, arguments: [now, uuid])
+        case .refuseOurInvoice(let uuid, let reason):
+            try db.execute(sql: """
+                UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
+                """, arguments: [reason, now, uuid])
+        }
+    }
+
+    /// A request that cannot go on: void, with the reason kept for its user.
+    static func voidRequest(_ db: Database, uuid: String, note: String, now: String) throws {
+        let request: JSONValue = [requestNoteKey: ["note": .string(note)]]
+        try db.execute(sql: "UPDATE tallies SET state = ?, core = ?, updated = ? WHERE uuid = ?",
+                       arguments: [TallyState.void.rawValue, request.canonicalString, now, uuid])
+    }
+}
