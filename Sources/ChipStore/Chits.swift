@@ -58,7 +58,7 @@ extension SiteStore {
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             guard let row = try Row.fetchOne(db, sql: "SELECT state, balance FROM tallies WHERE uuid = ?", arguments: [t.uuid]),
-                  (row["state"] as String) == "open" else { throw ModelError.invalid("tally \(t.uuid) is not open") }
+                  (row["state"] as String) == TallyState.open.rawValue else { throw ModelError.invalid("tally \(t.uuid) is not open") }
             let balance: Int64 = row["balance"]
             let pending = try Int64.fetchOne(db, sql: """
                 SELECT coalesce(sum(CASE by WHEN 'foil' THEN units ELSE -units END), 0) FROM chits
@@ -206,10 +206,10 @@ extension SiteStore {
     public func chainWork() throws -> [ChainWork] {
         try guardedRead { db in
             try Row.fetchAll(db, sql: """
-                SELECT * FROM tallies t WHERE state = 'open' AND (
+                SELECT * FROM tallies t WHERE state = ? AND (
                     (side = 'foil' AND chain_length > acked_length)
                     OR (side = 'stock' AND EXISTS (SELECT 1 FROM chits c WHERE c.tally = t.uuid AND c.state = 'pending' AND c.local = 1)))
-                """).map { row in
+                """, arguments: [TallyState.open.rawValue]).map { row in
                 let r = try Self.tallyRecord(row)
                 return ChainWork(tally: r.uuid, partner: r.partner, side: r.side, length: row["chain_length"], acked: row["acked_length"])
             }

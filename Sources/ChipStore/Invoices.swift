@@ -25,16 +25,7 @@ extension SiteStore {
 
     /// The invoice whose uuid is `id` or starts with it (4+ characters).
     public func invoice(_ id: String) throws -> InvoiceRecord {
-        let lowered = id.lowercased()
-        guard lowered.utf8.count >= 4, lowered.utf8.count <= 36,
-              lowered.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || $0 == UInt8(ascii: "-") })
-        else { throw ModelError.invalid("an invoice id is a uuid or at least its first 4 characters") }
-        let rows = try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM invoices WHERE uuid LIKE ? || '%' LIMIT 2", arguments: [lowered]).compactMap(Self.invoiceRecord)
-        }
-        guard let first = rows.first else { throw ModelError.invalid("no invoice \(lowered)") }
-        guard rows.count == 1 else { throw ModelError.invalid("\(lowered) matches more than one invoice; give more of its id") }
-        return first
+        try byUUIDPrefix(id, table: .invoices, record: Self.invoiceRecord)
     }
 
     /// Our user asks the partner for `units` on tally `id`: the invoice is

@@ -51,16 +51,7 @@ extension SiteStore {
 
     /// The tally whose uuid is `id` or starts with it (at least 4 characters).
     public func tally(_ id: String) throws -> TallyRecord {
-        let lowered = id.lowercased()
-        guard lowered.utf8.count >= 4, lowered.utf8.count <= 36,
-              lowered.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || $0 == UInt8(ascii: "-") })
-        else { throw ModelError.invalid("a tally id is a uuid or at least its first 4 characters") }
-        let rows = try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM tallies WHERE uuid LIKE ? || '%' LIMIT 2", arguments: [lowered]).map(Self.tallyRecord)
-        }
-        guard let first = rows.first else { throw ModelError.invalid("no tally \(lowered)") }
-        guard rows.count == 1 else { throw ModelError.invalid("\(lowered) matches more than one tally; give more of its id") }
-        return first
+        try byUUIDPrefix(id, table: .tallies, record: Self.tallyRecord)
     }
 
     static func fetchTally(_ db: Database, uuid: String) throws -> TallyRecord? {

@@ -33,8 +33,12 @@ import TestSupport
 
     @Test func overTheLimitIsRefusedWithAClearMessage() throws {
         let t = try OpenTally(limit: "10")
-        expectOneLineError(try t.a.cli(["pay", "alice", t.id, "10.001"]), containing: "limit")
-        expectOneLineError(try t.b.cli(["pay", "bob", t.id, "1"]), containing: "limit")
+        // Whose limit it is, how much fits, and how to get more.
+        expectOneLineError(try t.a.cli(["pay", "alice", t.id, "10.001"]),
+                           containing: "the credit bob grants alice on this tally (10 CHIPs): at most 10 CHIPs can be paid now")
+        // alice grants bob nothing on this tally.
+        expectOneLineError(try t.b.cli(["pay", "bob", t.id, "1"]),
+                           containing: "the credit alice grants bob on this tally (0 CHIPs): nothing can be paid now; to pay more, alice pays bob first")
         expectOneLineError(try t.a.cli(["pay", "alice", t.id, "1.0001"]), code: 2, containing: "invalid amount")
         expectOneLineError(try t.a.cli(["pay", "alice", "bob:\(try t.b.agent())@127.0.0.1:\(t.b.port)", "0"]), code: 2, containing: "more than 0")
         expectOneLineError(try t.b.cli(["pay", "alice", t.id, "1"]), containing: "belongs to bob")
