@@ -5,10 +5,14 @@ VERSION    := $(shell cat packaging/VERSION)
 MAN_DATE   := 2026-11-24
 STATIC     := -c release --static-swift-stdlib -Xswiftc -static-executable
 RELEASE_BIN = .build/release/chipsite
-APT_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev python3-venv zbar-tools dpkg-dev systemd
+# What building and running a site needs (`make deps`, the quick start), and
+# what only the tests add (`make test-deps`): the Python peers' venv, QR
+# decoding, the .deb tools, systemd-analyze.
+BUILD_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev
+TEST_PACKAGES  := python3-venv zbar-tools dpkg-dev systemd
 
 SECONDS    ?= 20
-.PHONY: help deps build test unit check-man check-static check-deb release deb man demo bench clean fuzz fuzz-smoke
+.PHONY: help deps test-deps build test unit check-man check-static check-deb release deb man demo bench clean fuzz fuzz-smoke
 
 help:
 	@echo "make demo          install what is missing, build, create a demo site if none, show it"
@@ -18,22 +22,22 @@ help:
 	@echo "make man           regenerate man/ from the command definitions"
 	@echo "make bench         run the benchmarks (release build)"
 	@echo "make fuzz          run every fuzz target SECONDS s each (default 20; doc/testing.md)"
-	@echo "make deps          install the Debian packages the build and tests need"
+	@echo "make deps          install the Debian packages building and running a site need"
+	@echo "make test-deps     install the Debian packages only the tests need"
 
-# Installs only what is missing; uses sudo when not root.
+# Each installs only what is missing (sudo when not root), apt's output in a
+# log shown only on failure.
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  echo "installing:$$missing"; $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	@bash packaging/apt-install.sh $(BUILD_PACKAGES)
+
+test-deps:
+	@bash packaging/apt-install.sh $(TEST_PACKAGES)
 
 build:
 	$(SWIFT) build
 
 # The README's test command.
-test: deps unit check-man check-static check-deb fuzz-smoke
+test: deps test-deps unit check-man check-static check-deb fuzz-smoke
 	@echo "all tests passed"
 
 unit: build

@@ -4,6 +4,7 @@
 //   Noise               the Noise Protocol Framework; knows nothing of MyCHIPs
 //   ChipModel           pure MyCHIPs model: ids, CHAD, certificates, canonical JSON, signatures
 //   ChipProtocol        pure: typed site messages and the dialogs' deciders (no SQL, no sockets, no clock)
+//   ChipViews           pure: the JSON views that --json (and the coming user port) print
 //   ChipStore           the site file (SQLite through GRDB): load snapshots, apply decisions
 //   ChipChannel         site-to-site channels as pure state machines: frames, I/N/K/A/T, envelopes
 //   ChipPeer            SwiftNIO at the edge: TCP, frame codec, limits, dialing
@@ -38,6 +39,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "ChipModel", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "ChipProtocol", dependencies: ["ChipModel"], swiftSettings: strict),
+        .target(name: "ChipViews", dependencies: ["ChipModel", "ChipProtocol"], swiftSettings: strict),
         .target(name: "ChipChannel", dependencies: ["Noise", "ChipModel"], swiftSettings: strict),
         .target(
             name: "ChipPeer",
@@ -65,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipProtocol", "ChipDaemon", "QRCode",
+                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,6 +84,7 @@ let package = Package(
         .testTarget(
             name: "NoiseTests", dependencies: ["Noise", "CSodium"], exclude: ["Resources"], swiftSettings: strict),
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
+        .testTarget(name: "ChipViewsTests", dependencies: ["ChipViews", "ChipProtocol", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
         .testTarget(
             name: "ChipDaemonTests",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Unpacks a chipsite .deb into a temporary folder and checks what a host gets:
 # the binary runs (--version, init, status), man pages and completions are
-# there, and systemd-analyze accepts the unit (where that tool exists).
+# there, the copyright file names the license, the Maintainer is a real
+# address, and systemd-analyze accepts the unit (where that tool exists).
 set -euo pipefail
 deb=$(realpath "${1:?usage: check-deb.sh DEB}")
 cd "$(dirname "$0")/.."
@@ -21,9 +22,19 @@ for f in usr/share/bash-completion/completions/chipsite usr/share/zsh/vendor-com
          usr/share/fish/vendor_completions.d/chipsite.fish lib/systemd/system/chipsite.service; do
   [ -s "$tmp/root/$f" ] || { echo "missing /$f"; exit 1; }
 done
+# The copyright file (Debian's machine-readable format) names the license
+# and where Debian keeps its text.
+copyright=$tmp/root/usr/share/doc/chipsite/copyright
+[ -s "$copyright" ] || { echo "missing /usr/share/doc/chipsite/copyright"; exit 1; }
+head -1 "$copyright" | grep -qx 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' \
+  || { echo "copyright is not in the machine-readable format"; exit 1; }
+grep -qx 'License: Apache-2.0' "$copyright" && grep -q '/usr/share/common-licenses/Apache-2.0' "$copyright" \
+  || { echo "copyright does not name Apache-2.0 and /usr/share/common-licenses/Apache-2.0"; exit 1; }
+maintainer=$(dpkg-deb -f "$deb" Maintainer)
+[[ $maintainer == *@*.* && $maintainer != *localhost* ]] || { echo "Maintainer is not a project address: $maintainer"; exit 1; }
 if command -v systemd-analyze >/dev/null; then
   sed "s#/usr/bin/chipsite#$bin#" "$tmp/root/lib/systemd/system/chipsite.service" > "$tmp/chipsite.service"
   systemd-analyze verify --man=no "$tmp/chipsite.service"
   verified=", systemd-analyze verify ok"
 fi
-echo "deb OK: $(basename "$deb") runs init and status, $(ls "$tmp/root/usr/share/man/man1" | wc -l) man pages, completions${verified:-}"
+echo "deb OK: $(basename "$deb") runs init and status, $(ls "$tmp/root/usr/share/man/man1" | wc -l) man pages, completions, copyright${verified:-}"

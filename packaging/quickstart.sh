@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian 12 machine with the Swift toolchain: installs
-# the Debian packages that are missing, builds the static binary, creates a
-# demo site in the default place if there is none, and shows it.
+# the Debian packages that building and running a site need and are missing
+# (`make deps`; the tests' tools come with `make test`), builds the static
+# binary, creates a demo site in the default place if there is none, and
+# shows it. apt's output goes to a log file, shown only if apt fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v make >/dev/null; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make
-fi
+command -v make >/dev/null || bash packaging/apt-install.sh make
 make demo

@@ -1,4 +1,5 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
 
@@ -20,6 +21,11 @@ public struct ConfigEntry: Sendable, Equatable {
         guard let stored else { return true }
         do { try key.validate(stored) } catch { return false }
         return true
+    }
+    /// The entry as plain values, for the views (ChipViews).
+    public var setting: ConfigSetting {
+        ConfigSetting(name: key.name, value: effective, defaultValue: key.defaultValue, isSet: stored != nil, isValid: isValid,
+                      range: key.range, summary: key.summary)
     }
 }
 

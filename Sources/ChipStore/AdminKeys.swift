@@ -1,26 +1,7 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
-
-/// What `chipsite key show` reports about the site key.
-public struct SiteKeyInfo: Sendable, Equatable {
-    public var agent: AgentID
-    /// First 16 hex digits of SHA-256 of the public key, grouped by 4.
-    public var fingerprint: String
-    public var sealed: Bool
-    public var created: String
-
-    /// The fingerprint of a public key: `abcd ef01 2345 6789`.
-    public static func fingerprint(of publicKey: [UInt8]) -> String {
-        let hex = Array(Hex.encode(Crypto.sha256(publicKey)).prefix(fingerprintDigits))
-        return stride(from: 0, to: hex.count, by: fingerprintGroup)
-            .map { String(hex[$0..<min($0 + fingerprintGroup, hex.count)]) }
-            .joined(separator: " ")
-    }
-
-    static let fingerprintDigits = 16
-    static let fingerprintGroup = 4
-}
 
 /// A key-encryption key with the salt and cost it was derived with: what a
 /// site needs to seal its secrets and record how to derive the key again.

@@ -1,26 +1,7 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
-
-/// What `status` reports about a site.
-public struct SiteStatus: Sendable, Equatable {
-    public var path: String
-    public var agent: AgentID
-    public var address: SiteAddress
-    public var schemaVersion: Int
-    public var sealed: Bool
-    public var users: Int
-    public var tickets: Int
-    public var tallies: Int
-}
-
-/// A user as the site file holds it (without the secret key).
-public struct UserInfo: Sendable, Equatable {
-    public var cuid: CUID
-    public var certificate: Certificate
-    public var sealed: Bool
-    public var created: String
-}
 
 /// The site file: one SQLite database holding everything a site knows.
 /// Opened with WAL, `synchronous=FULL`, foreign keys and a busy timeout.

@@ -1,4 +1,5 @@
 import ChipModel
+import ChipProtocol
 import Foundation
 import GRDB
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChipModel
 import ChipProtocol
 import ChipStore
+import ChipViews
 
 #if canImport(Glibc)
 import Glibc
@@ -90,7 +91,7 @@ struct RestoreCommand: ParsableCommand {
             status = try SiteBackup.restore(from: backup, to: db)
         }
         if output.json {
-            print(Render.status(status, lockdown: nil).prettyString)
+            print(StatusView.json(status, lockdown: nil).prettyString)
         } else {
             print("Restored site \(status.agent) to \(status.path): integrity ok, \(status.users) users, \(status.tallies) tallies")
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChipModel
 import ChipProtocol
 import ChipStore
+import ChipViews
 
 /// `chipsite config list|get|set|unset`: the site's settings, kept in the
 /// site file and checked by each key's validator (doc/configuration.md).
@@ -24,18 +25,6 @@ struct ConfigCommand: ParsableCommand {
         return key
     }
 
-    static func json(_ e: ConfigEntry) -> JSONValue {
-        [
-            "key": .string(e.key.name),
-            "value": e.effective.map(JSONValue.string) ?? .null,
-            "default": e.key.defaultValue.map(JSONValue.string) ?? .null,
-            "set": .bool(e.stored != nil),
-            "valid": .bool(e.isValid),
-            "range": .string(e.key.range),
-            "summary": .string(e.key.summary),
-        ]
-    }
-
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List every setting: value, default and whether it is set.")
 
@@ -45,7 +34,7 @@ struct ConfigCommand: ParsableCommand {
         func run() throws {
             let entries = try site.open().configEntries()
             if output.json {
-                print(JSONValue.object(["config": .array(entries.map(ConfigCommand.json))]).prettyString)
+                print(JSONValue.object(["config": .array(entries.map { ConfigView.json($0.setting) })]).prettyString)
                 return
             }
             let width = entries.map { $0.key.name.count }.max() ?? 0
@@ -73,7 +62,7 @@ struct ConfigCommand: ParsableCommand {
             // (with "valid": false) rather than refused, so it can be seen and fixed.
             let entry = try site.open().configEntries().first { $0.key == k } ?? ConfigEntry(key: k, stored: nil)
             if output.json {
-                print(ConfigCommand.json(entry).prettyString)
+                print(ConfigView.json(entry.setting).prettyString)
             } else {
                 print(entry.effective.map(Printable.clip) ?? "")
             }
@@ -100,7 +89,7 @@ struct ConfigCommand: ParsableCommand {
             let store = try site.open()
             let reissued = try store.setSetting(k, value)
             if output.json {
-                print(ConfigCommand.json(ConfigEntry(key: k, stored: value)).prettyString)
+                print(ConfigView.json(ConfigEntry(key: k, stored: value).setting).prettyString)
             } else {
                 print("\(k.name) = \(Printable.clip(value)) (restart `chipsite serve` to apply)")
                 if reissued { print("users' certificates re-issued with the new address") }

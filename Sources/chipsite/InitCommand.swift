@@ -2,6 +2,7 @@ import ArgumentParser
 import ChipModel
 import ChipProtocol
 import ChipStore
+import ChipViews
 
 #if canImport(Glibc)
 import Glibc
@@ -45,7 +46,7 @@ struct InitCommand: ParsableCommand {
         let store = try SiteStore.create(at: path, address: address, passphrase: secret, createDirectory: isDefault)
         let status = try store.status()
         if output.json {
-            print(Render.status(status, lockdown: try store.isLockedDown()).prettyString)
+            print(StatusView.json(status, lockdown: try store.isLockedDown()).prettyString)
         } else {
             print("Created site \(status.agent)")
             print("  address  \(status.address)")
@@ -75,7 +76,7 @@ struct StatusCommand: ParsableCommand {
         let status = try store.status()
         let lockdown = try store.isLockedDown()
         if output.json {
-            print(Render.status(status, lockdown: lockdown).prettyString)
+            print(StatusView.json(status, lockdown: lockdown).prettyString)
             return
         }
         print("agent    \(status.agent)")

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChipModel
 import ChipProtocol
 import ChipStore
+import ChipViews
 
 /// `chipsite key show|seal|unseal|passphrase|new`: the site key and the
 /// passphrase that seals it and every user's key.
@@ -15,11 +16,6 @@ struct KeyCommand: ParsableCommand {
             `chipsite serve` keeps the key it started with: restart it afterwards.
             """,
         subcommands: [Show.self, Seal.self, Unseal.self, Passphrase.self, New.self])
-
-    static func render(_ k: SiteKeyInfo) -> JSONValue {
-        ["agent": .string(k.agent.description), "fingerprint": .string(k.fingerprint), "sealed": .bool(k.sealed),
-         "created": .string(k.created)]
-    }
 
     /// A new passphrase: from `file` when given, else asked twice on the terminal.
     static func newPassphrase(file: String?) throws -> [UInt8] {
@@ -39,7 +35,7 @@ struct KeyCommand: ParsableCommand {
         func run() throws {
             let info = try site.open().siteKeyInfo()
             if output.json {
-                print(KeyCommand.render(info).prettyString)
+                print(KeyView.json(info).prettyString)
             } else {
                 print("agent        \(info.agent)")
                 print("fingerprint  \(info.fingerprint)")

@@ -3,6 +3,7 @@ import ChipModel
 import ChipDaemon
 import ChipProtocol
 import ChipStore
+import ChipViews
 import Foundation
 
 struct PayCommand: ParsableCommand {
@@ -220,30 +221,5 @@ struct VerifyTally: ParsableCommand {
             for p in problems { print("FAIL  \(p)") }
         }
         if !problems.isEmpty { throw ExitCode(1) }
-    }
-}
-
-/// The `--json` shape of an invoice (doc/cli.md).
-enum InvoiceView {
-    static func json(_ i: InvoiceRecord) -> JSONValue {
-        [
-            "id": .string(i.uuid), "tally": .string(i.tally), "direction": .string(i.direction.rawValue),
-            "units": .integer(i.units), "memo": i.memo.map(JSONValue.string) ?? .null, "state": .string(i.state.rawValue),
-            "chit": i.chit.map(JSONValue.string) ?? .null, "note": i.note.map(JSONValue.string) ?? .null, "created": .string(i.created),
-        ]
-    }
-}
-
-/// The `--json` shape of a chit (doc/cli.md).
-enum ChitView {
-    static func json(_ r: ChitRecord) -> JSONValue {
-        [
-            "id": .string(r.chit.uuid), "tally": .string(r.chit.tally), "by": .string(r.chit.by.rawValue),
-            "units": .integer(r.chit.units), "memo": r.chit.memo.map(JSONValue.string) ?? .null,
-            "ref": r.chit.core["ref"] ?? .null, "state": .string(r.state.rawValue),
-            "index": r.index.map(JSONValue.integer) ?? .null, "hash": .string(r.chit.hash),
-            "chain_hash": r.chainHash.map(JSONValue.string) ?? .null, "local": .bool(r.local),
-            "note": r.note.map(JSONValue.string) ?? .null, "created": .string(r.created),
-        ]
     }
 }

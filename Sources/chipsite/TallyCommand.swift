@@ -3,6 +3,7 @@ import ChipModel
 import ChipDaemon
 import ChipProtocol
 import ChipStore
+import ChipViews
 import Foundation
 
 struct TallyCommand: ParsableCommand {
@@ -164,30 +165,5 @@ struct TallyCommand: ParsableCommand {
             print("signed    stock \(t.core.map { $0.verify(t.sign?.stock, by: .stock) } == true ? "valid" : "no"), foil \(t.core.map { $0.verify(t.sign?.foil, by: .foil) } == true ? "valid" : "no")")
             if let note = t.note { print("note      \(Printable.line(note))") }
         }
-    }
-}
-
-/// The `--json` shape of a tally (doc/cli.md).
-enum TallyView {
-    static func json(_ t: TallyRecord) -> JSONValue {
-        var o: [String: JSONValue] = [
-            "id": .string(t.uuid), "user": .string(t.cuid.value), "side": .string(t.side.rawValue),
-            "state": .string(t.state.rawValue), "partner": .string(t.partner.description), "partner_chad": t.partner.json,
-            "revision": .integer(t.revision), "balance": .integer(t.balance), "created": .string(t.created),
-            "updated": .string(t.updated), "hash": t.core.map { .string($0.hash) } ?? .null,
-            "signatures": [
-                "stock": .bool(t.core?.verify(t.sign?.stock, by: .stock) ?? false),
-                "foil": .bool(t.core?.verify(t.sign?.foil, by: .foil) ?? false),
-            ],
-            "signatures_valid": .bool(t.signaturesValid),
-            "note": t.note.map(JSONValue.string) ?? .null,
-        ]
-        o["chain_length"] = .integer(t.chainLength)
-        o["chain_head"] = t.core == nil ? .null : .string(t.chainHead ?? t.core?.hash ?? "")
-        if let core = t.core {
-            o["terms"] = ["stock": ["limit": .integer(core.limit(.stock))], "foil": ["limit": .integer(core.limit(.foil))]]
-            o["memo"] = core.json["memo"] ?? .null
-        }
-        return .object(o)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChipModel
 import ChipProtocol
 import ChipStore
+import ChipViews
 
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +43,7 @@ struct UserCommand: ParsableCommand {
             let user = try store.addUser(cuid: id, name: name, email: email, type: entity,
                                          sealingKey: try passphrase.sealingKey(for: store))
             if output.json {
-                print(Render.user(user, locked: false).prettyString)
+                print(UserView.json(user, locked: false).prettyString)
             } else {
                 print("Added user \(user.cuid) (\(user.certificate.chad))")
             }
@@ -60,7 +61,7 @@ struct UserCommand: ParsableCommand {
             let users = try store.users()
             let locked = Set(try store.lockedUsers())
             if output.json {
-                print(JSONValue.object(["users": .array(users.map { Render.user($0, locked: locked.contains($0.cuid.value)) })]).prettyString)
+                print(JSONValue.object(["users": .array(users.map { UserView.json($0, locked: locked.contains($0.cuid.value)) })]).prettyString)
                 return
             }
             if users.isEmpty { print("No users yet: add one with `chipsite user add CUID --name NAME`."); return }
@@ -87,7 +88,7 @@ struct UserCommand: ParsableCommand {
             let locked = try store.isUserLocked(user.cuid)
             let tallies = try store.tallies(user: user.cuid).filter { $0.state != .void }
             if output.json {
-                var o = Render.user(user, locked: locked).objectValue ?? [:]
+                var o = UserView.json(user, locked: locked).objectValue ?? [:]
                 // Balances per tally, in milliCHIPs from this user's side:
                 // positive means the partner owes this user.
                 o["tallies"] = .array(tallies.map { t in
@@ -149,7 +150,7 @@ struct UserCommand: ParsableCommand {
             let store = try site.open()
             let user = try store.editUser(id, name: name, email: newEmail, type: entity)
             if output.json {
-                print(Render.user(user, locked: try store.isUserLocked(id)).prettyString)
+                print(UserView.json(user, locked: try store.isUserLocked(id)).prettyString)
             } else {
                 print("Re-issued the certificate of \(user.cuid) (\(user.certificate.chad))")
             }
@@ -221,7 +222,7 @@ struct UserCommand: ParsableCommand {
             }
             let user = try store.importUser(export, exportKey: exportKey, siteKey: siteKey)
             if output.json {
-                print(Render.user(user, locked: try store.isUserLocked(user.cuid)).prettyString)
+                print(UserView.json(user, locked: try store.isUserLocked(user.cuid)).prettyString)
             } else {
                 print("Imported user \(user.cuid) (\(user.certificate.chad))\(user.sealed ? ", key sealed" : "")")
             }

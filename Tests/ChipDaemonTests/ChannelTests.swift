@@ -98,8 +98,7 @@ import ChipProtocol
         await b.stop()
         try a.store.enqueue(to: try b.chad("bob"), topic: "t", message: try a.message("queued", from: "alice", to: b, toCuid: "bob"))
         a.daemon?.poke()
-        try await Task.sleep(for: .milliseconds(700))
-        #expect(try a.store.outbox(for: b.agent).first?.attempts ?? 0 >= 1, "a tried while b was down")
+        #expect(try await eventually(10) { try a.store.outbox(for: b.agent).first?.attempts ?? 0 >= 1 }, "a tried while b was down")
         #expect(!b.inbox.contains(action: "queued"))
         try await b.start(port: bPort)
         defer { Task { await a.stop(); await b.stop() } }
@@ -126,7 +125,8 @@ import ChipProtocol
         let frozen = try FrozenPeer(site: b, port: a.port, remote: a.agent)
         defer { frozen.close() }
         #expect(await eventually { await a.daemon?.engine.openChannels(with: b.agent) == 1 })
-        try await Task.sleep(for: .milliseconds(500))
+        // a is busy with bob once bob's messages pile up unread in his socket.
+        #expect(await eventually(10) { frozen.unreadBytes > 0 }, "a sends to the stuck partner")
         try a.store.enqueue(to: try c.chad("carol"), topic: "t", message: try a.message("hello", from: "alice", to: c, toCuid: "carol"))
         a.daemon?.poke()
         #expect(await eventually(10) { c.inbox.contains(action: "hello") }, "a stuck partner does not hold up the others")
@@ -240,6 +240,12 @@ final class FrozenPeer {
             Thread.sleep(forTimeInterval: pause)
         }
         return delivered
+    }
+
+    /// Bytes that arrived and were not read yet (FIONREAD).
+    var unreadBytes: Int {
+        var n: Int32 = 0
+        return ioctl(fd, UInt(FIONREAD), &n) == 0 ? Int(n) : 0
     }
 
     func close() { Glibc.close(fd) }

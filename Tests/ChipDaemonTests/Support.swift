@@ -11,14 +11,9 @@ import TestSupport
 import ChipProtocol
 @testable import ChipStore
 
-/// Polls `condition` every 20 ms for at most `seconds`.
+/// Polls `condition` every 20 ms for at most `seconds` (TestSupport's `waitUntil`).
 func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
+    try await waitUntil(timeout: seconds, every: 0.02, condition)
 }
 
 /// Messages an engine delivered, for assertions.

@@ -14,16 +14,19 @@ import ChipProtocol
         try store.addUser(cuid: try CUID("alice"), name: "Alice", email: nil, sealingKey: nil)
         // A second connection keeps writing while the backup runs.
         let writer = try SiteStore.open(at: dir.file("site.db"))
-        let done = StoreShared(false)
+        let done = StoreShared(false), committed = StoreShared(0)
         let thread = Thread {
             var i = 0
             while !done.get() {
-                _ = try? writer.addUser(cuid: try CUID("w\(i)"), name: "W", email: nil, sealingKey: nil)
+                if (try? writer.addUser(cuid: try CUID("w\(i)"), name: "W", email: nil, sealingKey: nil)) != nil {
+                    committed.set(committed.get() + 1)
+                }
                 i += 1
             }
         }
         thread.start()
-        Thread.sleep(forTimeInterval: 0.1)
+        // The backup starts once the writer is writing (it has committed).
+        #expect(waitUntil(timeout: 10) { committed.get() >= 1 }, "the writer commits")
         try store.backup(to: dir.file("b.db"))
         done.set(true)
         #expect(throws: ModelError.self) { try store.backup(to: dir.file("b.db")) }

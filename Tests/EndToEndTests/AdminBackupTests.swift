@@ -73,16 +73,17 @@ func integrityCheck(_ db: String) throws -> String {
         defer { serve.stop() }
 
         // Writers keep committing while the backups are taken.
-        let stopWriting = AdminShared(false)
+        let stopWriting = AdminShared(false), added = AdminShared(0)
         let writer = Thread {
             var i = 0
             while !stopWriting.get() {
-                _ = try? chipsite(["user", "add", "u\(i)", "--name", "User \(i)", "--db", db])
+                if (try? chipsite(["user", "add", "u\(i)", "--name", "User \(i)", "--db", db]))?.code == 0 { added.set(added.get() + 1) }
                 i += 1
             }
         }
         writer.start()
-        Thread.sleep(forTimeInterval: 0.3)
+        // The backups start once the writer is committing.
+        #expect(waitUntil(timeout: 30) { added.get() >= 1 }, "the writer commits")
         let plain = dir.file("plain.backup")
         let packed = dir.file("packed.backup.gz")
         let b1 = try chipsite(["backup", plain, "--db", db])

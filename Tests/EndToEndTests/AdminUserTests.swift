@@ -3,12 +3,21 @@ import Testing
 import TestSupport
 
 @Suite struct AdminUserTests {
+    /// Milliseconds since 1970 of a date as the site writes it (ISO 8601 UTC with milliseconds).
+    static func milliseconds(_ text: String) -> Int64? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: text).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+    }
+
     @Test func editReissuesTheCertificateAndKeepsTheKey() throws {
         let dir = try TempDir()
         let db = try adminSite(dir)
         #expect(try chipsite(["user", "add", "alice", "--name", "Alice", "--email", "a@example.org", "--db", db]).code == 0)
         let before = try json(try chipsite(["user", "show", "alice", "--db", db, "--json"]).stdout)
-        Thread.sleep(forTimeInterval: 0.01)
+        // The new certificate's date differs once the clock (milliseconds) has moved past the old one's.
+        let created = try #require(Self.milliseconds((before["certificate"] as? [String: Any])?["date"] as? String ?? ""))
+        #expect(waitUntil(timeout: 5, every: 0.001) { wallClockMilliseconds() > created })
         let r = try chipsite(["user", "edit", "alice", "--name", "Alice Smith", "--type", "o", "--db", db, "--json"])
         #expect(r.code == 0, "\(r.stderr)")
         let after = try json(r.stdout)

@@ -171,14 +171,16 @@ import TestSupport
         #expect(try eventually(30) { try t.converged(1) })
         let (siteA, siteB, id) = (t.a, t.b, t.id)
         let backups = [t.dir.file("during-1.db"), t.dir.file("during-2.db.gz")]
+        // Each backup starts once that many payments are done: during the payments, whatever their speed.
+        let paid = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 3) { worker in
             switch worker {
-            case 0: for _ in 0..<60 { if let r = try? siteA.cli(["pay", "alice", id, "1"]), r.code != 0 { print("pay failed: \(r.stderr)") } }
-            case 1: for _ in 0..<60 { if let r = try? siteB.cli(["pay", "bob", id, "0.5"]), r.code != 0 { print("pay failed: \(r.stderr)") } }
+            case 0: for _ in 0..<60 { if let r = try? siteA.cli(["pay", "alice", id, "1"]) { r.code == 0 ? paid.withLock { $0 += 1 } : print("pay failed: \(r.stderr)") } }
+            case 1: for _ in 0..<60 { if let r = try? siteB.cli(["pay", "bob", id, "0.5"]) { r.code == 0 ? paid.withLock { $0 += 1 } : print("pay failed: \(r.stderr)") } }
             default:
-                Thread.sleep(forTimeInterval: 0.5)
+                _ = waitUntil(timeout: 60) { paid.withLock { $0 } >= 10 }
                 _ = try? siteA.cli(["backup", backups[0]])
-                Thread.sleep(forTimeInterval: 0.5)
+                _ = waitUntil(timeout: 60) { paid.withLock { $0 } >= 40 }
                 _ = try? siteB.cli(["backup", backups[1], "--gzip"])
             }
         }

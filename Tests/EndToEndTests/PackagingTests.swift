@@ -63,6 +63,11 @@ func toolExists(_ name: String) -> Bool {
             #expect(text.contains(marker) && text.contains("backup"), "\(path)")
         }
 
+        // The license, in Debian's machine-readable copyright format.
+        let copyright = (try? String(contentsOfFile: root + "/usr/share/doc/chipsite/copyright", encoding: .utf8)) ?? ""
+        #expect(copyright.hasPrefix("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"))
+        #expect(copyright.contains("\nLicense: Apache-2.0\n") && copyright.contains("/usr/share/common-licenses/Apache-2.0"))
+
         let unitPath = root + "/lib/systemd/system/chipsite.service"
         let unit = try String(contentsOfFile: unitPath, encoding: .utf8)
         for line in ["ExecStart=/usr/bin/chipsite serve --db /var/lib/chipsite/site.db", "User=chipsite", "StateDirectory=chipsite",

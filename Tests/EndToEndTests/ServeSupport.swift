@@ -136,14 +136,9 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-/// Polls `condition` every 50 ms for at most `seconds`.
+/// Polls `condition` every 50 ms for at most `seconds` (TestSupport's `waitUntil`).
 func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.05)
-    }
-    return try condition()
+    try waitUntil(timeout: seconds, every: 0.05, condition)
 }
 
 /// A venv with PyPI noiseprotocol and PyNaCl for the independent site peer,

@@ -9,7 +9,7 @@ import TestSupport
     /// `answers` one line at a time when a prompt appears; bounded by `timeout`.
     func withTerminal(_ args: [String], answers: [String], timeout: Int = 60) throws -> Result {
         let driver = """
-            import os, pty, sys, time, select
+            import os, pty, sys, time, select, termios
             args = sys.argv[1:]
             answers = [a.encode() + b"\\n" for a in os.environ["ANSWERS"].split("\\x1f") if a]
             pid, fd = pty.fork()
@@ -24,7 +24,12 @@ import TestSupport
                     if not chunk: break
                     out += chunk
                     if answers and out.rstrip().endswith(b":"):
-                        time.sleep(0.1); os.write(fd, answers.pop(0))
+                        # The prompt comes before echo is turned off (and the input
+                        # flushed): answer once echo is off, waiting at most 5 s.
+                        quiet_by = time.time() + 5
+                        while time.time() < quiet_by and termios.tcgetattr(fd)[3] & termios.ECHO:
+                            time.sleep(0.005)
+                        os.write(fd, answers.pop(0))
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done: break
             else:

@@ -115,8 +115,13 @@ import TestSupport
         }
         // Expired: the JSON form says so locally; the link form is refused by the issuer.
         let expiredJSON = try p.b.ticket(["--expires", "1s"])
-        let expiredLink = try p.b.ticket(["--expires", "1s"], format: "link")
-        Thread.sleep(forTimeInterval: 1.2)
+        // The text form holds the ticket twice: as JSON (with its expiry) and as the link.
+        let text = try p.b.ticket(["--expires", "1s"], format: "text").split(separator: "\n").map(String.init)
+        let expiredLink = try #require(text.first { $0.hasPrefix("https://") })
+        let linkTicket = try #require(text.first { $0.hasPrefix("{") })
+        // Both sites and this test read the same clock: wait until it is past both expiries.
+        let expiries = try [expiredJSON, linkTicket].map { try #require(ticketExpiry($0)) }
+        #expect(waitUntil(timeout: 10) { expiries.allSatisfy { Date() > $0 } }, "the tickets expire")
         expectOneLineError(try p.a.cli(["tally", "request", "alice", expiredJSON]), containing: "expired")
         expectOneLineError(try p.a.cli(["tally", "request", "alice", expiredLink]), containing: "refused the ticket")
         // Bound to another requester.
@@ -203,4 +208,12 @@ import TestSupport
         expectOneLineError(r, containing: "signature")
         #expect(try p.a.tallies().allSatisfy { $0["state"] as? String != "P.offer" && $0["state"] as? String != "open" })
     }
+}
+
+/// The `expires` of a ticket's JSON form, nil when it has none.
+func ticketExpiry(_ ticketJSON: String) -> Date? {
+    guard let invite = (try? json(ticketJSON))?["invite"] as? [String: Any], let text = invite["expires"] as? String else { return nil }
+    let parser = ISO8601DateFormatter()
+    parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return parser.date(from: text)
 }

@@ -276,25 +276,37 @@ def hostile(host, port, case, server_agent, src):
     return {"case": case, "closed": closed, "seconds": round(time.time() - start, 2), "received": len(received)}
 
 
-def flood(host, port, count, src):
+def flood(host, port, count, src, want, within=1.5):
+    """Opens `count` connections, then waits until the site has closed `want`
+    of them or `within` seconds passed (keep it under the site's handshake
+    timeout, so that only a close at once counts)."""
     socks = []
     for _ in range(count):
         try:
             socks.append(connect(host, port, src, timeout=5))
         except OSError:
             pass
-    time.sleep(0.5)
-    closed = 0
     for s in socks:
         s.setblocking(False)
-        try:
-            closed += 1 if s.recv(1) == b"" else 0
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed += 1
+    closed = set()
+    end = time.time() + within
+    while True:
+        for i, s in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                if s.recv(1) == b"":
+                    closed.add(i)
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed.add(i)
+        if len(closed) >= want or time.time() >= end:
+            break
+        time.sleep(0.02)
+    for s in socks:
         s.close()
-    return {"connected": len(socks), "closed_at_once": closed}
+    return {"connected": len(socks), "closed_at_once": len(closed)}
 
 
 def forged_offer(port):
@@ -341,7 +353,7 @@ def main():
     elif mode == "hostile":
         result = hostile(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
     elif mode == "flood":
-        result = flood(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        result = flood(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))
     elif mode == "forged-offer":
         result = forged_offer(int(sys.argv[2]))
     else:
