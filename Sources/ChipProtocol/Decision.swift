@@ -80,6 +80,21 @@ public enum Effect: Sendable, Equatable {
     case reopenInvoice(uuid: String)
     /// The partner refused our invoice `uuid`.
     case refuseOurInvoice(uuid: String, reason: String)
+
+    // Lifts (section 9)
+    /// The referee's one decision for its lift, written durably (fsync)
+    /// before any answer carries it. Insert only: if the store already holds
+    /// a decision for that H (a concurrent request won), it keeps that one
+    /// and the engine decides the request again on it (9.7).
+    case storeRefereeDecision(SignedDecision)
+    /// A valid decision applied to the site's record and every chit whose
+    /// `lift` is its H, good ones chained with no limit check (9.5, 9.7).
+    case applyLiftDecision(SignedDecision)
+    /// A valid decision for H with the other result, kept as proof.
+    case storeDecisionProof(SignedDecision)
+    /// The referee signed both results for one lift: drop it from the
+    /// accept list and tell the operator (9.7).
+    case refereeEquivocated(referee: AgentID, lift: String)
 }
 
 /// Outbox topics: what a waiting message is about, so that its answer can
