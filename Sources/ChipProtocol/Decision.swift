@@ -95,6 +95,11 @@ public enum Effect: Sendable, Equatable {
     /// The referee signed both results for one lift: drop it from the
     /// accept list and tell the operator (9.7).
     case refereeEquivocated(referee: AgentID, lift: String)
+    /// A lift chit, stored `pend` and reserved (9.2, 9.5), with its header;
+    /// `local`: made by this site for its segment.
+    case insertLiftChit(LiftChit, header: LiftHeader, local: Bool)
+    /// The site's record of a lift (relay or terminus: `part`, with its answer).
+    case insertLiftRecord(LiftRecord)
 }
 
 /// Outbox topics: what a waiting message is about, so that its answer can
