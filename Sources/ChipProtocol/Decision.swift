@@ -100,6 +100,12 @@ public enum Effect: Sendable, Equatable {
     case insertLiftChit(LiftChit, header: LiftHeader, local: Bool)
     /// The site's record of a lift (relay or terminus: `part`, with its answer).
     case insertLiftRecord(LiftRecord)
+    /// The record of H moves to `state`; `call`: which act O called.
+    case setLiftState(lift: String, state: LiftRecord.State, call: LiftAct?)
+    /// Our promise on hop `hop` was answered.
+    case setPromiseAnswer(lift: String, hop: Int, answer: LiftAnswer)
+    /// A `commit` or `abort` queued to R, a site address (9.8).
+    case enqueueToReferee(LiftSite, topic: String, message: SiteMessage)
 }
 
 /// Outbox topics: what a waiting message is about, so that its answer can

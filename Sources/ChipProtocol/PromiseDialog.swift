@@ -83,10 +83,13 @@ public enum PromiseDialog {
         public var unlocked: Set<CUID>
         /// A linear lift naming this site: its seal as the site opened it.
         public var seal: SealContents?
+        /// The originator's key for H, when the lift is ours.
+        public var originKey: SigningKey?
 
         public init(site: LiftSite, answered: LiftAnswer? = nil, holdsChit: Bool = false, tallies: [Inbound], acceptsReferee: Bool = true,
                     withPartner: Int = 0, record: LiftRecord? = nil, decided: SignedDecision? = nil, foreign: [RouteDiscovery.Foreign] = [],
-                    internalTallies: [RouteDiscovery.Internal] = [], unlocked: Set<CUID> = [], seal: SealContents? = nil) {
+                    internalTallies: [RouteDiscovery.Internal] = [], unlocked: Set<CUID> = [], seal: SealContents? = nil,
+                    originKey: SigningKey? = nil) {
             self.site = site
             self.answered = answered
             self.holdsChit = holdsChit
@@ -99,6 +102,7 @@ public enum PromiseDialog {
             self.internalTallies = internalTallies
             self.unlocked = unlocked
             self.seal = seal
+            self.originKey = originKey
         }
     }
 
@@ -141,8 +145,12 @@ public enum PromiseDialog {
             return .apply(effects, replies: [reply(lift, hop, .ack)])
         }
         let last = hop == header.path.count - 1
-        // The circular lift coming home to its originator: always acknowledged.
+        // The circular lift coming home to its originator: always
+        // acknowledged; still in `exec`, O calls (a failed check: abort).
         if last, header.kind == .circ, let r = s.record, r.role == .origin {
+            let fits = header.units <= LiftCapacity.payee(t.half, kind: .circ, excluding: chit.uuid)
+            effects += LiftCall.call(fits ? .commit : .abort, r, LiftCall.Snapshot(site: s.site, record: r, promisedHop: nil, originKey: s.originKey),
+                                     now: now)
             return .apply(effects, replies: [reply(lift, hop, .ack)])
         }
         func refuse(_ reason: LiftRefusal) -> Decision {

@@ -155,6 +155,15 @@ import Testing
         let h = header(path: [Fx.nonce(t2), Fx.nonce(t1)])
         let d = decide(promise(h, hop: 1), snapshot { $0.record = LiftRecord(header: h, role: .origin, state: .exec, hop: nil, answer: nil) })
         #expect(answer(d) == .ack(lift: h.hash, hop: 1, of: .promise))
-        #expect(d.effects.count == 1)
+        #expect(d.effects.count == 1)  // without the origin key there is no call
+        // O, still in exec: the check passes and it commits; a failed check aborts.
+        let exec = LiftRecord(header: h, role: .origin, state: .exec, hop: nil, answer: nil)
+        let o = decide(promise(h, hop: 1), snapshot { $0.record = exec; $0.originKey = Fx.originKey })
+        #expect(o.effects.contains(.setLiftState(lift: h.hash, state: .call, call: .commit)))
+        let big = header(units: 501, path: [Fx.nonce(t2), Fx.nonce(t1)])
+        let bigExec = LiftRecord(header: big, role: .origin, state: .exec, hop: nil, answer: nil)
+        let aborted = decide(promise(big, hop: 1), snapshot { $0.record = bigExec; $0.originKey = Fx.originKey })
+        #expect(aborted.effects.contains(.setLiftState(lift: big.hash, state: .call, call: .abort)))
+        #expect(answer(aborted) == .ack(lift: big.hash, hop: 1, of: .promise))
     }
 }
