@@ -91,11 +91,13 @@ enum Dialogs {
     // MARK: Chain dialog
 
     /// A chain of five chits on the fixed tally, alternating alice's and bob's,
-    /// each with its entry (index, prior, hash), and one pending chit of each.
+    /// each with its entry (index, prior, hash), one pending chit of each, and
+    /// a chit of bob's that no chain of these can take (past alice's limit).
     struct FixedChain {
         var entries: [ChainEntry] = []
         var pendingStock: Chit
         var pendingFoil: Chit
+        var overLimit: Chit
         var balance: Int64 = 0
     }
 
@@ -107,7 +109,7 @@ enum Dialogs {
             else { fatalError("fixed chit \(n) is invalid") }
             return c
         }
-        var c = FixedChain(pendingStock: chit(8, .stock, 700), pendingFoil: chit(9, .foil, 40_000))
+        var c = FixedChain(pendingStock: chit(8, .stock, 700), pendingFoil: chit(9, .foil, 40_000), overLimit: chit(7, .stock, 90_000))
         var prior = Fixed.tallyCore.hash
         for (n, (by, units)) in [(TallySide.foil, Int64(30_000)), (.stock, 10_000), (.foil, 2_500), (.stock, 500), (.foil, 1)].enumerated() {
             let x = chit(n + 1, by, units)
@@ -187,7 +189,7 @@ enum Dialogs {
     /// Real chain messages on the fixed tally.
     static var chainMessages: [(String, JSONValue)] {
         let stock = record(.stock, state: .open, sign: bothSigned), foil = record(.foil, state: .open, sign: bothSigned)
-        let stockChits = chain.entries.map(\.chit).filter { $0.by == .stock } + [chain.pendingStock]
+        let stockChits = chain.entries.map(\.chit).filter { $0.by == .stock } + [chain.pendingStock, chain.overLimit]
         var out: [(String, JSONValue)] = []
         if let (m, _) = ChainDialog.transfer(stock, chits: stockChits) { out.append(("tran", m.json)) }
         if let m = ChainDialog.update(foil, entries: chain.entries) { out.append(("upd", m.json)) }
