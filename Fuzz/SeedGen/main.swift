@@ -98,6 +98,7 @@ let tallySelectors: [String: [(UInt8, UInt8)]] = [
     "ticket": [(0, 0), (0, 1), (0, 0x20), (0, 0x40), (0, 0x06)],
     "offer-to-alice": [(1, 0x08), (1, 0x28), (1, 0x48), (1, 0x01)],
     "offer-to-bob": [(0, 0x08), (0, 0x18)],
+    "offer-free-to-alice": [(1, 0x28), (1, 0x08), (1, 0x68)],
     "open-to-bob": [(0, 0x01), (0, 0x83), (2, 0x83)],
     "open-to-alice": [(1, 0x03), (3, 0x03)],
     "void-to-bob": [(0, 0x01), (0, 0x84), (2, 0x04)],

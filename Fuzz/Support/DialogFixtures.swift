@@ -34,6 +34,14 @@ enum Dialogs {
         return s
     }
 
+    /// A second tally whose foil (alice) grants nothing: her site may accept its offer at once (`--accept`).
+    static let freeCore: TallyCore = {
+        guard let core = try? TallyCore(uuid: "8c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", date: Fixed.date, memo: nil,
+                                        stock: (cert: Fixed.bobCert.json, terms: ["limit": 2_000]), foil: (cert: Fixed.aliceCert.json, terms: [:]))
+        else { fatalError("fixed free tally is invalid") }
+        return core
+    }()
+
     static func key(_ side: TallySide) -> SigningKey { side == .stock ? Fixed.bobKey : Fixed.aliceKey }
     static func cert(_ side: TallySide) -> JSONValue { side == .stock ? Fixed.bobCert.json : Fixed.aliceCert.json }
     /// The peer of `side`'s site.
@@ -81,6 +89,8 @@ enum Dialogs {
             ("ticket", Fixed.ticketMessage),
             ("offer-to-alice", m(.offer, to: .foil, signatures(.stock, .heldOffer))),
             ("offer-to-bob", m(.offer, to: .stock, signatures(.foil, .heldOffer))),
+            ("offer-free-to-alice", TallyMessage.make(.offer, core: freeCore, sign: TallySignatures(
+                stock: freeCore.sign(with: Fixed.bobKey), foil: nil, hash: freeCore.hash), to: alice, from: bob).json),
             ("open-to-bob", m(.open, to: .stock, bothSigned)),
             ("open-to-alice", m(.open, to: .foil, bothSigned)),
             ("void-to-bob", m(.void, to: .stock, signatures(.stock, .heldOffer))),

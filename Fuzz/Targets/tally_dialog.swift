@@ -27,7 +27,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if decision.ignored == nil, !decision.effects.isEmpty, s.locked { violated("a ticket redeemed while locked") }
     } else {
         guard case .success(let a) = TallyDialog.address(m, peer: Dialogs.peer(side)) else { return 0 }
-        let s = Dialogs.tallySnapshot(a.mySide, input[1], waiting: input[0] & 2 != 0)
+        var s = Dialogs.tallySnapshot(a.mySide, input[1], waiting: input[0] & 2 != 0)
+        // The store loads the tally with the message's uuid.
+        if s.existing?.uuid != a.core.uuid { s.existing = nil }
         decision = TallyDialog.decide(m.action, a, snapshot: s, now: Dialogs.now)
     }
     check(decision)
