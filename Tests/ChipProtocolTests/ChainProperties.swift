@@ -15,12 +15,23 @@ import TestSupport
 /// refused on both sides.
 @Suite struct ChainProperties {
     @Test func chainsAgreeUnderLossDuplicatesReorderingAndReplays() throws {
+        var seen: [String: Int] = [:]
         for seed in propertySeeds(1...150) {
             do {
                 var run = try ChainRun(seed: seed)
                 try run.run()
+                for c in run.d.sites[run.d.foil].chits.values {
+                    seen[c.state == .refused ? "refused: \(c.note ?? "")" : c.state.rawValue + " by " + c.chit.by.rawValue, default: 0] += 1
+                }
             } catch {
                 Issue.record("seed \(seed) (PROPERTY_SEED=\(seed) to replay): \(error)")
+            }
+        }
+        // The runs chained both sides' chits and refused for both reasons.
+        if allSeeds {
+            for what in ["chained by foil", "chained by stock", "refused: the payment would exceed the tally's limit",
+                         "refused: the partner's user is locked"] {
+                #expect(seen[what, default: 0] >= 5, "\(what): \(seen)")
             }
         }
     }

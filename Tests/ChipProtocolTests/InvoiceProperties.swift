@@ -12,13 +12,25 @@ import TestSupport
 /// both sides agree on which.
 @Suite struct InvoiceProperties {
     @Test func anInvoiceIsPaidAtMostOnceUnderInterleavings() throws {
+        var seen: [String: Int] = [:]
         for seed in propertySeeds(1...120) {
             do {
                 var run = try InvoiceRun(seed: seed)
                 try run.run()
+                for (uuid, issuer) in run.made {
+                    seen[run.d.sites[issuer].invoices[uuid]?.record.state.rawValue ?? "?", default: 0] += 1
+                    let payments = InvoiceRun.payments(run.d.sites[issuer.other], uuid)
+                    if payments.contains(where: { $0.state == .refused }) {
+                        seen[payments.contains { $0.state == .chained } ? "paid again" : "payment refused", default: 0] += 1
+                    }
+                }
             } catch {
                 Issue.record("seed \(seed) (PROPERTY_SEED=\(seed) to replay): \(error)")
             }
+        }
+        // The runs paid, refused, and paid again after a refused payment.
+        if allSeeds {
+            for what in ["paid", "refused", "payment refused", "paid again"] { #expect(seen[what, default: 0] >= 3, "\(what): \(seen)") }
         }
     }
 }

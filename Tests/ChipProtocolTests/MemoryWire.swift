@@ -28,6 +28,10 @@ func propertySeeds(_ fixed: ClosedRange<UInt64>) -> [UInt64] {
     return Array(fixed)
 }
 
+/// Whether the whole seed list runs (not one seed replayed): only then can
+/// a property demand that its runs met every case it is about.
+var allSeeds: Bool { ProcessInfo.processInfo.environment["PROPERTY_SEED"] == nil }
+
 /// A property that did not hold; the caller adds the seed.
 struct Violation: Error, CustomStringConvertible {
     let description: String

@@ -10,12 +10,22 @@ import TestSupport
 /// ticket never makes a second tally. `PROPERTY_SEED=N` replays one seed.
 @Suite struct TallyDialogProperties {
     @Test func oneTallyOpensOrBothEndVoidUnderDuplicatesLossReorderingAndReplays() throws {
+        var ends: [String: Int] = [:]
         for seed in propertySeeds(1...200) {
             do {
                 var run = try TallyRun(seed: seed)
                 try run.run()
+                let state = run.sites.a.tallies.values.first?.state.rawValue ?? "?"
+                ends["\(state) \(run.decision.map { $0 ? "accepted" : "refused" } ?? "at once")", default: 0] += 1
+                if run.replayedTicket { ends["ticket replayed", default: 0] += 1 }
             } catch {
                 Issue.record("seed \(seed) (PROPERTY_SEED=\(seed) to replay): \(error)")
+            }
+        }
+        // The runs met every ending (not a property that holds for want of cases).
+        if allSeeds {
+            for end in ["open accepted", "void refused", "open at once", "ticket replayed"] {
+                #expect(ends[end, default: 0] >= 5, "\(end): \(ends)")
             }
         }
     }
@@ -32,6 +42,8 @@ struct TallyRun {
     let decision: Bool?
     var decided = false
     let ticket: TallyTicket
+    /// The ticket message reached bob's site again after it made the tally.
+    var replayedTicket = false
 
     init(seed: UInt64) throws {
         self.seed = seed
@@ -58,6 +70,7 @@ struct TallyRun {
                 if !wire.history.isEmpty {
                     let p = wire.history[rng.pick(0...wire.history.count - 1)]
                     wire.note("\(step): replay \(p.summary)")
+                    if p.json["action"] == "ticket", !sites.b.tallies.isEmpty { replayedTicket = true }
                     wire.send(try sites.deliver(p))
                 }
             default: try decide()
