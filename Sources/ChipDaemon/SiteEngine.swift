@@ -288,10 +288,14 @@ public actor SiteEngine: PeerPolicy {
         }
         for r in refusals {
             guard let connection = await openConnection(r.agent), !(connections[connection.id]?.refusalsSent.contains(r.uuid) ?? false) else { continue }
+            // Claimed before the send suspends (see `flush`).
+            connections[connection.id]?.refusalsSent.insert(r.uuid)
             do {
                 try await connection.send(r.message)
-                connections[connection.id]?.refusalsSent.insert(r.uuid)
-            } catch { continue }
+            } catch {
+                connections[connection.id]?.refusalsSent.remove(r.uuid)
+                continue
+            }
         }
     }
 
@@ -329,15 +333,18 @@ public actor SiteEngine: PeerPolicy {
             }
             // A full queue waits for a later pass (the connection's room callback).
             guard await connection.hasRoom else { return }
+            // Claimed before the send suspends: another flush for this agent
+            // (a pass and a handler's, overlapping at an await) skips it.
+            guard isTracked(connection), !(connections[connection.id]?.sentOutbox.contains(entry.id) ?? false) else { continue }
+            connections[connection.id]?.sentOutbox.insert(entry.id)
             do {
                 try await connection.send(entry.message)
-                connections[connection.id]?.sentOutbox.insert(entry.id)
             } catch ChannelError.messageTooLarge(let size) {
                 // It can never go; the ones behind it still can. Once per channel in the log.
                 logger.warning("outbox message too large to send", metadata: ["topic": "\(entry.topic)", "bytes": "\(size)"])
-                connections[connection.id]?.sentOutbox.insert(entry.id)
             } catch {
                 logger.debug("send failed; will retry", metadata: ["error": "\(error)"])
+                connections[connection.id]?.sentOutbox.remove(entry.id)
                 retryLater()
                 return
             }
