@@ -13,17 +13,14 @@ import Glibc
 /// the fsync, so after a burst that showed no change `changed` is asked
 /// again after each of `settle` (until it reports a change, or a new burst).
 final class SiteFileWatch: Sendable {
-    private let inotify: Int32
+    /// The write end of the pipe that ends the thread.
     private let stopWrite: Int32
 
     /// Looks after a burst of events that showed no change: milliseconds
     /// after the burst (a commit published late, behind a slow fsync).
     static let settle: [Int32] = [20, 200, 1000, 5000]
 
-    private init(inotify: Int32, stopWrite: Int32) {
-        self.inotify = inotify
-        self.stopWrite = stopWrite
-    }
+    private init(stopWrite: Int32) { self.stopWrite = stopWrite }
 
     enum WatchError: Error, CustomStringConvertible {
         case unavailable(String)
@@ -68,7 +65,7 @@ final class SiteFileWatch: Sendable {
         let thread = Thread { loop(inotify: fd, stop: stopRead, names: names, changed: changed) }
         thread.name = "chipsite-file-watch"
         thread.start()
-        return SiteFileWatch(inotify: fd, stopWrite: pipeFDs[1])
+        return SiteFileWatch(stopWrite: pipeFDs[1])
         #else
         throw WatchError.unavailable("inotify is Linux only")
         #endif

@@ -77,11 +77,12 @@ public final class SiteDaemon: Sendable {
     /// Asks for a delivery pass now.
     public func poke() { wake.signal() }
 
-    /// Delivers the outbox, one pass per wake-up, until the task is cancelled.
+    /// Delivers the outbox, one pass per wake-up, until the task is
+    /// cancelled or `stop()` is called.
     public func run() async {
         while !Task.isCancelled {
             await wake.wait()
-            if Task.isCancelled { break }
+            if Task.isCancelled || wake.isClosed { break }
             passes.withLockedValue { $0 += 1 }
             await engine.pump()
         }

@@ -68,6 +68,9 @@ public final class WakeUp: Sendable {
         replaced?.cancel()
     }
 
+    /// Whether `close()` was called: waits no longer wait.
+    public var isClosed: Bool { state.withLockedValue { $0.closed } }
+
     /// The armed deadline, if any (for tests and diagnostics).
     public var armedDeadline: Date? { state.withLockedValue { $0.deadline } }
 

@@ -187,6 +187,7 @@ enum ChitBench {
                      percentile(latencies, 0.5), percentile(latencies, 0.99), paced))
         let sameHead = try a.chainHead(of: tally.uuid).head == b.chainHead(of: tally.uuid).head
         print("chains equal and verify: \(problemsA.isEmpty && problemsB.isEmpty && sameHead)")
+        print("delivery passes: payer's site \(da.passCount), partner's site \(db.passCount)")
         await da.stop()
         await db.stop()
     }
