@@ -36,13 +36,16 @@ private func check(_ d: Decision, _ m: ChitMessage, _ s: ChainDialog.Snapshot) {
         if !d.effects.isEmpty { violated("effects without a tally") }
         return
     }
-    // The chits the message carries, by uuid (what a chained entry must be).
+    // The chits the message carries, by uuid (what a chained entry must be):
+    // of several with one uuid, the first that is signed (a later one is a repeat).
     var carried: [String: Chit] = [:]
+    let chits: [Chit]
     switch m.body {
-    case .tran(_, let chits): for c in chits { carried[c.uuid] = c }
-    case .upd(_, let entries, _): for e in entries { carried[e.chit.uuid] = e.chit }
-    default: break
+    case .tran(_, let list): chits = list
+    case .upd(_, let entries, _): chits = entries.map(\.chit)
+    default: chits = []
     }
+    for c in chits where carried[c.uuid] == nil && c.verify(in: core) { carried[c.uuid] = c }
     var length = t.chainLength, head = t.chainHead ?? core.hash, balance = t.balance
     var inserted = Set<String>(), chained = Set<String>(), refused = Set<String>()
     for effect in d.effects {
