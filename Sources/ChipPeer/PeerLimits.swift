@@ -1,26 +1,27 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChipModel
 
 /// What one peer, or everyone together, may cost this site. Each value but
 /// `writeStallTimeout` is a config key in the site file
 /// (doc/configuration.md); these are the defaults.
 public struct PeerLimits: Sendable, Equatable {
     /// Largest frame accepted (`peer.max_frame`, 17-65536).
-    public var maxFrameLength: Int = 65536
+    public var maxFrameLength: Int = PeerDefaults.maxFrame
     /// Seconds a handshake may take from the first byte (`peer.handshake_timeout`).
-    public var handshakeTimeout: Double = 10
+    public var handshakeTimeout: Double = PeerDefaults.handshakeTimeout
     /// Seconds without a received frame before the responder closes (`peer.idle_timeout`).
-    public var idleTimeout: Double = 60
+    public var idleTimeout: Double = PeerDefaults.idleTimeout
     /// Connections open at once, both directions (`peer.max_connections`).
-    public var maxConnections: Int = 1024
+    public var maxConnections: Int = PeerDefaults.maxConnections
     /// Handshakes per second allowed from one source address (`peer.handshake_rate`).
-    public var handshakeRate: Double = 20
+    public var handshakeRate: Double = PeerDefaults.handshakeRate
     /// Burst of handshakes allowed from one source address (`peer.handshake_burst`).
-    public var handshakeBurst: Double = 5
+    public var handshakeBurst: Double = PeerDefaults.handshakeBurst
     /// Bytes queued for sending to one peer before the channel is dropped
     /// (the messages stay in the outbox) (`peer.max_queued_bytes`).
-    public var maxQueuedBytes: Int = 1 << 20
+    public var maxQueuedBytes: Int = PeerDefaults.maxQueuedBytes
     /// Seconds one frame may wait for the peer to take it (its socket full:
     /// a peer that stopped reading) before the channel is dropped, so a stuck
     /// peer holds up the delivery to others for at most this long.

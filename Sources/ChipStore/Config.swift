@@ -40,8 +40,10 @@ public struct ConfigKey: Sendable, Hashable {
         guard let p = Int(v), SiteAddress.portRange.contains(p) else { throw .invalid("site.port must be 1-65535") }
     }
 
-    static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: String) -> ConfigKey {
-        ConfigKey(name: name, summary: summary, defaultValue: value,
+    /// A numeric setting; its summary ends with the default, as every summary does.
+    static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: some Numeric & LosslessStringConvertible) -> ConfigKey {
+        let text = Self.plain(Double(String(value)) ?? 0)
+        return ConfigKey(name: name, summary: "\(summary) (default \(text))", defaultValue: text,
                   range: "\(Self.plain(range.lowerBound)) to \(Self.plain(range.upperBound))") { v throws(ModelError) in
             guard let d = Double(v), d.isFinite, range.contains(d) else {
                 throw .invalid("\(name) must be a number from \(range.lowerBound) to \(range.upperBound)")
@@ -49,13 +51,20 @@ public struct ConfigKey: Sendable, Hashable {
         }
     }
 
-    public static let peerMaxFrame = number("peer.max_frame", "largest frame accepted, bytes (default 65536)", 17...65536, default: "65536")
-    public static let peerHandshakeTimeout = number("peer.handshake_timeout", "seconds a handshake may take (default 10)", 0.1...300, default: "10")
-    public static let peerIdleTimeout = number("peer.idle_timeout", "seconds without a frame before a responder closes (default 60)", 1...86400, default: "60")
-    public static let peerMaxConnections = number("peer.max_connections", "connections open at once (default 1024)", 1...1_000_000, default: "1024")
-    public static let peerHandshakeRate = number("peer.handshake_rate", "handshakes per second per source address (default 20)", 0.01...100_000, default: "20")
-    public static let peerHandshakeBurst = number("peer.handshake_burst", "handshake burst per source address (default 5)", 1...100_000, default: "5")
-    public static let peerMaxQueuedBytes = number("peer.max_queued_bytes", "bytes queued to one peer (default 1048576)", 65536...1_073_741_824, default: "1048576")
+    public static let peerMaxFrame = number("peer.max_frame", "largest frame accepted, bytes", 17...65536,
+                                            default: PeerDefaults.maxFrame)
+    public static let peerHandshakeTimeout = number("peer.handshake_timeout", "seconds a handshake may take", 0.1...300,
+                                                    default: PeerDefaults.handshakeTimeout)
+    public static let peerIdleTimeout = number("peer.idle_timeout", "seconds without a frame before a responder closes", 1...86400,
+                                               default: PeerDefaults.idleTimeout)
+    public static let peerMaxConnections = number("peer.max_connections", "connections open at once", 1...1_000_000,
+                                                  default: PeerDefaults.maxConnections)
+    public static let peerHandshakeRate = number("peer.handshake_rate", "handshakes per second per source address", 0.01...100_000,
+                                                 default: PeerDefaults.handshakeRate)
+    public static let peerHandshakeBurst = number("peer.handshake_burst", "handshake burst per source address", 1...100_000,
+                                                  default: PeerDefaults.handshakeBurst)
+    public static let peerMaxQueuedBytes = number("peer.max_queued_bytes", "bytes queued to one peer", 65536...1_073_741_824,
+                                                  default: PeerDefaults.maxQueuedBytes)
 
     /// `site.lockdown`: `on` refuses new peer handshakes and CLI actions that move value.
     public static let siteLockdown = ConfigKey(
