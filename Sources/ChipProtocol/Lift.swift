@@ -79,6 +79,9 @@ public enum LiftLimits {
     public static let queryJitterMs: Int64 = 2000
     public static let queryBackoffMaxMs: Int64 = 300_000
     public static let alertAfterMs: Int64 = 3_600_000
+    /// The longest `retry` a `pending` carries (a referee whose clock is
+    /// behind would otherwise name more than the lift's life).
+    public static let maxRetryMs: Int64 = queryBackoffMaxMs
 
     /// Largest decoded `seal` accepted: a sealed box of canonical
     /// `{"qid","cuid","units","memo"?,"ref"?,"payor"?}` with section 8's memo and ref limits.

@@ -317,7 +317,7 @@ public struct LiftMessage: Sendable, Equatable {
         case .pending:
             let o = try LiftField.object(object, "pending", keys: ["lift", "retry"], optional: ["hop"])
             let retry = try LiftField.integer(o, "retry")
-            guard retry >= 0, retry <= LiftLimits.maxLifeMs + LiftLimits.pendingAfterDeadlineMs else { throw .outOfRange("retry") }
+            guard retry >= 0, retry <= LiftLimits.maxRetryMs else { throw .outOfRange("retry must be 0 to 5 min") }
             body = .pending(lift: try LiftField.digest(o, "lift"), hop: o["hop"] == nil ? nil : try LiftField.hop(o), retry: retry)
         }
         // Neighbours are users; a referee's correspondents are sites.

@@ -75,7 +75,7 @@ public enum Referee {
         case .commit, .abort: (result, commit) = (.void, nil)
         case .query:
             guard now >= header.deadlineMs else {
-                let retry = header.deadlineMs + LiftLimits.pendingAfterDeadlineMs - now
+                let retry = min(header.deadlineMs + LiftLimits.pendingAfterDeadlineMs - now, LiftLimits.maxRetryMs)
                 return .apply([], replies: [answer(.pending(lift: header.hash, hop: nil, retry: retry))])
             }
             (result, commit) = (.void, nil)

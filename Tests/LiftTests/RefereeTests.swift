@@ -83,6 +83,11 @@ struct RefereeBook {
         }
         #expect(lift == header.hash)
         #expect(retry == 11_000)  // until deadline + 1 s
+        // A referee clock far behind still names at most 5 min, which askers read.
+        let behind = decide(query, now: deadline - 3_600_000)
+        guard case .lift(let far)? = behind.replies.first, case .pending(_, nil, let longest) = far.body else { return }
+        #expect(longest == LiftLimits.maxRetryMs)
+        #expect((try? LiftMessage(json: far.json)) == far)
     }
 
     @Test func queryAtTheDeadlineIsVoidAndStored() throws {
