@@ -12,7 +12,7 @@ BUILD_PACKAGES := make file libsodium-dev zlib1g-dev libsqlite3-dev
 TEST_PACKAGES  := python3-venv zbar-tools dpkg-dev systemd
 
 SECONDS    ?= 20
-.PHONY: help deps test-deps build test unit check-man check-static check-deb release deb man demo bench clean fuzz fuzz-smoke
+.PHONY: help deps test-deps build test unit format check-format check-man check-static check-deb release deb man demo bench clean fuzz fuzz-smoke
 
 help:
 	@echo "make demo          install what is missing, build, create a demo site if none, show it"
@@ -20,6 +20,7 @@ help:
 	@echo "make release       the static release binary at $(RELEASE_BIN)"
 	@echo "make deb           the .deb (static binary, man pages, completions, systemd unit) in dist/"
 	@echo "make man           regenerate man/ from the command definitions"
+	@echo "make format        format the Swift sources (swift format, .swift-format)"
 	@echo "make bench         run the benchmarks (release build)"
 	@echo "make fuzz          run every fuzz target SECONDS s each (default 20; doc/testing.md)"
 	@echo "make deps          install the Debian packages building and running a site need"
@@ -37,8 +38,18 @@ build:
 	$(SWIFT) build
 
 # The README's test command.
-test: deps test-deps unit check-man check-static check-deb fuzz-smoke
+test: deps test-deps check-format unit check-man check-static check-deb fuzz-smoke
 	@echo "all tests passed"
+
+# The Swift sources as `swift format` (bundled with the toolchain) writes
+# them, with the settings in .swift-format.
+FORMAT_PATHS := Package.swift Sources Tests Fuzz/Targets Fuzz/Support Fuzz/SeedGen
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
+
+check-format:
+	@$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS) || { echo "the sources are not formatted: run 'make format' and commit"; exit 1; }
+	@echo "sources are formatted"
 
 unit: build
 	$(SWIFT) build --build-tests
