@@ -25,8 +25,10 @@ let alice = a.chad("alice"), bob = b.chad("bob")
 
 // Messages from site A (alice) to site B (bob), as the stores build them.
 let tallyMessage: JSONValue = ["target": "tally", "action": "offer", "to": bob.json, "from": alice.json, "object": Fixed.tallyObject]
-let chitMessage: JSONValue = ["target": "chit", "action": "tran", "to": bob.json, "from": alice.json,
-                              "object": ["tally": .string(Fixed.tallyUUID), "chits": [Fixed.chit.json]]]
+let chitMessage: JSONValue = [
+    "target": "chit", "action": "tran", "to": bob.json, "from": alice.json,
+    "object": ["tally": .string(Fixed.tallyUUID), "chits": [Fixed.chit.json]]
+]
 let ticket = try TallyTicket(token: String(repeating: "5e", count: 16), expires: "2026-12-01T00:00:00.000Z", chad: bob)
 
 // A real first contact (IK) and a real later contact (N then KK).
@@ -88,7 +90,11 @@ try seed(root, "tally", "core", Fixed.tallyCore.canonicalBytes)
 try seed(root, "chit", "tran-message", chitMessage.canonicalBytes)
 try seed(root, "chit", "chit", Fixed.chit.json.canonicalBytes)
 try seed(root, "certificate", "alice", Fixed.aliceCert.json.canonicalBytes)
-try seed(root, "certificate", "bob-name-parts", Array(#"{"chad":\#(bob.json.canonicalString),"type":"o","name":{"first":"Bob","surname":"Jones"},"public":\#(UserKeyJWK.json(publicKey: Fixed.bobKey.publicKey).canonicalString),"date":"\#(Fixed.date)"}"#.utf8))
+try seed(
+    root, "certificate", "bob-name-parts",
+    Array(
+        #"{"chad":\#(bob.json.canonicalString),"type":"o","name":{"first":"Bob","surname":"Jones"},"public":\#(UserKeyJWK.json(publicKey: Fixed.bobKey.publicKey).canonicalString),"date":"\#(Fixed.date)"}"#
+            .utf8))
 try seed(root, "chad", "json", bob.json.canonicalBytes)
 try seed(root, "chad", "text", Array(alice.description.utf8))
 try seed(root, "chad", "text-ipv6", Array("alice:\(a.agent)@[::1]:65430".utf8))
@@ -102,7 +108,7 @@ let tallySelectors: [String: [(UInt8, UInt8)]] = [
     "open-to-bob": [(0, 0x01), (0, 0x83), (2, 0x83)],
     "open-to-alice": [(1, 0x03), (3, 0x03)],
     "void-to-bob": [(0, 0x01), (0, 0x84), (2, 0x04)],
-    "draft-to-bob": [(0, 0x01)],
+    "draft-to-bob": [(0, 0x01)]
 ]
 for (name, message) in Dialogs.tallyMessages {
     for (site, snapshot) in tallySelectors[name] ?? [(0, 0)] {
@@ -116,7 +122,7 @@ let chainSelectors: [String: [(side: UInt8, snapshot: UInt8)]] = [
     "upd": [(0, 0), (0, 2), (0, 5), (0, 0x10 | 1), (0, 0x40)],
     "upd-tail": [(0, 3), (0, 1)],
     "ack": [(1, 3), (1, 5), (1, 0)],
-    "nak-refused": [(0, 0x10 | 2), (1, 2)],
+    "nak-refused": [(0, 0x10 | 2), (1, 2)]
 ]
 for (name, message) in Dialogs.chainMessages {
     for (side, snapshot) in chainSelectors[name] ?? [(0, 0)] {
