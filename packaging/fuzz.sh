@@ -8,7 +8,7 @@
 #   bash packaging/fuzz.sh --list                  the target names
 #
 # Everything is built with swiftc (not SwiftPM) into Fuzz/.build: the modules
-# Noise, ChipModel and ChipChannel from Sources/ as static libraries, then one
+# Noise, ChipModel, ChipProtocol and ChipChannel from Sources/ as static libraries, then one
 # executable per target from Fuzz/Targets/NAME.swift, whose `main` is
 # libFuzzer's. Targets run one after another, one process at a time.
 #
@@ -22,10 +22,10 @@ SELF=packaging/fuzz.sh   # a change to this script rebuilds everything
 
 SWIFTC=${SWIFTC:-swiftc}
 B=Fuzz/.build
-TARGETS=(frame handshake channel transport envelope json canonical ticket ticket_message tally chit certificate chad)
+TARGETS=(frame handshake channel transport envelope json canonical ticket ticket_message tally chit certificate chad user_channel user_command)
 # The largest input libFuzzer makes, per target (default 4096): the frame and
 # transport targets need room for frames near their 64 KiB limit.
-declare -A MAX_LEN=([frame]=140000 [transport]=70000 [channel]=16384)
+declare -A MAX_LEN=([frame]=140000 [transport]=70000 [channel]=16384 [user_channel]=16384 [user_command]=8192)
 
 # Flags shared by every compile: optimised, Swift 6, libFuzzer coverage + ASan,
 # line tables so that crash reports name files and lines.
@@ -50,11 +50,12 @@ build_modules() {
   mkdir -p "$B"
   build_module Noise
   build_module ChipModel
+  build_module ChipProtocol
   # Internal API (ChannelMachine.ticketPresentation) is fuzzed directly too.
   build_module ChipChannel -enable-testing
 }
 
-LIBS=(-L "$B" -lChipChannel -lChipModel -lNoise)
+LIBS=(-L "$B" -lChipChannel -lChipProtocol -lChipModel -lNoise)
 
 # Links Fuzz/Targets/NAME.swift (+ support code) into Fuzz/.build/fuzz-NAME.
 build_target() {
