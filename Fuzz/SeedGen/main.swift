@@ -93,7 +93,8 @@ try seed(root, "certificate", "bob-name-parts", Array(#"{"chad":\#(bob.json.cano
 try seed(root, "chad", "json", bob.json.canonicalBytes)
 try seed(root, "chad", "text", Array(alice.description.utf8))
 try seed(root, "chad", "text-ipv6", Array("alice:\(a.agent)@[::1]:65430".utf8))
-// user_channel: answers byte, then the device's byte stream to site B's user port.
+// user_channel: control byte (bit 0 the answer, bit 7 the mode), then the device's
+// byte stream (mode 0) or 0x00-separated request plaintexts behind a real session (mode 1).
 let device = try KeyPair(privateKey: [UInt8](repeating: 0xD1, count: 32))
 let userTicket = try UserTicket(address: SiteAddress(host: "127.0.0.1", port: UserPortDefaults.defaultPort), agent: b.agent,
                                 user: CUID("alice"), token: String(repeating: "d1", count: 16), expires: nil)
@@ -110,13 +111,16 @@ guard let seedAlice = try? CUID("alice") else { fatalError("alice") }
 let userA = userFrames(userSite.answerSession(UserSessionGrant(user: seedAlice, custody: .site, scopes: Set(UserScope.allCases))))[0]
 _ = userClient.receive(userA)
 let userT = try userFrames(userClient.send(["id": "1", "cmd": "ping"]))
-try seed(root, "user_channel", "register", [0xFF] + registerI.encoded)
+try seed(root, "user_channel", "register", [0x01] + registerI.encoded)
 try seed(root, "user_channel", "register-refused", [0x00] + registerI.encoded)
-try seed(root, "user_channel", "session-t", [0xFF] + ([sessionI] + userT).flatMap(\.encoded))
-try seed(root, "user_channel", "second-i", [0xFF] + [sessionI, sessionI].flatMap(\.encoded))
-try seed(root, "user_channel", "t-before-i", [0xFF] + userT.flatMap(\.encoded))
-try seed(root, "user_channel", "peer-ik", [0xFF] + iFrame.encoded)
-try seed(root, "user_channel", "peer-n-k", [0xFF] + [nFrame, kFrame].flatMap(\.encoded))
+try seed(root, "user_channel", "session-t", [0x01] + ([sessionI] + userT).flatMap(\.encoded))
+try seed(root, "user_channel", "second-i", [0x01] + [sessionI, sessionI].flatMap(\.encoded))
+try seed(root, "user_channel", "t-before-i", [0x01] + userT.flatMap(\.encoded))
+try seed(root, "user_channel", "peer-ik", [0x01] + iFrame.encoded)
+try seed(root, "user_channel", "peer-n-k", [0x01] + [nFrame, kFrame].flatMap(\.encoded))
+let plaintexts = [#"{"id":"1","cmd":"ping"}"#, #"{"id":"2","cmd":"chit.request","args":{"units":1.5}}"#, #"{"id":"3","id":"4"}"#]
+try seed(root, "user_channel", "session-requests", [0x81] + Array(plaintexts.joined(separator: "\u{0}").utf8))
+try seed(root, "user_channel", "session-deep", [0x81] + Array((String(repeating: "[", count: 40) + String(repeating: "]", count: 40)).utf8))
 
 // user_command: one request per command of 10.6, and a few refusals.
 let u1 = Fixed.tallyUUID, u2 = Fixed.chitUUID
