@@ -248,6 +248,31 @@ private func openSession(_ site: TestSite, device: KeyPair = .generate()) throws
             var peerPort = ChannelMachine.responder(local: try b.local)
             #expect(isClose(peerPort.receive(try #require(userFrames(out).first))))
         }
+        // Only the prologue separates them: a hello of the right shape under the
+        // peer prologue, and a ticket message under the user prologue, both close.
+        let device0 = KeyPair.generate()
+        let rs: [UInt8] = try #require(b.agent.noiseStaticKey)
+        let peerHello = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: ChannelMachine.prologue,
+                                      localStatic: device0, remoteStatic: rs)
+        var userPort3 = UserChannelMachine.responder(local: try b.local)
+        #expect(isSilentClose(userPort3.receive(Frame(.I, try peerHello.writeMessage(Array(#"{"op":"session","v":[1]}"#.utf8))))))
+        let userTicketIK = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
+                                         localStatic: try a.local.staticKey, remoteStatic: rs)
+        let ticketPayload = ticketMessage(from: try a.chad("alice"), to: try b.chad("bob")).canonicalBytes
+        var peerPort2 = ChannelMachine.responder(local: try b.local)
+        #expect(isClose(peerPort2.receive(Frame(.I, try userTicketIK.writeMessage(ticketPayload)))))
+        // The same two with the right prologue get as far as the question.
+        let rightHello = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
+                                       localStatic: device0, remoteStatic: rs)
+        var userPort4 = UserChannelMachine.responder(local: try b.local)
+        #expect(userPort4.receive(Frame(.I, try rightHello.writeMessage(Array(#"{"op":"session","v":[1]}"#.utf8))))
+            == [.ask(.session(try DeviceID(publicKey: device0.publicKey)))])
+        let rightTicket = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: ChannelMachine.prologue,
+                                        localStatic: try a.local.staticKey, remoteStatic: rs)
+        var peerPort3 = ChannelMachine.responder(local: try b.local)
+        guard case .ask(.ticket)? = peerPort3.receive(Frame(.I, try rightTicket.writeMessage(ticketPayload))).first else {
+            Issue.record("the peer port did not read a ticket under the empty prologue"); return
+        }
         // And a site answering with the wrong prologue never completes the device's handshake.
         let device = KeyPair.generate()
         let (c, hello) = try UserChannelMachine.session(device: device, site: b.agent)
