@@ -404,6 +404,32 @@ public enum UserCommand: Sendable, Equatable {
         }
     }
 
+    /// Whether the args take a `sign` (10.7): for a `device` user it must be there.
+    public var takesSign: Bool {
+        switch self {
+        case .meSignKey, .meKeyTakeConfirm, .tallyOffer, .tallyAccept, .tallyTrade, .chitPay, .liftPay: true
+        default: false
+        }
+    }
+
+    /// The checks that need no store, in order: the scope (`forbidden`), a
+    /// lock (`locked`), a `device` user's missing signature (`sign_invalid`).
+    /// Nil: the command may go on to the store.
+    public func precheck(scopes: Set<UserScope>, locked: Bool, custody: UserCustody) -> UserError? {
+        guard scope.permits(scopes) else { return UserError(.forbidden, "this device may not \(name)") }
+        if locked, refusedWhenLocked { return UserError(.locked, "the account or the site is locked") }
+        if custody == .device, takesSign, signature == nil { return UserError(.signInvalid, "\(name) needs the user's signature") }
+        return nil
+    }
+
+    /// The scopes a ticket minted by `device.ticket` gets: those asked (all
+    /// of them held by the minting device), or the device's own (10.2, 10.5).
+    public static func mintedScopes(asked: Set<UserScope>?, holding: Set<UserScope>) -> Result<Set<UserScope>, UserError> {
+        guard let asked else { return .success(holding) }
+        guard asked.isSubset(of: holding) else { return .failure(UserError(.forbidden, "a device mints tickets only for scopes it has")) }
+        return .success(asked)
+    }
+
     /// The args as they go on the wire: parsing them gives this command back.
     public var args: JSONValue {
         var o: [String: JSONValue] = [:]

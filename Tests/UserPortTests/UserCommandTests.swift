@@ -268,6 +268,26 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
         #expect(UserEvent.visible(topic: .sign, kind: .invoice, scopes: [.read, .pay]) && !UserEvent.visible(topic: .sign, kind: .invoice, scopes: [.read, .tally]))
     }
 
+    @Test func prechecksAndMintedScopes() throws {
+        let all = Set(UserScope.allCases)
+        let pay = UserCommand.chitPay(core: [:], uuid: uuid, sign: nil)
+        #expect(pay.precheck(scopes: [.read], locked: false, custody: .site)?.code == .forbidden)
+        #expect(pay.precheck(scopes: all, locked: true, custody: .site)?.code == .locked)
+        #expect(pay.precheck(scopes: all, locked: false, custody: .device)?.code == .signInvalid)
+        #expect(pay.precheck(scopes: all, locked: false, custody: .site) == nil)
+        #expect(UserCommand.chitPay(core: [:], uuid: uuid, sign: sig).precheck(scopes: all, locked: false, custody: .device) == nil)
+        // Reads and device.revoke work when locked (10.4).
+        #expect(UserCommand.tallyShow(uuid: uuid).precheck(scopes: [.read], locked: true, custody: .device) == nil)
+        #expect(UserCommand.deviceRevoke(deviceID).precheck(scopes: [.devices], locked: true, custody: .site) == nil)
+        #expect(UserCommand.ping.precheck(scopes: [], locked: true, custody: .site) == nil)
+        #expect(try UserCommand.mintedScopes(asked: nil, holding: [.read, .devices]).get() == [.read, .devices])
+        #expect(try UserCommand.mintedScopes(asked: [.read], holding: [.read, .devices]).get() == [.read])
+        guard case .failure(let e) = UserCommand.mintedScopes(asked: [.read, .pay], holding: [.read, .devices]) else {
+            Issue.record("minted a scope it does not hold"); return
+        }
+        #expect(e.code == .forbidden)
+    }
+
     @Test func idempotencyKeys() throws {
         let pay = try parse(request("chit.pay", try happy("chit.pay").0)).get()
         #expect(pay.idempotencyKey == .signed(cmd: "chit.pay", uuid: uuid2, revision: nil))
