@@ -105,3 +105,31 @@ import Testing
         #expect(t.isExpired(now: now + 86_400_000))
     }
 }
+
+/// `me.key.take`'s sealed seed (10.7): only the device's key opens it.
+@Suite struct KeyTransferTests {
+    @Test func onlyTheDeviceOpensTheSealedSeed() throws {
+        let user = SigningKey.generate()
+        // An X25519 pair for the device, made from another Ed25519 key.
+        let deviceKey = SigningKey.generate()
+        var secret = deviceKey.curve25519SecretKey()
+        defer { Crypto.wipe(&secret) }
+        let pub = try #require(Ed25519.curve25519PublicKey(deviceKey.publicKey))
+        let sealed = try KeyTransfer.seal(seed: user.exportSeed(), to: pub)
+        #expect(Base64URL.decode(sealed)?.count == KeyTransfer.sealedLength)
+        #expect(sealed != (try KeyTransfer.seal(seed: user.exportSeed(), to: pub)))  // fresh ephemeral each time
+        let seed = try KeyTransfer.open(sealed, publicKey: pub, secretKey: secret)
+        #expect(try SigningKey(seed: seed).publicKey == user.publicKey)
+        // Another device, a changed byte, garbage: refused.
+        let other = SigningKey.generate()
+        var otherSecret = other.curve25519SecretKey()
+        defer { Crypto.wipe(&otherSecret) }
+        let otherPub = try #require(Ed25519.curve25519PublicKey(other.publicKey))
+        #expect(throws: ModelError.self) { _ = try KeyTransfer.open(sealed, publicKey: otherPub, secretKey: otherSecret) }
+        var bytes = try #require(Base64URL.decode(sealed))
+        bytes[40] ^= 1
+        #expect(throws: ModelError.self) { _ = try KeyTransfer.open(Base64URL.encode(bytes), publicKey: pub, secretKey: secret) }
+        #expect(throws: ModelError.self) { _ = try KeyTransfer.open("garbage", publicKey: pub, secretKey: secret) }
+        #expect(throws: ModelError.self) { _ = try KeyTransfer.seal(seed: [1, 2], to: pub) }
+    }
+}
