@@ -93,6 +93,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ChipProtocolTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
         // Helpers every test target may share (a seeded generator); not shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),

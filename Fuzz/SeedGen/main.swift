@@ -158,4 +158,35 @@ try seed(root, "user_command", "idem", Array(#"{"id":"i","cmd":"tally.refuse","a
 try seed(root, "user_command", "float", Array(#"{"id":"f","cmd":"chit.request","args":{"tally":"\#(u1)","units":1.5e3}}"#.utf8))
 try seed(root, "user_command", "unknown-cmd", Array(#"{"id":"u","cmd":"tally.delete"}"#.utf8))
 try seed(root, "user_command", "no-id", Array(#"{"cmd":"ping","args":{"n":[-9007199254740992]}}"#.utf8))
+
+// tally_dialog: [site and outbox bits, snapshot] + a real tally message.
+let tallySelectors: [String: [(UInt8, UInt8)]] = [
+    "ticket": [(0, 0), (0, 1), (0, 0x20), (0, 0x40), (0, 0x06)],
+    "offer-to-alice": [(1, 0x08), (1, 0x28), (1, 0x48), (1, 0x01)],
+    "offer-to-bob": [(0, 0x08), (0, 0x18)],
+    "offer-free-to-alice": [(1, 0x28), (1, 0x08), (1, 0x68)],
+    "open-to-bob": [(0, 0x01), (0, 0x83), (2, 0x83)],
+    "open-to-alice": [(1, 0x03), (3, 0x03)],
+    "void-to-bob": [(0, 0x01), (0, 0x84), (2, 0x04)],
+    "draft-to-bob": [(0, 0x01)],
+]
+for (name, message) in Dialogs.tallyMessages {
+    for (site, snapshot) in tallySelectors[name] ?? [(0, 0)] {
+        try seed(root, "tally_dialog", "\(name)-\(site)-\(snapshot)", [site, snapshot] + message.canonicalBytes)
+    }
+}
+
+// chain_dialog: [site bit + snapshot << 1] + a real chain message.
+let chainSelectors: [String: [(side: UInt8, snapshot: UInt8)]] = [
+    "tran": [(1, 1), (1, 3), (1, 5), (1, 0x08 | 2), (1, 0x20 | 5), (1, 0x40 | 1)],
+    "upd": [(0, 0), (0, 2), (0, 5), (0, 0x10 | 1), (0, 0x40)],
+    "upd-tail": [(0, 3), (0, 1)],
+    "ack": [(1, 3), (1, 5), (1, 0)],
+    "nak-refused": [(0, 0x10 | 2), (1, 2)],
+]
+for (name, message) in Dialogs.chainMessages {
+    for (side, snapshot) in chainSelectors[name] ?? [(0, 0)] {
+        try seed(root, "chain_dialog", "\(name)-\(side == 0 ? "stock" : "foil")-\(snapshot)", [side | snapshot << 1] + message.canonicalBytes)
+    }
+}
 print("seedgen: wrote seeds under \(root)")

@@ -6,6 +6,7 @@ import ChipModel
 import ChipPeer
 import ChipProtocol
 import ChipStore
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -13,33 +14,46 @@ import NIOPosix
 import Noise
 
 /// `chipsite serve`: the only process that talks to other sites. It listens
-/// for peers, delivers the outbox, and wakes up when a CLI command pokes its
-/// Unix socket or every second otherwise.
+/// for peers and delivers the outbox in passes. Between passes it sleeps on
+/// one ``WakeUp``, fed by pokes on its Unix socket, by the site file's
+/// changes from other processes (inotify and `PRAGMA data_version`), and by
+/// the engine (channels opened and closed, received messages that changed
+/// the file, send queues with room again, dial back-off timers). There is
+/// no polling loop: an idle site does nothing.
 public final class SiteDaemon: Sendable {
-    /// How often the outbox is looked at without a poke.
-    public static let pollInterval: Duration = .seconds(1)
-
     public let engine: SiteEngine
     public let node: PeerNode
+    /// What `run()` waits on between passes.
+    public let wake: WakeUp
+    let clock: any SiteClock
     let store: SiteStore
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
-    /// Set by a poke, cleared when the outbox loop wakes.
-    private let poked = NIOLockedValueBox(false)
     private let pokeServer = NIOLockedValueBox<((any Channel), String)?>(nil)
-    /// How often the outbox loop checks for a poke while it waits.
-    static let pokeCheck: Duration = .milliseconds(4)
+    private let fileWatch = NIOLockedValueBox<SiteFileWatch?>(nil)
+    private let fallback = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let passes = NIOLockedValueBox(0)
 
-    public init(store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger) throws {
+    /// Without inotify, how often the site file's data_version is looked at.
+    public static let fallbackInterval: TimeInterval = 5
+
+    public init(store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger,
+                clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()) throws {
         var secret = siteKey.curve25519SecretKey()
         defer { Crypto.wipe(&secret) }
         let local = LocalSite(agent: try AgentID(publicKey: siteKey.publicKey), staticKey: try KeyPair(privateKey: secret))
         self.store = store
         self.logger = logger
+        self.clock = clock
+        // Pending: the first pass runs at start.
+        wake = WakeUp(clock: clock, pending: true)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        engine = SiteEngine(store: store, sealingKey: sealingKey, logger: logger)
+        engine = SiteEngine(store: store, sealingKey: sealingKey, logger: logger, clock: clock, random: random, wake: wake)
         node = PeerNode(local: local, limits: limits, policy: engine, group: group, logger: logger)
     }
+
+    /// Delivery passes run so far (tests, diagnostics).
+    public var passCount: Int { passes.withLockedValue { $0 } }
 
     /// Reads the peer limits from the site file's config, defaults elsewhere.
     public static func limits(from store: SiteStore) throws -> PeerLimits {
@@ -61,24 +75,31 @@ public final class SiteDaemon: Sendable {
         return try await node.listen(host: host, port: port)
     }
 
-    /// Asks the outbox loop to look now.
-    public func poke() { poked.withLockedValue { $0 = true } }
+    /// Asks for a delivery pass now.
+    public func poke() { wake.signal() }
 
-    /// Delivers the outbox until the task is cancelled.
+    /// Delivers the outbox, one pass per wake-up, until the task is
+    /// cancelled or `stop()` is called.
     public func run() async {
         while !Task.isCancelled {
+            await wake.wait()
+            if Task.isCancelled || wake.isClosed { break }
+            passes.withLockedValue { $0 += 1 }
             await engine.pump()
-            var waited: Duration = .zero
-            while waited < Self.pollInterval, !Task.isCancelled {
-                if poked.withLockedValue({ p in defer { p = false }; return p }) { break }
-                try? await Task.sleep(for: Self.pokeCheck)
-                waited += Self.pokeCheck
-            }
         }
     }
 
     /// Closes every channel and the listener, then the event loops.
     public func stop() async {
+        fileWatch.withLockedValue { w in
+            w?.stop()
+            w = nil
+        }
+        fallback.withLockedValue { t in
+            t?.cancel()
+            t = nil
+        }
+        wake.close()
         if let (channel, socketPath) = pokeServer.withLockedValue({ $0 }) {
             try? await channel.close()
             unlink(socketPath)
@@ -93,7 +114,7 @@ public final class SiteDaemon: Sendable {
 extension SiteDaemon {
     /// The Unix socket beside the site file where CLI commands poke the
     /// daemon (doc/architecture.md). Nil when the path is too long for a
-    /// socket address; then the daemon's one-second poll still finds the work.
+    /// socket address; then the file watch (`watchSiteFile`) finds the work.
     public static func pokeSocketPath(forSiteFile path: String) -> String? {
         let socket = path + ".sock"
         return socket.utf8.count < 100 ? socket : nil
@@ -132,6 +153,51 @@ extension SiteDaemon {
         }
         _ = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+}
+
+// MARK: - The site file's changes
+
+extension SiteDaemon {
+    /// Wakes the daemon when another connection commits to `siteFile` (a
+    /// CLI command that could not poke, or whose poke was lost): an inotify
+    /// watch on the file's directory for writes to the file and its -wal,
+    /// then `PRAGMA data_version` (which this connection's own commits do
+    /// not change), and a wake-up only if it changed. Without inotify, the
+    /// data_version is looked at every `fallbackInterval` (logged once).
+    public func watchSiteFile(_ siteFile: String) {
+        let store = self.store, wake = self.wake
+        let last = NIOLockedValueBox((try? store.dataVersion()) ?? 0)
+        @Sendable func check() -> Bool {
+            guard let version = try? store.dataVersion() else { return false }
+            let changed = last.withLockedValue { v in
+                defer { v = version }
+                return v != version
+            }
+            if changed { wake.signal() }
+            return changed
+        }
+        do {
+            let watch = try SiteFileWatch.start(siteFile: siteFile, changed: check)
+            fileWatch.withLockedValue { w in
+                w?.stop()
+                w = watch
+            }
+        } catch {
+            logger.warning("no inotify watch on the site file; looking at it every \(Int(Self.fallbackInterval)) s",
+                           metadata: ["error": "\(error)"])
+            let clock = self.clock
+            let task = Task {
+                while !Task.isCancelled {
+                    do { try await clock.sleep(until: clock.now.addingTimeInterval(Self.fallbackInterval)) } catch { return }
+                    _ = check()
+                }
+            }
+            fallback.withLockedValue { t in
+                t?.cancel()
+                t = task
+            }
         }
     }
 }

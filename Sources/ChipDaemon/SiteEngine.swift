@@ -6,6 +6,22 @@ import ChipStore
 import Foundation
 import Logging
 
+/// What the engine knows of one open channel. Everything in it goes with
+/// the channel: a message goes once per channel, and again on a later one.
+struct ConnectionState {
+    let connection: PeerConnection
+    /// The authenticated partner.
+    let agent: AgentID
+    /// Outbox messages already written on this channel (until they are removed).
+    var sentOutbox: Set<Int64> = []
+    /// Chain entries sent per tally, up to this index (we are the foil).
+    var chainSent: [String: Int64] = [:]
+    /// Pending chits sent (we are the stock).
+    var chitsSent: Set<String> = []
+    /// Invoice refusals sent.
+    var refusalsSent: Set<String> = []
+}
+
 /// The site engine: answers the network layer's questions from the site
 /// file, keeps track of open channels per partner, and delivers the outbox.
 /// Incoming messages are handed to the protocol handlers by target.
@@ -16,19 +32,18 @@ public actor SiteEngine: PeerPolicy {
     let sealingKey: SealingKey?
     /// Set once the network layer exists (the node needs the engine first).
     var node: PeerNode?
+    /// Where the engine reads the time, draws back-off jitter, and asks the
+    /// daemon for a pass (now, or at a deadline).
+    let clock: any SiteClock
+    let random: any SiteRandom
+    public nonisolated let wake: WakeUp
 
-    /// Open (or opening) channels per partner agent, newest last, and the
-    /// ids of all of them (a set, so that checking one is not a scan).
-    private var channels: [AgentID: [PeerConnection]] = [:]
-    private var tracked: Set<UInt64> = []
-    /// Outbox messages already written on each connection: each message goes
-    /// once per channel, and again on a later channel until it is removed.
-    private var sentOn: [UInt64: Set<Int64>] = [:]
-    /// Per connection: chain entries sent per tally (foil side), and pending
-    /// chits sent (stock side); everything goes again on a new channel.
-    private var chainSent: [UInt64: [String: Int64]] = [:]
-    private var chitsSent: [UInt64: Set<String>] = [:]
-    private var refusalsSent: [UInt64: Set<String>] = [:]
+    /// Open (or opening) channels by connection id, and the ids per partner
+    /// agent, newest last.
+    private var connections: [UInt64: ConnectionState] = [:]
+    private var channels: [AgentID: [UInt64]] = [:]
+    /// `store.changeCount()` after the last message handled.
+    private var changesSeen = 0
     /// First contacts closed without an answer, per request (topic).
     private var firstContactCloses: [String: Int] = [:]
     /// Silent closes of a first contact in a row that mean the issuer refused.
@@ -38,14 +53,30 @@ public actor SiteEngine: PeerPolicy {
     /// Agents being dialed now, and when each may be dialed again.
     private var dialing: Set<AgentID> = []
     private var retryAfter: [AgentID: (at: Date, failures: Int)] = [:]
+    /// A pass after a channel closed (its partner may need a new one): not
+    /// at once, so a partner that closes every channel it opens is not
+    /// redialed in a tight loop (the one-second poll used to space those).
+    static let passAfterClose: TimeInterval = 0.5
+    /// A pass after a received message changed the site file: coalesced,
+    /// so a stream of messages costs at most one pass per this interval.
+    /// The handlers answer their own message directly; the pass is for
+    /// the rest of the outbox.
+    static let passAfterChange: TimeInterval = 0.02
+    /// A retry after a store error or a failed send.
+    static let retryAfterError: TimeInterval = 1
 
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
 
-    public init(store: SiteStore, sealingKey: SealingKey?, logger: Logger) {
+    public init(store: SiteStore, sealingKey: SealingKey?, logger: Logger,
+                clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom(), wake: WakeUp? = nil) {
         self.store = store
         self.sealingKey = sealingKey
         self.logger = logger
+        self.clock = clock
+        self.random = random
+        self.wake = wake ?? WakeUp(clock: clock, pending: true)
+        changesSeen = (try? store.changeCount()) ?? 0
     }
 
     func attach(_ node: PeerNode) { self.node = node }
@@ -55,7 +86,9 @@ public actor SiteEngine: PeerPolicy {
     /// Open channels with `agent`.
     public func openChannels(with agent: AgentID) async -> Int {
         var n = 0
-        for c in channels[agent] ?? [] where await c.isOpen { n += 1 }
+        for id in channels[agent] ?? [] {
+            if let c = connections[id]?.connection, await c.isOpen { n += 1 }
+        }
         return n
     }
 
@@ -68,7 +101,7 @@ public actor SiteEngine: PeerPolicy {
                 guard let ticket = try store.ticket(t.token), ticket.cuid == t.to.cuid else { return false }
                 // Lockdown refuses new handshakes; a locked user takes no new tallies.
                 if try store.isHeld(ticket.cuid) { return false }
-                let now = Timestamp.format(millisecondsSince1970: Int64(Date().timeIntervalSince1970 * 1000))
+                let now = Timestamp.format(millisecondsSince1970: clock.milliseconds)
                 // A repeat from the requester who already redeemed it is let in: its
                 // ticket message is answered with the same offer (idempotence).
                 if try store.ticketRedeemed(token: t.token, by: t.from) { return true }
@@ -88,11 +121,15 @@ public actor SiteEngine: PeerPolicy {
 
     public func opened(_ connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
-        channels[peer, default: []].append(connection)
-        tracked.insert(connection.id)
+        connections[connection.id] = ConnectionState(connection: connection, agent: peer)
+        channels[peer, default: []].append(connection.id)
         retryAfter[peer] = nil
+        let wake = self.wake
+        await connection.whenRoom { wake.signal() }
         await flush(peer)
         await syncChains(with: peer)
+        // The rest (refusals, other partners' work) in a pass.
+        wake.signal()
     }
 
     /// The router: a delivered message is parsed once into its typed form
@@ -119,19 +156,22 @@ public actor SiteEngine: PeerPolicy {
 
     /// After a `nak` with the partner's head: chain entries go again from there.
     func rewindChain(on connection: PeerConnection, tally: String, to index: Int64) {
-        chainSent[connection.id]?[tally] = index
+        connections[connection.id]?.chainSent[tally] = index
+    }
+
+    /// A pass soon when the message changed the site file (not for a
+    /// duplicate or an ignored one).
+    public func handled(on connection: PeerConnection) async {
+        guard let changes = try? store.changeCount(), changes != changesSeen else { return }
+        changesSeen = changes
+        wake.schedule(at: clock.now.addingTimeInterval(Self.passAfterChange))
     }
 
     public func closed(_ connection: PeerConnection) async {
-        sentOn[connection.id] = nil
-        chainSent[connection.id] = nil
-        chitsSent[connection.id] = nil
-        refusalsSent[connection.id] = nil
-        tracked.remove(connection.id)
-        for (agent, list) in channels {
-            let rest = list.filter { $0.id != connection.id }
-            channels[agent] = rest.isEmpty ? nil : rest
-        }
+        guard let state = connections.removeValue(forKey: connection.id) else { return }
+        let rest = (channels[state.agent] ?? []).filter { $0 != connection.id }
+        channels[state.agent] = rest.isEmpty ? nil : rest
+        wake.schedule(at: clock.now.addingTimeInterval(Self.passAfterClose))
     }
 
     // MARK: Outbox delivery
@@ -143,6 +183,7 @@ public actor SiteEngine: PeerPolicy {
         let agents: [(agent: AgentID, address: SiteAddress, firstContact: Bool)]
         do { agents = try store.outboxAgents() } catch {
             logger.warning("cannot read the outbox", metadata: ["error": "\(error)"])
+            retryLater()
             return
         }
         await syncChains(with: nil)
@@ -163,7 +204,10 @@ public actor SiteEngine: PeerPolicy {
     /// dialing partners with no open channel. `peer` limits it to one partner.
     func syncChains(with peer: AgentID?) async {
         let work: [ChainWork]
-        do { work = try store.chainWork() } catch { return }
+        do { work = try store.chainWork() } catch {
+            retryLater()
+            return
+        }
         for item in work where peer == nil || item.partner.agent == peer {
             guard let connection = await openConnection(item.partner.agent) else {
                 startDial(item.partner.agent, address: item.partner.address)
@@ -172,9 +216,10 @@ public actor SiteEngine: PeerPolicy {
             do {
                 switch item.side {
                 case .foil:
-                    var after = max(item.acked, chainSent[connection.id]?[item.tally] ?? item.acked)
+                    var after = max(item.acked, connections[connection.id]?.chainSent[item.tally] ?? item.acked)
                     for _ in 0..<Self.batchesPerPass where after < item.length {
-                        // A full queue waits for a later pass (the partner's ack or the poll).
+                        // A full queue waits for a later pass (the partner's ack, or the
+                        // connection's room callback once the queue has drained).
                         guard await connection.hasRoom,
                               let upd = try store.chainUpdate(tally: item.tally, after: after) else { break }
                         try await connection.send(upd)
@@ -182,24 +227,25 @@ public actor SiteEngine: PeerPolicy {
                         guard isTracked(connection) else { break }
                         // Only forward: a pass that overlapped a later one must not
                         // move the mark back (a nak moves it back on purpose).
-                        let mark = max(after, chainSent[connection.id]?[item.tally] ?? 0)
-                        chainSent[connection.id, default: [:]][item.tally] = mark
+                        let mark = max(after, connections[connection.id]?.chainSent[item.tally] ?? 0)
+                        connections[connection.id]?.chainSent[item.tally] = mark
                         after = mark
                     }
                 case .stock:
                     // As many batches as the foil would send, not one per pass:
                     // batches are cut by size, so long memos make many.
                     for _ in 0..<Self.batchesPerPass {
-                        let sent = chitsSent[connection.id] ?? []
+                        let sent = connections[connection.id]?.chitsSent ?? []
                         guard await connection.hasRoom,
                               let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) else { break }
                         try await connection.send(message)
                         guard isTracked(connection) else { break }
-                        chitsSent[connection.id, default: []].formUnion(uuids)
+                        connections[connection.id]?.chitsSent.formUnion(uuids)
                     }
                 }
             } catch {
                 logger.debug("chain sync failed; will retry", metadata: ["error": "\(error)"])
+                retryLater()
             }
         }
     }
@@ -207,13 +253,20 @@ public actor SiteEngine: PeerPolicy {
     /// Our users' refusals of invoices go out on open channels once per
     /// channel; a repeated invoice is answered with the refusal as well.
     func sendRefusals() async {
-        guard let refusals = try? store.invoiceRefusals() else { return }
+        guard let refusals = try? store.invoiceRefusals() else {
+            retryLater()
+            return
+        }
         for r in refusals {
-            guard let connection = await openConnection(r.agent), !(refusalsSent[connection.id]?.contains(r.uuid) ?? false) else { continue }
+            guard let connection = await openConnection(r.agent), !(connections[connection.id]?.refusalsSent.contains(r.uuid) ?? false) else { continue }
+            // Claimed before the send suspends (see `flush`).
+            connections[connection.id]?.refusalsSent.insert(r.uuid)
             do {
                 try await connection.send(r.message)
-                if isTracked(connection) { refusalsSent[connection.id, default: []].insert(r.uuid) }
-            } catch { continue }
+            } catch {
+                connections[connection.id]?.refusalsSent.remove(r.uuid)
+                continue
+            }
         }
     }
 
@@ -222,34 +275,48 @@ public actor SiteEngine: PeerPolicy {
 
     /// Whether `connection` is still one of ours: after an `await` it may have
     /// closed (and `closed` cleared its marks), so marks are not written back.
-    private func isTracked(_ connection: PeerConnection) -> Bool { tracked.contains(connection.id) }
+    private func isTracked(_ connection: PeerConnection) -> Bool { connections[connection.id] != nil }
 
     private func openConnection(_ agent: AgentID) async -> PeerConnection? {
-        for c in (channels[agent] ?? []).reversed() where await c.isOpen { return c }
+        for id in (channels[agent] ?? []).reversed() {
+            if let c = connections[id]?.connection, await c.isOpen { return c }
+        }
         return nil
+    }
+
+    /// A pass again a little later (a store error, a failed send).
+    private func retryLater() {
+        wake.schedule(at: clock.now.addingTimeInterval(Self.retryAfterError))
     }
 
     /// Sends every waiting message for `agent` not yet sent on its channel.
     func flush(_ agent: AgentID) async {
         guard let connection = await openConnection(agent) else { return }
         let entries: [OutboxEntry]
-        do { entries = try store.outbox(for: agent) } catch { return }
-        for entry in entries where !entry.firstContact && !(sentOn[connection.id]?.contains(entry.id) ?? false) {
+        do { entries = try store.outbox(for: agent) } catch {
+            retryLater()
+            return
+        }
+        for entry in entries where !entry.firstContact && !(connections[connection.id]?.sentOutbox.contains(entry.id) ?? false) {
             // Messages of a locked user (or of a site in lockdown) wait in the outbox.
             if let from = entry.message["from"]?["cuid"]?.stringValue.flatMap({ try? CUID($0) }), (try? store.isHeld(from)) ?? true {
                 continue
             }
-            // A full queue waits for a later pass.
+            // A full queue waits for a later pass (the connection's room callback).
             guard await connection.hasRoom else { return }
+            // Claimed before the send suspends: another flush for this agent
+            // (a pass and a handler's, overlapping at an await) skips it.
+            guard isTracked(connection), !(connections[connection.id]?.sentOutbox.contains(entry.id) ?? false) else { continue }
+            connections[connection.id]?.sentOutbox.insert(entry.id)
             do {
                 try await connection.send(entry.message)
-                if isTracked(connection) { sentOn[connection.id, default: []].insert(entry.id) }
             } catch ChannelError.messageTooLarge(let size) {
                 // It can never go; the ones behind it still can. Once per channel in the log.
                 logger.warning("outbox message too large to send", metadata: ["topic": "\(entry.topic)", "bytes": "\(size)"])
-                if isTracked(connection) { sentOn[connection.id, default: []].insert(entry.id) }
             } catch {
                 logger.debug("send failed; will retry", metadata: ["error": "\(error)"])
+                connections[connection.id]?.sentOutbox.remove(entry.id)
+                retryLater()
                 return
             }
         }
@@ -257,7 +324,12 @@ public actor SiteEngine: PeerPolicy {
 
     private func startDial(_ agent: AgentID, address: SiteAddress) {
         guard let node, !dialing.contains(agent) else { return }
-        if let retry = retryAfter[agent], retry.at > Date() { return }
+        if let retry = retryAfter[agent], retry.at > clock.now {
+            // Not yet: a pass then (the timer may have been dropped for an
+            // earlier one, see WakeUp).
+            wake.schedule(at: retry.at)
+            return
+        }
         dialing.insert(agent)
         Task { await self.dial(agent, address: address, node: node) }
     }
@@ -274,7 +346,7 @@ public actor SiteEngine: PeerPolicy {
             let connection = try await node.dial(host: address.host, port: address.port, remote: agent,
                                                  ticketMessage: first?.message)
             if let first {
-                if isTracked(connection) { sentOn[connection.id, default: []].insert(first.id) }
+                connections[connection.id]?.sentOutbox.insert(first.id)
                 firstContactCloses[first.topic] = nil
             }
             await flush(agent)
@@ -292,18 +364,24 @@ public actor SiteEngine: PeerPolicy {
                 logger.info("ticket refused by the inviting site", metadata: ["agent": "\(agent)"])
             } else {
                 firstContactCloses[first.topic] = closes
-                retryAfter[agent] = (Date().addingTimeInterval(Self.firstContactRetry), closes)
+                retryAt(agent, clock.now.addingTimeInterval(Self.firstContactRetry), failures: closes)
             }
         } catch {
             let failures = (retryAfter[agent]?.failures ?? 0) + 1
-            retryAfter[agent] = (Date().addingTimeInterval(Self.backoff(failures: failures)), failures)
+            retryAt(agent, clock.now.addingTimeInterval(Self.backoff(failures: failures, random: random)), failures: failures)
             logger.debug("dial failed", metadata: ["agent": "\(agent)", "error": "\(error)"])
         }
     }
 
+    /// `agent` is dialed again at `at`, in the pass its timer asks for.
+    private func retryAt(_ agent: AgentID, _ at: Date, failures: Int) {
+        retryAfter[agent] = (at, failures)
+        wake.schedule(at: at)
+    }
+
     /// Capped exponential backoff with jitter: 0.5 s doubling to 60 s, ±50 %.
-    static func backoff(failures: Int) -> TimeInterval {
+    static func backoff(failures: Int, random: any SiteRandom) -> TimeInterval {
         let base = min(60, 0.5 * pow(2, Double(min(failures, 10) - 1)))
-        return base * Double.random(in: 0.5...1.5)
+        return base * random.double(in: 0.5...1.5)
     }
 }

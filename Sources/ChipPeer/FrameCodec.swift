@@ -41,26 +41,37 @@ final class FrameEncoder: MessageToByteEncoder {
 
 /// Closes a connection that receives no complete frame for `timeout`
 /// seconds. Counting frames rather than bytes defeats a slowloris that
-/// trickles one byte at a time. Used on the responder side only.
+/// trickles one byte at a time. Used on the responder side only. One timer
+/// per connection, at the earliest moment it could be idle: when it fires
+/// after a frame came, it is set again from that frame (no periodic check).
 final class FrameIdleHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias InboundOut = Frame
 
     private let timeout: TimeAmount
     private var lastFrame = NIODeadline.now()
-    private var check: RepeatedTask?
+    private var check: Scheduled<Void>?
 
     init(timeout seconds: Double) { timeout = .nanoseconds(Int64(seconds * 1e9)) }
 
     func channelActive(context: ChannelHandlerContext) {
         lastFrame = .now()
-        let interval = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 10_000_000))
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        check = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            let (handler, context) = loopBound.value
-            if NIODeadline.now() - handler.lastFrame > handler.timeout { context.close(promise: nil) }
-        }
+        arm(context, at: lastFrame + timeout)
         context.fireChannelActive()
+    }
+
+    private func arm(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        check = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            let due = handler.lastFrame + handler.timeout
+            if NIODeadline.now() >= due {
+                handler.check = nil
+                context.close(promise: nil)
+            } else {
+                handler.arm(context, at: due)
+            }
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -14,6 +14,13 @@ public protocol PeerPolicy: Sendable {
     func received(_ message: JSONValue, on connection: PeerConnection) async
     /// The connection is gone.
     func closed(_ connection: PeerConnection) async
+    /// `received` has returned for a message on `connection` (the policy may
+    /// then look whether the message changed anything).
+    func handled(on connection: PeerConnection) async
+}
+
+extension PeerPolicy {
+    public func handled(on connection: PeerConnection) async {}
 }
 
 /// One TCP connection to another site, driving a ``ChannelMachine``. Frames
@@ -60,8 +67,20 @@ public actor PeerConnection {
 
     /// Whether less than half of `maxQueuedBytes` waits to be written: the
     /// engine's delivery passes send only while there is room, and go on in
-    /// a later pass, so only replies can fill the rest.
-    public var hasRoom: Bool { queuedBytes < limits.maxQueuedBytes / 2 }
+    /// a later pass, so only replies can fill the rest. A false answer arms
+    /// the `whenRoom` callback: it runs once the queue is below half again.
+    public var hasRoom: Bool {
+        let room = queuedBytes < limits.maxQueuedBytes / 2
+        if !room { roomWanted = true }
+        return room
+    }
+
+    /// Called (once per false `hasRoom`) when the queue has drained below
+    /// half of `maxQueuedBytes` again; never after the connection finished.
+    public func whenRoom(_ callback: @escaping @Sendable () -> Void) { onRoom = callback }
+
+    private var roomWanted = false
+    private var onRoom: (@Sendable () -> Void)?
 
     /// Frames encrypted but not yet written, in nonce order. Encryption
     /// happens inside the actor without a suspension, so queue order is
@@ -100,6 +119,10 @@ public actor PeerConnection {
             }
             let next = queue.removeFirst()
             queuedBytes -= Self.wireSize(next)
+            if roomWanted, queuedBytes < limits.maxQueuedBytes / 2 {
+                roomWanted = false
+                onRoom?()
+            }
             guard let outbound else { return }
             let channel = self.channel
             let watchdog = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.writeStallTimeout * 1e9))) {
@@ -153,6 +176,7 @@ public actor PeerConnection {
                 await policy.opened(self)
             case .deliver(let message):
                 await policy.received(message, on: self)
+                await policy.handled(on: self)
             case .dropped(let why):
                 logger.debug("message dropped", metadata: ["why": "\(why)"])
             case .close(let why):
@@ -171,6 +195,7 @@ public actor PeerConnection {
 
     func finish() {
         finished = true
+        onRoom = nil
         queue.removeAll()
         queuedBytes = 0
         writerWake?.resume()

@@ -80,6 +80,32 @@ public enum Effect: Sendable, Equatable {
     case reopenInvoice(uuid: String)
     /// The partner refused our invoice `uuid`.
     case refuseOurInvoice(uuid: String, reason: String)
+
+    // Lifts (section 9)
+    /// The referee's one decision for its lift, written durably (fsync)
+    /// before any answer carries it. Insert only: if the store already holds
+    /// a decision for that H (a concurrent request won), it keeps that one
+    /// and the engine decides the request again on it (9.7).
+    case storeRefereeDecision(SignedDecision)
+    /// A valid decision applied to the site's record and every chit whose
+    /// `lift` is its H, good ones chained with no limit check (9.5, 9.7).
+    case applyLiftDecision(SignedDecision)
+    /// A valid decision for H with the other result, kept as proof.
+    case storeDecisionProof(SignedDecision)
+    /// The referee signed both results for one lift: drop it from the
+    /// accept list and tell the operator (9.7).
+    case refereeEquivocated(referee: AgentID, lift: String)
+    /// A lift chit, stored `pend` and reserved (9.2, 9.5), with its header;
+    /// `local`: made by this site for its segment.
+    case insertLiftChit(LiftChit, header: LiftHeader, local: Bool)
+    /// The site's record of a lift (relay or terminus: `part`, with its answer).
+    case insertLiftRecord(LiftRecord)
+    /// The record of H moves to `state`; `call`: which act O called.
+    case setLiftState(lift: String, state: LiftRecord.State, call: LiftAct?)
+    /// Our promise on hop `hop` was answered.
+    case setPromiseAnswer(lift: String, hop: Int, answer: LiftAnswer)
+    /// A `commit` or `abort` queued to R, a site address (9.8).
+    case enqueueToReferee(LiftSite, topic: String, message: SiteMessage)
 }
 
 /// Outbox topics: what a waiting message is about, so that its answer can

@@ -11,9 +11,9 @@ import ChipModel
 public enum SiteMessage: Sendable, Equatable {
     case tally(TallyMessage)
     case chit(ChitMessage)
-    /// Section 9 targets: carried as they came until their dialogs exist.
-    case route(JSONValue)
-    case lift(JSONValue)
+    /// Section 9: route discovery and lifts (LiftMessages.swift).
+    case route(RouteMessage)
+    case lift(LiftMessage)
 
     /// Section 5's targets.
     public enum Target: String, Sendable, CaseIterable { case tally, chit, route, lift }
@@ -32,7 +32,8 @@ public enum SiteMessage: Sendable, Equatable {
         switch self {
         case .tally(let m): m.action.rawValue
         case .chit(let m): m.action.rawValue
-        case .route(let j), .lift(let j): j["action"]?.stringValue ?? "?"
+        case .route(let m): m.action.rawValue
+        case .lift(let m): m.action.rawValue
         }
     }
 
@@ -45,8 +46,8 @@ public enum SiteMessage: Sendable, Equatable {
         switch target {
         case .tally: self = .tally(try TallyMessage(json: json))
         case .chit: self = .chit(try ChitMessage(json: json))
-        case .route: self = .route(json)
-        case .lift: self = .lift(json)
+        case .route: self = .route(try RouteMessage(json: json))
+        case .lift: self = .lift(try LiftMessage(json: json))
         }
     }
 
@@ -55,7 +56,8 @@ public enum SiteMessage: Sendable, Equatable {
         switch self {
         case .tally(let m): m.json
         case .chit(let m): m.json
-        case .route(let j), .lift(let j): j
+        case .route(let m): m.json
+        case .lift(let m): m.json
         }
     }
 }

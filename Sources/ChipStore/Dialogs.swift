@@ -235,6 +235,10 @@ extension SiteStore {
             try db.execute(sql: """
                 UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
                 """, arguments: [reason, now, uuid])
+        case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
+             .setLiftState, .setPromiseAnswer, .enqueueToReferee:
+            // Lifts (section 9): no lift dialog runs yet, so no decision carries these.
+            throw StoreError.damaged("lift records are not stored yet")
         }
     }
 

@@ -93,6 +93,9 @@ enum ChitBench {
         let db = try SiteDaemon(store: b, siteKey: try b.siteKey(sealingKey: nil), sealingKey: nil, limits: PeerLimits(), logger: logger)
         let pa = try await da.start(host: "127.0.0.1", port: 0).port ?? 0
         let pb = try await db.start(host: "127.0.0.1", port: 0).port ?? 0
+        // As `chipsite serve` does: pokes and the site file watch.
+        da.watchSiteFile(dir + "/a.db")
+        db.watchSiteFile(dir + "/b.db")
         let runA = Task { await da.run() }, runB = Task { await db.run() }
         defer { runA.cancel(); runB.cancel() }
         // Both sites learn their real ports (certificates name them).
@@ -185,6 +188,7 @@ enum ChitBench {
                      percentile(latencies, 0.5), percentile(latencies, 0.99), paced))
         let sameHead = try a.chainHead(of: tally.uuid).head == b.chainHead(of: tally.uuid).head
         print("chains equal and verify: \(problemsA.isEmpty && problemsB.isEmpty && sameHead)")
+        print("delivery passes: payer's site \(da.passCount), partner's site \(db.passCount)")
         await da.stop()
         await db.stop()
     }

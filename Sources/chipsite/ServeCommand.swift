@@ -68,8 +68,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError("cannot listen on \(host):\(port): \(error)")
         }
         do { try await daemon.listenForPokes(siteFile: store.path) } catch {
-            logger.warning("no poke socket; polling only", metadata: ["error": "\(error)"])
+            logger.warning("no poke socket; CLI commits are found by the site file watch", metadata: ["error": "\(error)"])
         }
+        // Commits by other processes that did not poke (doc/architecture.md).
+        daemon.watchSiteFile(store.path)
 
         let (stop, signalSources) = Self.stopSignals()
         defer { signalSources.forEach { $0.cancel() } }
@@ -90,7 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Descriptors serve needs besides its peer connections (the site file,
-    /// its WAL, the listener, the poke socket, the event loop).
+    /// its WAL, the listener, the poke socket, the event loop, the file watch).
     static let spareDescriptors = 32
 
     /// `host:port`, `[v6]:port` or `:port`; nil means all addresses on the configured port.

@@ -48,10 +48,12 @@ final class TestSite: @unchecked Sendable {
         CHAD(cuid: try CUID(cuid), agent: agent, address: try SiteAddress(host: "127.0.0.1", port: port))
     }
 
-    func start(limits: PeerLimits = PeerLimits(), port wanted: Int = 0) async throws {
+    func start(limits: PeerLimits = PeerLimits(), port wanted: Int = 0, watch: Bool = false,
+               clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let d = try SiteDaemon(store: store, siteKey: key, sealingKey: nil, limits: limits, logger: logger)
+        let d = try SiteDaemon(store: store, siteKey: key, sealingKey: nil, limits: limits, logger: logger, clock: clock, random: random)
+        if watch { d.watchSiteFile(path) }
         let bound = try await d.start(host: "127.0.0.1", port: wanted)
         port = bound.port ?? 0
         let inbox = self.inbox
