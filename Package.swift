@@ -14,7 +14,7 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .swiftLanguageMode(.v6),
+    .swiftLanguageMode(.v6)
 ]
 
 let package = Package(
@@ -24,13 +24,13 @@ let package = Package(
         .executable(name: "chipsite", targets: ["chipsite"]),
         .executable(name: "noise-bench", targets: ["NoiseBench"]),
         .executable(name: "site-bench", targets: ["SiteBench"]),
-        .executable(name: "chit-bench", targets: ["ChitBench"]),
+        .executable(name: "chit-bench", targets: ["ChitBench"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0")
     ],
     targets: [
         .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
@@ -47,7 +47,7 @@ let package = Package(
                 "ChipChannel", "ChipModel", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: strict),
         .target(
@@ -56,7 +56,7 @@ let package = Package(
                 "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: strict),
         .target(name: "QRCode", dependencies: ["CZlib"], swiftSettings: strict),
@@ -69,16 +69,19 @@ let package = Package(
             dependencies: [
                 "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: strict),
         .executableTarget(name: "NoiseBench", dependencies: ["Noise", "CSodium"], swiftSettings: strict),
         .executableTarget(
-            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipPeer", "ChipStore", "ChipProtocol", "Noise", "CSodium"], swiftSettings: strict),
+            name: "SiteBench", dependencies: ["ChipChannel", "ChipModel", "ChipPeer", "ChipStore", "ChipProtocol", "Noise", "CSodium"],
+            swiftSettings: strict),
         .executableTarget(
             name: "ChitBench",
-            dependencies: ["ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log")
+            ],
             swiftSettings: strict),
 
         .testTarget(
@@ -97,6 +100,6 @@ let package = Package(
         .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
         // Helpers every test target may share (a seeded generator); not shipped.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict)
     ]
 )

@@ -26,8 +26,10 @@ let alice = a.chad("alice"), bob = b.chad("bob")
 
 // Messages from site A (alice) to site B (bob), as the stores build them.
 let tallyMessage: JSONValue = ["target": "tally", "action": "offer", "to": bob.json, "from": alice.json, "object": Fixed.tallyObject]
-let chitMessage: JSONValue = ["target": "chit", "action": "tran", "to": bob.json, "from": alice.json,
-                              "object": ["tally": .string(Fixed.tallyUUID), "chits": [Fixed.chit.json]]]
+let chitMessage: JSONValue = [
+    "target": "chit", "action": "tran", "to": bob.json, "from": alice.json,
+    "object": ["tally": .string(Fixed.tallyUUID), "chits": [Fixed.chit.json]]
+]
 let ticket = try TallyTicket(token: String(repeating: "5e", count: 16), expires: "2026-12-01T00:00:00.000Z", chad: bob)
 
 // A real first contact (IK) and a real later contact (N then KK).
@@ -89,15 +91,20 @@ try seed(root, "tally", "core", Fixed.tallyCore.canonicalBytes)
 try seed(root, "chit", "tran-message", chitMessage.canonicalBytes)
 try seed(root, "chit", "chit", Fixed.chit.json.canonicalBytes)
 try seed(root, "certificate", "alice", Fixed.aliceCert.json.canonicalBytes)
-try seed(root, "certificate", "bob-name-parts", Array(#"{"chad":\#(bob.json.canonicalString),"type":"o","name":{"first":"Bob","surname":"Jones"},"public":\#(UserKeyJWK.json(publicKey: Fixed.bobKey.publicKey).canonicalString),"date":"\#(Fixed.date)"}"#.utf8))
+try seed(
+    root, "certificate", "bob-name-parts",
+    Array(
+        #"{"chad":\#(bob.json.canonicalString),"type":"o","name":{"first":"Bob","surname":"Jones"},"public":\#(UserKeyJWK.json(publicKey: Fixed.bobKey.publicKey).canonicalString),"date":"\#(Fixed.date)"}"#
+            .utf8))
 try seed(root, "chad", "json", bob.json.canonicalBytes)
 try seed(root, "chad", "text", Array(alice.description.utf8))
 try seed(root, "chad", "text-ipv6", Array("alice:\(a.agent)@[::1]:65430".utf8))
 // user_channel: control byte (bit 0 the answer, bit 7 the mode), then the device's
 // byte stream (mode 0) or 0x00-separated request plaintexts behind a real session (mode 1).
 let device = try KeyPair(privateKey: [UInt8](repeating: 0xD1, count: 32))
-let userTicket = try UserTicket(address: SiteAddress(host: "127.0.0.1", port: UserPortDefaults.defaultPort), agent: b.agent,
-                                user: CUID("alice"), token: String(repeating: "d1", count: 16), expires: nil)
+let userTicket = try UserTicket(
+    address: SiteAddress(host: "127.0.0.1", port: UserPortDefaults.defaultPort), agent: b.agent,
+    user: CUID("alice"), token: String(repeating: "d1", count: 16), expires: nil)
 let (_, registerOut) = try UserChannelMachine.register(device: device, ticket: userTicket, deviceName: "Pixel 7")
 let (sessionClient, sessionOut) = try UserChannelMachine.session(device: device, site: b.agent)
 var userClient = sessionClient
@@ -128,28 +135,46 @@ let sig86 = Base64URL.encode([UInt8](repeating: 7, count: 64)), digest = Base64U
 let deviceText = Base64URL.encode(device.publicKey)
 let commandArgs: [(String, JSONValue)] = [
     ("ping", [:]), ("me.show", [:]),
-    ("me.signkey", ["key": ["agent": .string(b.agent.description), "cuid": "alice", "public": UserKeyJWK.json(publicKey: Fixed.aliceKey.publicKey),
-                            "date": .string(Fixed.date)], "sign": .string(sig86)]),
+    (
+        "me.signkey",
+        [
+            "key": [
+                "agent": .string(b.agent.description), "cuid": "alice", "public": UserKeyJWK.json(publicKey: Fixed.aliceKey.publicKey),
+                "date": .string(Fixed.date)
+            ], "sign": .string(sig86)
+        ]
+    ),
     ("me.key.take", ["step": "fetch"]),
-    ("me.key.take", ["step": "confirm", "proof": ["act": "key.take", "cuid": "alice", "date": .string(Fixed.date), "device": .string(deviceText)],
-                     "sign": .string(sig86)]),
+    (
+        "me.key.take",
+        [
+            "step": "confirm", "proof": ["act": "key.take", "cuid": "alice", "date": .string(Fixed.date), "device": .string(deviceText)],
+            "sign": .string(sig86)
+        ]
+    ),
     ("tally.list", ["state": "open", "limit": 20, "after": "x"]), ("tally.show", ["uuid": .string(u1)]),
     ("tally.invite", ["side": "stock", "limit": 1000, "memo": "m", "reuse": false, "expires": "48h", "for": alice.json]),
     ("tally.redeem", ["invite": .string(ticket.link)]), ("tally.redeem", ["invite": ticket.json]),
     ("tally.offer", ["uuid": .string(u1), "revision": 1, "hash": .string(digest), "sign": .string(sig86)]),
     ("tally.accept", ["uuid": .string(u1), "revision": 1, "hash": .string(digest)]),
     ("tally.refuse", ["uuid": .string(u1), "revision": 1]),
-    ("tally.trade", ["trade": ["tally": .string(u1), "side": "foil", "target": 0, "bound": 10, "reward": 0, "clutch": 1, "date": .string(Fixed.date)]]),
+    (
+        "tally.trade",
+        ["trade": ["tally": .string(u1), "side": "foil", "target": 0, "bound": 10, "reward": 0, "clutch": 1, "date": .string(Fixed.date)]]
+    ),
     ("chit.list", ["tally": .string(u1), "state": "pending"]),
     ("chit.pay", ["chit": Fixed.chit.core, "sign": .string(Fixed.chit.sign)]),
     ("chit.request", ["tally": .string(u1), "units": 5, "memo": "m", "ref": ["n": 1]]),
     ("chit.refuse", ["tally": .string(u1), "uuid": .string(u2), "reason": "no"]),
     ("lift.invoice", ["units": 5, "memo": "m"]),
-    ("lift.pay", ["auth": ["uuid": .string(u2), "date": .string(Fixed.date), "to": ["cuid": "bob", "agent": .string(b.agent.description)], "units": 9]]),
+    (
+        "lift.pay",
+        ["auth": ["uuid": .string(u2), "date": .string(Fixed.date), "to": ["cuid": "bob", "agent": .string(b.agent.description)], "units": 9]]
+    ),
     ("lift.list", ["state": "good", "limit": 1]), ("lift.show", ["uuid": .string(u2)]),
     ("device.list", [:]), ("device.revoke", ["device": .string(deviceText)]),
     ("device.ticket", ["scopes": ["read", "pay"], "expires": "1d"]),
-    ("events.subscribe", ["topics": ["chit", "sign"], "since": 3]), ("events.unsubscribe", [:]),
+    ("events.subscribe", ["topics": ["chit", "sign"], "since": 3]), ("events.unsubscribe", [:])
 ]
 for (n, (cmd, args)) in commandArgs.enumerated() {
     try seed(root, "user_command", "\(cmd)-\(n)", JSONValue.object(["id": .string("r\(n)"), "cmd": .string(cmd), "args": args]).canonicalBytes)
@@ -168,7 +193,7 @@ let tallySelectors: [String: [(UInt8, UInt8)]] = [
     "open-to-bob": [(0, 0x01), (0, 0x83), (2, 0x83)],
     "open-to-alice": [(1, 0x03), (3, 0x03)],
     "void-to-bob": [(0, 0x01), (0, 0x84), (2, 0x04)],
-    "draft-to-bob": [(0, 0x01)],
+    "draft-to-bob": [(0, 0x01)]
 ]
 for (name, message) in Dialogs.tallyMessages {
     for (site, snapshot) in tallySelectors[name] ?? [(0, 0)] {
@@ -182,7 +207,7 @@ let chainSelectors: [String: [(side: UInt8, snapshot: UInt8)]] = [
     "upd": [(0, 0), (0, 2), (0, 5), (0, 0x10 | 1), (0, 0x40)],
     "upd-tail": [(0, 3), (0, 1)],
     "ack": [(1, 3), (1, 5), (1, 0)],
-    "nak-refused": [(0, 0x10 | 2), (1, 2)],
+    "nak-refused": [(0, 0x10 | 2), (1, 2)]
 ]
 for (name, message) in Dialogs.chainMessages {
     for (side, snapshot) in chainSelectors[name] ?? [(0, 0)] {

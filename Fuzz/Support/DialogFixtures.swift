@@ -13,14 +13,16 @@ enum Dialogs {
     static let newUUID = "6a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3e"
     static let requestUUID = "7b1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3f"
 
-    static let bothSigned = TallySignatures(stock: Fixed.tallyCore.sign(with: Fixed.bobKey), foil: Fixed.tallyCore.sign(with: Fixed.aliceKey),
-                                            hash: Fixed.tallyCore.hash)
+    static let bothSigned = TallySignatures(
+        stock: Fixed.tallyCore.sign(with: Fixed.bobKey), foil: Fixed.tallyCore.sign(with: Fixed.aliceKey),
+        hash: Fixed.tallyCore.hash)
 
     /// Our side of the fixed tally: bob's (stock, site B) or alice's (foil, site A).
     static func record(_ side: TallySide, state: TallyState, sign: TallySignatures, token: String? = token) -> TallyRecord {
-        TallyRecord(uuid: Fixed.tallyUUID, cuid: (side == .stock ? bob : alice).cuid, side: side, partner: side == .stock ? alice : bob,
-                    state: state, revision: 1, core: Fixed.tallyCore, sign: sign, token: token, balance: 0, created: Fixed.date,
-                    updated: Fixed.date)
+        TallyRecord(
+            uuid: Fixed.tallyUUID, cuid: (side == .stock ? bob : alice).cuid, side: side, partner: side == .stock ? alice : bob,
+            state: state, revision: 1, core: Fixed.tallyCore, sign: sign, token: token, balance: 0, created: Fixed.date,
+            updated: Fixed.date)
     }
 
     /// The signatures a tally in `state` holds on `side`'s site.
@@ -36,8 +38,10 @@ enum Dialogs {
 
     /// A second tally whose foil (alice) grants nothing: her site may accept its offer at once (`--accept`).
     static let freeCore: TallyCore = {
-        guard let core = try? TallyCore(uuid: "8c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", date: Fixed.date, memo: nil,
-                                        stock: (cert: Fixed.bobCert.json, terms: ["limit": 2_000]), foil: (cert: Fixed.aliceCert.json, terms: [:]))
+        guard
+            let core = try? TallyCore(
+                uuid: "8c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", date: Fixed.date, memo: nil,
+                stock: (cert: Fixed.bobCert.json, terms: ["limit": 2_000]), foil: (cert: Fixed.aliceCert.json, terms: [:]))
         else { fatalError("fixed free tally is invalid") }
         return core
     }()
@@ -54,14 +58,16 @@ enum Dialogs {
         let reuse = v & 1 != 0
         let used: String? = v & 2 != 0 ? Fixed.date : nil
         let expires = v & 4 != 0 ? Fixed.date : "2027-01-01T00:00:00.000Z"
-        let ticket = TicketInfo(token: token, cuid: bob.cuid, expires: expires, reuse: reuse, bound: v & 8 != 0 ? alice.description : nil,
-                                terms: ["side": v & 16 != 0 ? "foil" : "stock", "limit": 5000, "memo": "fuzz"], used: used,
-                                created: Fixed.date)
-        let existing: TallyRecord? = switch (v >> 5) & 3 {
-        case 1: record(.stock, state: .heldOffer, sign: signatures(.stock, .heldOffer))
-        case 2: record(.stock, state: .open, sign: bothSigned)
-        default: nil
-        }
+        let ticket = TicketInfo(
+            token: token, cuid: bob.cuid, expires: expires, reuse: reuse, bound: v & 8 != 0 ? alice.description : nil,
+            terms: ["side": v & 16 != 0 ? "foil" : "stock", "limit": 5000, "memo": "fuzz"], used: used,
+            created: Fixed.date)
+        let existing: TallyRecord? =
+            switch (v >> 5) & 3 {
+            case 1: record(.stock, state: .heldOffer, sign: signatures(.stock, .heldOffer))
+            case 2: record(.stock, state: .open, sign: bothSigned)
+            default: nil
+            }
         return TallyDialog.TicketSnapshot(ticket: ticket, existing: existing, locked: v & 128 != 0, inviterCert: Fixed.bobCert.json)
     }
 
@@ -71,13 +77,16 @@ enum Dialogs {
     static func tallySnapshot(_ side: TallySide, _ v: UInt8, waiting: Bool) -> TallyDialog.Snapshot {
         let state = states[Int(v & 7) % states.count]
         let existing = state.map { record(side, state: $0, sign: signatures(side, $0)) }
-        let request = v & 8 != 0
-            ? TallyRecord(uuid: requestUUID, cuid: (side == .stock ? bob : alice).cuid, side: .foil, partner: side == .stock ? alice : bob,
-                          state: .draft, revision: 1, core: nil, sign: nil, token: token, balance: 0, created: Fixed.date, updated: Fixed.date)
+        let request =
+            v & 8 != 0
+            ? TallyRecord(
+                uuid: requestUUID, cuid: (side == .stock ? bob : alice).cuid, side: .foil, partner: side == .stock ? alice : bob,
+                state: .draft, revision: 1, core: nil, sign: nil, token: token, balance: 0, created: Fixed.date, updated: Fixed.date)
             : nil
-        return TallyDialog.Snapshot(existing: existing, locked: v & 16 != 0, request: request, requestAccepts: v & 32 != 0,
-                                    userCert: v & 64 != 0 ? Fixed.aliceCert.json : cert(side), issued: v & 128 != 0,
-                                    waiting: waiting, acceptKey: v & 32 != 0 ? key(side) : nil)
+        return TallyDialog.Snapshot(
+            existing: existing, locked: v & 16 != 0, request: request, requestAccepts: v & 32 != 0,
+            userCert: v & 64 != 0 ? Fixed.aliceCert.json : cert(side), issued: v & 128 != 0,
+            waiting: waiting, acceptKey: v & 32 != 0 ? key(side) : nil)
     }
 
     /// Real tally messages: the ticket, and offer, open, void of the fixed tally both ways.
@@ -89,12 +98,18 @@ enum Dialogs {
             ("ticket", Fixed.ticketMessage),
             ("offer-to-alice", m(.offer, to: .foil, signatures(.stock, .heldOffer))),
             ("offer-to-bob", m(.offer, to: .stock, signatures(.foil, .heldOffer))),
-            ("offer-free-to-alice", TallyMessage.make(.offer, core: freeCore, sign: TallySignatures(
-                stock: freeCore.sign(with: Fixed.bobKey), foil: nil, hash: freeCore.hash), to: alice, from: bob).json),
+            (
+                "offer-free-to-alice",
+                TallyMessage.make(
+                    .offer, core: freeCore,
+                    sign: TallySignatures(
+                        stock: freeCore.sign(with: Fixed.bobKey), foil: nil, hash: freeCore.hash), to: alice, from: bob
+                ).json
+            ),
             ("open-to-bob", m(.open, to: .stock, bothSigned)),
             ("open-to-alice", m(.open, to: .foil, bothSigned)),
             ("void-to-bob", m(.void, to: .stock, signatures(.stock, .heldOffer))),
-            ("draft-to-bob", m(.draft, to: .stock, bothSigned)),
+            ("draft-to-bob", m(.draft, to: .stock, bothSigned))
         ]
     }
 
@@ -114,8 +129,10 @@ enum Dialogs {
     static let chain: FixedChain = {
         func chit(_ n: Int, _ by: TallySide, _ units: Int64) -> Chit {
             let uuid = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c" + String(repeating: String(n), count: 2)
-            guard let c = try? Chit(tally: Fixed.tallyUUID, by: by, uuid: uuid, date: Fixed.date, units: units, memo: n == 1 ? "first" : nil,
-                                    ref: n == 2 ? ["invoice": "1c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"] : nil, key: key(by))
+            guard
+                let c = try? Chit(
+                    tally: Fixed.tallyUUID, by: by, uuid: uuid, date: Fixed.date, units: units, memo: n == 1 ? "first" : nil,
+                    ref: n == 2 ? ["invoice": "1c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"] : nil, key: key(by))
             else { fatalError("fixed chit \(n) is invalid") }
             return c
         }
@@ -181,13 +198,15 @@ enum Dialogs {
             for e in chain.entries.dropFirst(length) where e.chit.by == .stock {
                 site.chits[e.chit.uuid] = ChainDialog.StoredChit(hash: e.chit.hash, tally: t.uuid, state: .pending, local: true, note: nil)
             }
-            site.chits[chain.pendingStock.uuid] = ChainDialog.StoredChit(hash: chain.pendingStock.hash, tally: t.uuid, state: .pending,
-                                                                           local: true, note: nil)
+            site.chits[chain.pendingStock.uuid] = ChainDialog.StoredChit(
+                hash: chain.pendingStock.hash, tally: t.uuid, state: .pending,
+                local: true, note: nil)
             site.paidBy[chain.pendingStock.uuid] = "2c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
         }
         if v & 32 != 0 {
-            site.chits[chain.pendingStock.uuid] = ChainDialog.StoredChit(hash: chain.pendingStock.hash, tally: t.uuid, state: .refused,
-                                                                           local: side == .stock, note: "refused earlier")
+            site.chits[chain.pendingStock.uuid] = ChainDialog.StoredChit(
+                hash: chain.pendingStock.hash, tally: t.uuid, state: .refused,
+                local: side == .stock, note: "refused earlier")
         }
         if v & 64 != 0 {
             site.asked["1c1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"] = ChainDialog.AskedInvoice(units: 10_000, by: .stock)
@@ -206,8 +225,16 @@ enum Dialogs {
         if let m = ChainDialog.update(foil, entries: Array(chain.entries.suffix(2))) { out.append(("upd-tail", m.json)) }
         let head = chain.entries[2]
         out.append(("ack", SiteMessage.chit(.on(stock, .ack, .answer(tally: stock.uuid, index: head.index, hash: head.hash, refused: nil))).json))
-        out.append(("nak-refused", SiteMessage.chit(.on(foil, .nak, .answer(
-            tally: foil.uuid, index: nil, hash: nil, refused: [ChitRefusal(uuid: chain.pendingStock.uuid, reason: "over the limit")]))).json))
+        out.append(
+            (
+                "nak-refused",
+                SiteMessage.chit(
+                    .on(
+                        foil, .nak,
+                        .answer(
+                            tally: foil.uuid, index: nil, hash: nil, refused: [ChitRefusal(uuid: chain.pendingStock.uuid, reason: "over the limit")]))
+                ).json
+            ))
         return out
     }
 }

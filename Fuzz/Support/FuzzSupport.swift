@@ -16,7 +16,7 @@ struct FuzzSite {
     /// `fill` is repeated 32 times to make the Ed25519 seed.
     init(fill: UInt8) {
         guard let key = try? SigningKey(seed: [UInt8](repeating: fill, count: SigningKey.seedLength)),
-              let agent = try? AgentID(publicKey: key.publicKey)
+            let agent = try? AgentID(publicKey: key.publicKey)
         else { fatalError("fixed fuzz key \(fill) is invalid") }
         var secret = key.curve25519SecretKey()
         defer { Crypto.wipe(&secret) }
@@ -55,8 +55,10 @@ enum Fixed {
     }
 
     static func certificate(_ chad: CHAD, _ name: String, _ key: SigningKey) -> Certificate {
-        guard let cert = try? Certificate(chad: chad, type: .person, name: name, email: "\(chad.cuid)@example.org",
-                                          publicKey: key.publicKey, date: date)
+        guard
+            let cert = try? Certificate(
+                chad: chad, type: .person, name: name, email: "\(chad.cuid)@example.org",
+                publicKey: key.publicKey, date: date)
         else { fatalError("fixed fuzz certificate is invalid") }
         return cert
     }
@@ -66,31 +68,40 @@ enum Fixed {
 
     /// A tally between bob (stock, site B) and alice (foil, site A).
     static let tallyCore: TallyCore = {
-        guard let core = try? TallyCore(uuid: tallyUUID, date: date, memo: "fuzz tally",
-                                        stock: (cert: bobCert.json, terms: ["limit": 100_000]),
-                                        foil: (cert: aliceCert.json, terms: ["limit": 50_000]))
+        guard
+            let core = try? TallyCore(
+                uuid: tallyUUID, date: date, memo: "fuzz tally",
+                stock: (cert: bobCert.json, terms: ["limit": 100_000]),
+                foil: (cert: aliceCert.json, terms: ["limit": 50_000]))
         else { fatalError("fixed fuzz tally is invalid") }
         return core
     }()
 
     /// The tally object (core plus both signatures) as it travels.
     static var tallyObject: JSONValue {
-        TallyObject.make(tallyCore, TallySignatures(stock: tallyCore.sign(with: bobKey), foil: tallyCore.sign(with: aliceKey),
-                                                    hash: tallyCore.hash))
+        TallyObject.make(
+            tallyCore,
+            TallySignatures(
+                stock: tallyCore.sign(with: bobKey), foil: tallyCore.sign(with: aliceKey),
+                hash: tallyCore.hash))
     }
 
     /// A payment of 12.345 CHIPs by alice (the foil) on the tally.
     static var chit: Chit {
-        guard let chit = try? Chit(tally: tallyUUID, by: .foil, uuid: chitUUID, date: date, units: 12_345,
-                                   memo: "lunch", ref: ["invoice": 7], key: aliceKey)
+        guard
+            let chit = try? Chit(
+                tally: tallyUUID, by: .foil, uuid: chitUUID, date: date, units: 12_345,
+                memo: "lunch", ref: ["invoice": 7], key: aliceKey)
         else { fatalError("fixed fuzz chit is invalid") }
         return chit
     }
 
     /// The ticket message alice's site sends in the `I` handshake to bob's.
     static var ticketMessage: JSONValue {
-        ["target": "tally", "action": "ticket", "to": siteB.chad("bob").json, "from": siteA.chad("alice").json,
-         "ticket": ["token": .string(String(repeating: "5e", count: 16)), "cert": aliceCert.json]]
+        [
+            "target": "tally", "action": "ticket", "to": siteB.chad("bob").json, "from": siteA.chad("alice").json,
+            "ticket": ["token": .string(String(repeating: "5e", count: 16)), "cert": aliceCert.json]
+        ]
     }
 }
 

@@ -19,7 +19,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeBufferPointer(start: data, count: size)
     let side: TallySide = input[0] & 1 == 0 ? .stock : .foil
     guard let json = try? JSONValue(parsing: UnsafeBufferPointer(rebasing: input[1...])),
-          case .chit(let m)? = try? SiteMessage(json: json) else { return 0 }
+        case .chit(let m)? = try? SiteMessage(json: json)
+    else { return 0 }
     let site = Dialogs.chainSite(side, input[0] >> 1)
     let s = site.snapshot(m, peer: Dialogs.peer(side))
     let d = ChainDialog.decide(m, snapshot: s)

@@ -12,7 +12,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .success:
         // An accepted message names site A as sender and site B as receiver.
         guard let from = message["from"], let to = message["to"],
-              (try? CHAD(json: from))?.agent == Fixed.siteA.agent, (try? CHAD(json: to))?.agent == Fixed.siteB.agent
+            (try? CHAD(json: from))?.agent == Fixed.siteA.agent, (try? CHAD(json: to))?.agent == Fixed.siteB.agent
         else { violated("envelope accepted without the right CHADs") }
     case .failure(let why):
         _ = why.description

@@ -16,7 +16,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeBufferPointer(start: data, count: size)
     let side: TallySide = input[0] & 1 == 0 ? .stock : .foil
     guard let json = try? JSONValue(parsing: UnsafeBufferPointer(rebasing: input[2...])),
-          case .tally(let m)? = try? SiteMessage(json: json) else { return 0 }
+        case .tally(let m)? = try? SiteMessage(json: json)
+    else { return 0 }
     let decision: Decision
     if m.action == .ticket {
         let s = Dialogs.ticketSnapshot(input[1])

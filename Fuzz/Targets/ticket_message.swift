@@ -10,7 +10,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let payload = bytes(data, size)
     guard let ticket = ChannelMachine.ticketPresentation(payload, local: Fixed.siteB.agent, remoteStatic: siteAStatic) else { return 0 }
     guard ticket.to.agent == Fixed.siteB.agent, ticket.from.agent == Fixed.siteA.agent,
-          (try? TallyTicket.validate(token: ticket.token)) != nil
+        (try? TallyTicket.validate(token: ticket.token)) != nil
     else { violated("ticket message accepted with the wrong agents or token") }
     return 0
 }

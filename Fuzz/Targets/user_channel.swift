@@ -34,7 +34,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     } else {
         guard let device = try? KeyPair(privateKey: [UInt8](repeating: 0xD1, count: 32)),
-              let started = try? UserChannelMachine.session(device: device, site: Fixed.siteB.agent)
+            let started = try? UserChannelMachine.session(device: device, site: Fixed.siteB.agent)
         else { violated("the fixed device cannot start a session") }
         var client = started.0
         let hello = started.1

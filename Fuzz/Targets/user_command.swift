@@ -22,7 +22,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             violated("a parsed request does not parse back: \(error)")
         }
         guard again == request, delivered == request else { violated("a parsed request re-encodes differently") }
-        guard UserCommand.names.contains(request.command.name) else { violated("a command outside 10.6") }
+        guard DeviceCommand.names.contains(request.command.name) else { violated("a command outside 10.6") }
         guard request.command.scope.permits(Set(UserScope.allCases)) else { violated("a command no scope permits") }
         if request.idem != nil, request.command.idempotency != .idem { violated("idem accepted on a command without it") }
     } catch {
@@ -31,7 +31,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             break
         case .reply(let id, let e):
             guard let reply = error.reply, let code = reply["error"]?["code"]?.stringValue,
-                  UserErrorCode(rawValue: code) == e.code, UserErrorCode.allCases.contains(e.code)
+                UserErrorCode(rawValue: code) == e.code, UserErrorCode.allCases.contains(e.code)
             else { violated("an error reply without one of 10.5's codes") }
             if let id { guard reply["id"]?.stringValue == id else { violated("an error reply with another id") } }
         }

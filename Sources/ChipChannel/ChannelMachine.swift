@@ -116,11 +116,14 @@ public struct ChannelMachine {
         let payload = ticketMessage.canonicalBytes
         guard payload.count <= maxMessageBytes - minIKMessage1 else { throw .messageTooLarge(payload.count) }
         do throws(NoiseError) {
-            let hs = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: prologue,
-                                   localStatic: local.staticKey, remoteStatic: rs)
+            let hs = try Handshake(
+                pattern: .IK, hash: .blake2b, initiator: true, prologue: prologue,
+                localStatic: local.staticKey, remoteStatic: rs)
             let m1 = try hs.writeMessage(payload)
-            return (ChannelMachine(local: local, state: .initiatorAwaitingA(hs, peer: remote), isInitiator: true),
-                    [.send(Frame(.I, m1))])
+            return (
+                ChannelMachine(local: local, state: .initiatorAwaitingA(hs, peer: remote), isInitiator: true),
+                [.send(Frame(.I, m1))]
+            )
         } catch {
             throw .noise(error)
         }
@@ -133,11 +136,14 @@ public struct ChannelMachine {
             let n = try Handshake(pattern: .N, hash: .blake2b, initiator: true, prologue: prologue, remoteStatic: rs)
             let nMessage = try n.writeMessage(JSONValue.string(local.agent.description).canonicalBytes)
             n.abort()  // throw-away: only its payload matters
-            let kk = try Handshake(pattern: .KK, hash: .blake2b, initiator: true, prologue: prologue,
-                                   localStatic: local.staticKey, remoteStatic: rs)
+            let kk = try Handshake(
+                pattern: .KK, hash: .blake2b, initiator: true, prologue: prologue,
+                localStatic: local.staticKey, remoteStatic: rs)
             let kMessage = try kk.writeMessage([])
-            return (ChannelMachine(local: local, state: .initiatorAwaitingA(kk, peer: remote), isInitiator: true),
-                    [.send(Frame(.N, nMessage)), .send(Frame(.K, kMessage))])
+            return (
+                ChannelMachine(local: local, state: .initiatorAwaitingA(kk, peer: remote), isInitiator: true),
+                [.send(Frame(.N, nMessage)), .send(Frame(.K, kMessage))]
+            )
         } catch {
             throw .noise(error)
         }
@@ -243,13 +249,15 @@ public struct ChannelMachine {
     }
 
     private mutating func readN(_ body: [UInt8]) -> [ChannelAction] {
-        guard body.count >= Self.minOneWayMessage, body.count <= Self.minOneWayMessage + Self.maxNPayload else { return close("N message has the wrong size") }
+        guard body.count >= Self.minOneWayMessage, body.count <= Self.minOneWayMessage + Self.maxNPayload else {
+            return close("N message has the wrong size")
+        }
         do throws(NoiseError) {
             let hs = try Handshake(pattern: .N, hash: .blake2b, initiator: false, prologue: Self.prologue, localStatic: local.staticKey)
             defer { hs.abort() }
             let payload = try hs.readMessage(body)
             guard let text = (try? JSONValue(parsing: payload))?.stringValue, let peer = try? AgentID(text),
-                  peer != local.agent, peer.noiseStaticKey != nil
+                peer != local.agent, peer.noiseStaticKey != nil
             else { return close("N payload is not an agent id") }
             state = .responderAfterN(peer: peer, known: nil, pendingK: nil)
             return [.ask(.agent(peer))]
@@ -261,8 +269,9 @@ public struct ChannelMachine {
     private mutating func readK(_ body: [UInt8], peer: AgentID) -> [ChannelAction] {
         guard body.count >= Self.minOneWayMessage, let rs = peer.noiseStaticKey else { return close("K message too short") }
         do throws(NoiseError) {
-            let hs = try Handshake(pattern: .KK, hash: .blake2b, initiator: false, prologue: Self.prologue,
-                                   localStatic: local.staticKey, remoteStatic: rs)
+            let hs = try Handshake(
+                pattern: .KK, hash: .blake2b, initiator: false, prologue: Self.prologue,
+                localStatic: local.staticKey, remoteStatic: rs)
             let payload: [UInt8]
             let a: [UInt8]
             let transport: Transport
@@ -321,13 +330,13 @@ public struct ChannelMachine {
     /// agent whose static key the handshake proved.
     static func ticketPresentation(_ payload: [UInt8], local: AgentID, remoteStatic: [UInt8]) -> TicketPresentation? {
         guard let message = try? JSONValue(parsing: payload, limits: JSONLimits(maxDepth: maxJSONDepth, maxBytes: maxMessageBytes)),
-              message["target"]?.stringValue == "tally", message["action"]?.stringValue == "ticket",
-              let toJSON = message["to"], let fromJSON = message["from"],
-              let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON),
-              to.agent == local, from.agent.noiseStaticKey == remoteStatic,
-              let token = message["ticket"]?["token"]?.stringValue, token.utf8.count == tokenLength,
-              token.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
-              message["ticket"]?["cert"]?.objectValue != nil
+            message["target"]?.stringValue == "tally", message["action"]?.stringValue == "ticket",
+            let toJSON = message["to"], let fromJSON = message["from"],
+            let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON),
+            to.agent == local, from.agent.noiseStaticKey == remoteStatic,
+            let token = message["ticket"]?["token"]?.stringValue, token.utf8.count == tokenLength,
+            token.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+            message["ticket"]?["cert"]?.objectValue != nil
         else { return nil }
         return TicketPresentation(token: token, from: from, to: to, message: message)
     }
@@ -340,10 +349,10 @@ public enum Envelope {
 
     public static func check(_ message: JSONValue, local: AgentID, peer: AgentID) -> Result<Void, ModelError> {
         guard let target = message["target"]?.stringValue, targets.contains(target),
-              let action = message["action"]?.stringValue, !action.isEmpty, action.utf8.count <= ChannelMachine.maxActionBytes
+            let action = message["action"]?.stringValue, !action.isEmpty, action.utf8.count <= ChannelMachine.maxActionBytes
         else { return .failure(.malformed("message without a known target and action")) }
         guard let toJSON = message["to"], let fromJSON = message["from"],
-              let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON)
+            let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON)
         else { return .failure(.malformed("message without valid to and from CHADs")) }
         guard from.agent == peer else { return .failure(.invalid("from.agent is not the channel's peer")) }
         guard to.agent == local else { return .failure(.invalid("to.agent is not this site")) }

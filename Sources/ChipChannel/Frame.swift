@@ -81,7 +81,8 @@ public struct FrameReader: Sendable {
     public mutating func next() throws(FrameError) -> Frame? {
         let available = buffer.count - start
         guard available >= FrameLimits.lengthPrefixBytes else { return nil }
-        let length = UInt32(buffer[start]) << 24 | UInt32(buffer[start + 1]) << 16
+        let length =
+            UInt32(buffer[start]) << 24 | UInt32(buffer[start + 1]) << 16
             | UInt32(buffer[start + 2]) << 8 | UInt32(buffer[start + 3])
         guard length >= UInt32(FrameLimits.minLength), length <= UInt32(maxLength) else {
             throw .lengthOutOfRange(length)

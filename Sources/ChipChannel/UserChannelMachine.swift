@@ -121,11 +121,14 @@ public struct UserChannelMachine {
 
     /// A device registering (10.3) with `device` (a fresh key) at the site
     /// of `ticket`, whose agent gives the site's static key.
-    public static func register(device: KeyPair, ticket: UserTicket, deviceName: String,
-                                versions: [Int] = versions) throws(ChannelError) -> (UserChannelMachine, [UserChannelAction])
-    {
-        var payload: [String: JSONValue] = ["op": "register", "v": .array(versions.map { .integer(Int64($0)) }),
-                                            "token": .string(ticket.token), "device": .string(deviceName)]
+    public static func register(
+        device: KeyPair, ticket: UserTicket, deviceName: String,
+        versions: [Int] = versions
+    ) throws(ChannelError) -> (UserChannelMachine, [UserChannelAction]) {
+        var payload: [String: JSONValue] = [
+            "op": "register", "v": .array(versions.map { .integer(Int64($0)) }),
+            "token": .string(ticket.token), "device": .string(deviceName)
+        ]
         if let user = ticket.user { payload["user"] = .string(user.value) }
         return try start(device: device, site: ticket.agent, payload: .object(payload), registering: true)
     }
@@ -134,8 +137,9 @@ public struct UserChannelMachine {
     public static func session(device: KeyPair, site: AgentID, versions: [Int] = versions) throws(ChannelError)
         -> (UserChannelMachine, [UserChannelAction])
     {
-        try start(device: device, site: site, payload: ["op": "session", "v": .array(versions.map { .integer(Int64($0)) })],
-                  registering: false)
+        try start(
+            device: device, site: site, payload: ["op": "session", "v": .array(versions.map { .integer(Int64($0)) })],
+            registering: false)
     }
 
     private static func start(device: KeyPair, site: AgentID, payload: JSONValue, registering: Bool) throws(ChannelError)
@@ -145,12 +149,15 @@ public struct UserChannelMachine {
         let bytes = payload.canonicalBytes
         guard bytes.count <= maxHandshakePayload else { throw .messageTooLarge(bytes.count) }
         do throws(NoiseError) {
-            let hs = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: prologue, localStatic: device,
-                                   remoteStatic: rs)
+            let hs = try Handshake(
+                pattern: .IK, hash: .blake2b, initiator: true, prologue: prologue, localStatic: device,
+                remoteStatic: rs)
             let m1: [UInt8]
             do throws(NoiseError) { m1 = try hs.writeMessage(bytes) } catch { hs.abort(); throw error }
-            return (UserChannelMachine(local: nil, state: .initiatorAwaitingA(hs, registering: registering, site: site), isInitiator: true),
-                    [.send(Frame(.I, m1))])
+            return (
+                UserChannelMachine(local: nil, state: .initiatorAwaitingA(hs, registering: registering, site: site), isInitiator: true),
+                [.send(Frame(.I, m1))]
+            )
         } catch {
             throw .noise(error)
         }
@@ -184,8 +191,10 @@ public struct UserChannelMachine {
     public mutating func answerRegistration(_ user: CUID?) -> [UserChannelAction] {
         guard case .responderAwaitingRegistration(let hs, let registration, let version) = state else { return [] }
         guard let user else { return close("registration refused") }
-        let payload: JSONValue = ["ok": true, "v": .integer(Int64(version)), "user": .string(user.value),
-                                  "device": .string(registration.device.description)]
+        let payload: JSONValue = [
+            "ok": true, "v": .integer(Int64(version)), "user": .string(user.value),
+            "device": .string(registration.device.description)
+        ]
         return finish(hs, payload: payload, open: false)
     }
 
@@ -195,9 +204,11 @@ public struct UserChannelMachine {
         guard case .responderAwaitingSession(let hs, let device, let version) = state, let local else { return [] }
         guard let grant else { return close("unknown or revoked device key") }
         guard let version else { return finish(hs, payload: Self.versionRefusal, open: false) }
-        let payload: JSONValue = ["ok": true, "v": .integer(Int64(version)), "user": .string(grant.user.value),
-                                  "agent": .string(local.agent.description), "custody": .string(grant.custody.rawValue),
-                                  "scopes": UserScope.json(grant.scopes), "features": .array(grant.features.map(JSONValue.string))]
+        let payload: JSONValue = [
+            "ok": true, "v": .integer(Int64(version)), "user": .string(grant.user.value),
+            "agent": .string(local.agent.description), "custody": .string(grant.custody.rawValue),
+            "scopes": UserScope.json(grant.scopes), "features": .array(grant.features.map(JSONValue.string))
+        ]
         var actions = finish(hs, payload: payload, open: true)
         if isOpen { actions.append(.opened(device: device, user: grant.user)) }
         return actions
@@ -350,7 +361,7 @@ public struct UserChannelMachine {
     /// version's (no unknown field), without one nothing else is looked at.
     static func hello(_ payload: [UInt8], device: DeviceID) -> Hello {
         guard let json = try? JSONValue(parsing: payload, limits: JSONLimits(maxDepth: 2, maxBytes: maxHandshakePayload)),
-              let o = json.objectValue, let op = o["op"]?.stringValue
+            let o = json.objectValue, let op = o["op"]?.stringValue
         else { return .invalid("not a JSON object with an op") }
         let version: Int?
         switch commonVersion(o["v"]) {
@@ -387,23 +398,24 @@ public struct UserChannelMachine {
     /// (a reply, 10.4), and so are unknown scope names.
     static func answer(_ payload: [UInt8], registering: Bool) -> UserHandshakeAnswer? {
         guard let json = try? JSONValue(parsing: payload, limits: JSONLimits(maxDepth: 4, maxBytes: maxHandshakePayload * 4)),
-              let ok = json["ok"]?.boolValue
+            let ok = json["ok"]?.boolValue
         else { return nil }
         guard ok else { return json["reason"]?.stringValue == "version" ? .versionRefused : nil }
         guard let v = json["v"]?.integerValue, let version = Int(exactly: v), versions.contains(version),
-              let userText = json["user"]?.stringValue, let user = try? CUID(userText)
+            let userText = json["user"]?.stringValue, let user = try? CUID(userText)
         else { return nil }
         if registering {
             guard let d = json["device"]?.stringValue, let device = try? DeviceID(d) else { return nil }
             return .registered(version: version, user: user, device: device)
         }
         guard let a = json["agent"]?.stringValue, let agent = try? AgentID(a),
-              let c = json["custody"]?.stringValue, let custody = UserCustody(rawValue: c),
-              let scopes = json["scopes"]?.arrayValue
+            let c = json["custody"]?.stringValue, let custody = UserCustody(rawValue: c),
+            let scopes = json["scopes"]?.arrayValue
         else { return nil }
         let features = json["features"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let grant = UserSessionGrant(user: user, custody: custody, scopes: Set(scopes.compactMap { $0.stringValue.flatMap(UserScope.init(rawValue:)) }),
-                                     features: features)
+        let grant = UserSessionGrant(
+            user: user, custody: custody, scopes: Set(scopes.compactMap { $0.stringValue.flatMap(UserScope.init(rawValue:)) }),
+            features: features)
         return .session(version: version, agent: agent, grant: grant)
     }
 }

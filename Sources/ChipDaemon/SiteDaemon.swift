@@ -1,6 +1,6 @@
 import ChipChannel
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import ChipModel
 import ChipPeer
@@ -37,8 +37,10 @@ public final class SiteDaemon: Sendable {
     /// Without inotify, how often the site file's data_version is looked at.
     public static let fallbackInterval: TimeInterval = 5
 
-    public init(store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger,
-                clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()) throws {
+    public init(
+        store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger,
+        clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()
+    ) throws {
         var secret = siteKey.curve25519SecretKey()
         defer { Crypto.wipe(&secret) }
         let local = LocalSite(agent: try AgentID(publicKey: siteKey.publicKey), staticKey: try KeyPair(privateKey: secret))
@@ -185,8 +187,9 @@ extension SiteDaemon {
                 w = watch
             }
         } catch {
-            logger.warning("no inotify watch on the site file; looking at it every \(Int(Self.fallbackInterval)) s",
-                           metadata: ["error": "\(error)"])
+            logger.warning(
+                "no inotify watch on the site file; looking at it every \(Int(Self.fallbackInterval)) s",
+                metadata: ["error": "\(error)"])
             let clock = self.clock
             let task = Task {
                 while !Task.isCancelled {

@@ -68,8 +68,10 @@ public actor SiteEngine: PeerPolicy {
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
 
-    public init(store: SiteStore, sealingKey: SealingKey?, logger: Logger,
-                clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom(), wake: WakeUp? = nil) {
+    public init(
+        store: SiteStore, sealingKey: SealingKey?, logger: Logger,
+        clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom(), wake: WakeUp? = nil
+    ) {
         self.store = store
         self.sealingKey = sealingKey
         self.logger = logger
@@ -221,7 +223,8 @@ public actor SiteEngine: PeerPolicy {
                         // A full queue waits for a later pass (the partner's ack, or the
                         // connection's room callback once the queue has drained).
                         guard await connection.hasRoom,
-                              let upd = try store.chainUpdate(tally: item.tally, after: after) else { break }
+                            let upd = try store.chainUpdate(tally: item.tally, after: after)
+                        else { break }
                         try await connection.send(upd)
                         after = upd["object"]?["entries"]?.arrayValue?.last?["index"]?.integerValue ?? item.length
                         guard isTracked(connection) else { break }
@@ -237,7 +240,8 @@ public actor SiteEngine: PeerPolicy {
                     for _ in 0..<Self.batchesPerPass {
                         let sent = connections[connection.id]?.chitsSent ?? []
                         guard await connection.hasRoom,
-                              let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent) else { break }
+                            let (message, uuids) = try store.pendingTransfer(tally: item.tally, excluding: sent)
+                        else { break }
                         try await connection.send(message)
                         guard isTracked(connection) else { break }
                         connections[connection.id]?.chitsSent.formUnion(uuids)
@@ -258,7 +262,9 @@ public actor SiteEngine: PeerPolicy {
             return
         }
         for r in refusals {
-            guard let connection = await openConnection(r.agent), !(connections[connection.id]?.refusalsSent.contains(r.uuid) ?? false) else { continue }
+            guard let connection = await openConnection(r.agent), !(connections[connection.id]?.refusalsSent.contains(r.uuid) ?? false) else {
+                continue
+            }
             // Claimed before the send suspends (see `flush`).
             connections[connection.id]?.refusalsSent.insert(r.uuid)
             do {
@@ -343,8 +349,9 @@ public actor SiteEngine: PeerPolicy {
             first = try store.outbox(for: agent).first(where: \.firstContact)
         } catch { return }
         do {
-            let connection = try await node.dial(host: address.host, port: address.port, remote: agent,
-                                                 ticketMessage: first?.message)
+            let connection = try await node.dial(
+                host: address.host, port: address.port, remote: agent,
+                ticketMessage: first?.message)
             if let first {
                 connections[connection.id]?.sentOutbox.insert(first.id)
                 firstContactCloses[first.topic] = nil

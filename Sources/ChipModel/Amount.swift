@@ -8,8 +8,8 @@ public enum Amount {
     public static func parse(_ text: String) throws(ModelError) -> Int64 {
         let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
         guard let whole = parts.first, !whole.isEmpty, whole.utf8.count <= 13, whole.allSatisfy(\.isASCIIDigit),
-              parts.count == 1 || (1...3).contains(parts[1].count) && parts[1].allSatisfy(\.isASCIIDigit),
-              let w = Int64(whole)
+            parts.count == 1 || (1...3).contains(parts[1].count) && parts[1].allSatisfy(\.isASCIIDigit),
+            let w = Int64(whole)
         else { throw .invalid("invalid amount \(Printable.quote(text)): use CHIPs with up to 3 decimals, e.g. 12.5") }
         var fraction: Int64 = 0
         if parts.count == 2 {

@@ -8,7 +8,7 @@ public enum UserKeyJWK {
     public static func publicKey(from jwk: JSONValue) throws(ModelError) -> [UInt8] {
         // JSONValue == compares bytes (a String == would take "O\u{212A}P" for "OKP").
         guard jwk["kty"] == "OKP", jwk["crv"] == "Ed25519",
-              let x = jwk["x"]?.stringValue, let key = Base64URL.decode(x), key.count == Ed25519.publicKeyLength
+            let x = jwk["x"]?.stringValue, let key = Base64URL.decode(x), key.count == Ed25519.publicKeyLength
         else { throw .malformed("certificate key must be an Ed25519 JWK") }
         return key
     }
@@ -49,21 +49,21 @@ public struct Certificate: Sendable, Hashable {
     public static func validate(name: String) throws(ModelError) {
         let trimmed = name.trimmingSpaces
         guard !trimmed.isEmpty, name.count <= maxNameLength,
-              !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else { throw .invalid("a name must be 1-\(maxNameLength) characters without control characters") }
     }
 
     public static func validate(email: String) throws(ModelError) {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.utf8.count <= maxEmailLength, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
-              !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+            !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
         else { throw .invalid("invalid email address \(Printable.quote(email))") }
     }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
             "chad": chad.json, "type": .string(type.rawValue), "name": .string(name),
-            "public": UserKeyJWK.json(publicKey: publicKey), "date": .string(date),
+            "public": UserKeyJWK.json(publicKey: publicKey), "date": .string(date)
         ]
         if let email { o["connect"] = [["media": "email", "address": .string(email)]] }
         return .object(o)

@@ -32,10 +32,14 @@ public struct Chit: Sendable, Equatable {
     public let sign: String
 
     /// Makes and signs a payment by `by` on `tally`.
-    public init(tally: String, by: TallySide, uuid: String, date: String, units: Int64, memo: String?, ref: JSONValue?,
-                key: SigningKey) throws(ModelError) {
-        var o: [String: JSONValue] = ["tally": .string(tally), "by": .string(by.rawValue), "type": "tran",
-                                      "uuid": .string(uuid), "date": .string(date), "units": .integer(units)]
+    public init(
+        tally: String, by: TallySide, uuid: String, date: String, units: Int64, memo: String?, ref: JSONValue?,
+        key: SigningKey
+    ) throws(ModelError) {
+        var o: [String: JSONValue] = [
+            "tally": .string(tally), "by": .string(by.rawValue), "type": "tran",
+            "uuid": .string(uuid), "date": .string(date), "units": .integer(units)
+        ]
         if let memo { o["memo"] = .string(memo) }
         if let ref { o["ref"] = ref }
         let core = JSONValue.object(o)
@@ -87,7 +91,8 @@ public struct Chit: Sendable, Equatable {
     /// Reads the travelling form; the hash must match the core.
     public init(json: JSONValue) throws(ModelError) {
         guard var o = json.objectValue, case .string(let sign)? = o.removeValue(forKey: "sign"),
-              case .string(let hash)? = o.removeValue(forKey: "hash") else { throw .malformed("chit without sign and hash") }
+            case .string(let hash)? = o.removeValue(forKey: "hash")
+        else { throw .malformed("chit without sign and hash") }
         try self.init(core: .object(o), sign: sign)
         guard Base64URL.isDigest(hash), self.hash == hash else { throw .invalid("chit hash does not match its core") }
     }

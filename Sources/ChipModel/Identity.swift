@@ -34,7 +34,7 @@ public struct CUID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public init(_ text: String) throws(ModelError) {
         let bytes = Array(text.utf8)
         guard (1...Self.maxLength).contains(bytes.count), Self.isAlnum(bytes[0]),
-              bytes.allSatisfy({ Self.isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
+            bytes.allSatisfy({ Self.isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
         else {
             throw .invalid("invalid CUID \(Printable.quote(text)): use 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit")
         }
@@ -82,10 +82,10 @@ public struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
         }
         for label in bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
             guard (1...maxLabelLength).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-"),
-                  label.allSatisfy({ c in
-                      (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                          || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
-                  })
+                label.allSatisfy({ c in
+                    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                        || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+                })
             else { throw invalid }
         }
     }
@@ -131,8 +131,10 @@ public struct CHAD: Sendable, Hashable, CustomStringConvertible {
 
     /// `{"cuid":…,"agent":…,"host":…,"port":…}`
     public var json: JSONValue {
-        ["cuid": .string(cuid.value), "agent": .string(agent.description),
-         "host": .string(address.host), "port": .integer(Int64(address.port))]
+        [
+            "cuid": .string(cuid.value), "agent": .string(agent.description),
+            "host": .string(address.host), "port": .integer(Int64(address.port))
+        ]
     }
 
     /// Reads the JSON form; every field is checked, unknown fields are refused.
@@ -140,7 +142,7 @@ public struct CHAD: Sendable, Hashable, CustomStringConvertible {
         guard let o = json.objectValue else { throw .malformed("a CHAD must be a JSON object") }
         guard Set(o.keys).isSubset(of: ["cuid", "agent", "host", "port"]) else { throw .malformed("unknown field in CHAD") }
         guard let cuid = o["cuid"]?.stringValue, let agent = o["agent"]?.stringValue,
-              let host = o["host"]?.stringValue
+            let host = o["host"]?.stringValue
         else { throw .malformed("a CHAD needs cuid, agent and host strings") }
         let port = o["port"].map { $0.integerValue } ?? Int64(SiteAddress.defaultPort)
         guard let port, let p = Int(exactly: port) else { throw .malformed("CHAD port must be an integer") }

@@ -47,8 +47,9 @@ public final class SealingKey: @unchecked Sendable {
         var chars = passphrase.map { CChar(bitPattern: $0) }
         defer { chars.withUnsafeMutableBytes { if let b = $0.baseAddress { sodium_memzero(b, $0.count) } } }
         let keyLength = UInt64(key.count)
-        let rc = crypto_pwhash(&key, keyLength, chars, UInt64(chars.count), salt,
-                               cost.opsLimit, Int(cost.memLimit), crypto_pwhash_ALG_ARGON2ID13)
+        let rc = crypto_pwhash(
+            &key, keyLength, chars, UInt64(chars.count), salt,
+            cost.opsLimit, Int(cost.memLimit), crypto_pwhash_ALG_ARGON2ID13)
         guard rc == 0 else { throw .invalid("not enough memory for the passphrase hash") }
         self.key = key
     }

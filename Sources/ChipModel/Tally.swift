@@ -36,13 +36,15 @@ public struct TallyCore: Sendable, Equatable {
     public let foilCert: Certificate
 
     /// Builds a new core (revision 1) from both certificates and terms.
-    public init(uuid: String, date: String, memo: String?, stock: (cert: JSONValue, terms: JSONValue),
-                foil: (cert: JSONValue, terms: JSONValue)) throws(ModelError) {
+    public init(
+        uuid: String, date: String, memo: String?, stock: (cert: JSONValue, terms: JSONValue),
+        foil: (cert: JSONValue, terms: JSONValue)
+    ) throws(ModelError) {
         try self.init(json: [
             "version": 1, "revision": 1, "uuid": .string(uuid), "date": .string(date),
             "memo": memo.map(JSONValue.string) ?? .null, "agree": Self.agreement,
             "stock": ["cert": stock.cert, "terms": stock.terms],
-            "foil": ["cert": foil.cert, "terms": foil.terms],
+            "foil": ["cert": foil.cert, "terms": foil.terms]
         ])
     }
 
@@ -68,7 +70,11 @@ public struct TallyCore: Sendable, Equatable {
             else { throw .malformed("tally \(name) must be {cert, terms}") }
             for (key, value) in terms {
                 guard ["limit", "call"].contains(key) || key.hasPrefix("x-") else { throw .malformed("unknown term \(Printable.quote(key))") }
-                if key == "limit" { guard let l = value.integerValue, (0...Amount.maxMilli).contains(l) else { throw .malformed("limit must be 0 or more milliCHIPs") } }
+                if key == "limit" {
+                    guard let l = value.integerValue, (0...Amount.maxMilli).contains(l) else {
+                        throw .malformed("limit must be 0 or more milliCHIPs")
+                    }
+                }
             }
             return try Certificate(json: cert)
         }
@@ -104,7 +110,11 @@ public struct TallyCore: Sendable, Equatable {
         let b = Array(s.utf8)
         guard b.count == 36 else { return false }
         for (i, c) in b.enumerated() {
-            if [8, 13, 18, 23].contains(i) { if c != UInt8(ascii: "-") { return false } } else if !((0x30...0x39).contains(c) || (0x61...0x66).contains(c)) { return false }
+            if [8, 13, 18, 23].contains(i) {
+                if c != UInt8(ascii: "-") { return false }
+            } else if !((0x30...0x39).contains(c) || (0x61...0x66).contains(c)) {
+                return false
+            }
         }
         return true
     }
@@ -146,7 +156,8 @@ public struct TallySignatures: Sendable, Equatable {
 
     public init(json: JSONValue) throws(ModelError) {
         guard let o = json.objectValue, Set(o.keys).isSubset(of: ["stock", "foil", "hash"]), let hash = o["hash"]?.stringValue,
-              Base64URL.isDigest(hash) else {
+            Base64URL.isDigest(hash)
+        else {
             throw .malformed("tally sign must be {stock?, foil?, hash}")
         }
         func text(_ k: String) throws(ModelError) -> String? {

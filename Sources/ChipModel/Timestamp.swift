@@ -16,7 +16,7 @@ public enum Timestamp {
     public static func parse(_ text: String) -> Int64? {
         let b = Array(text.utf8)
         guard b.count == 24, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
-              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b[19] == UInt8(ascii: "."), b[23] == UInt8(ascii: "Z")
+            b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b[19] == UInt8(ascii: "."), b[23] == UInt8(ascii: "Z")
         else { return nil }
         func num(_ r: Range<Int>) -> Int64? {
             var v: Int64 = 0
@@ -27,8 +27,8 @@ public enum Timestamp {
             return v
         }
         guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13),
-              let mi = num(14..<16), let s = num(17..<19), let ms = num(20..<23),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 60
+            let mi = num(14..<16), let s = num(17..<19), let ms = num(20..<23),
+            (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 60
         else { return nil }
         let days = daysFromCivil(y, mo, d)
         // Reject 2026-02-31 and the like: the date must survive a round trip.

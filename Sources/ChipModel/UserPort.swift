@@ -42,7 +42,7 @@ public struct DeviceID: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ text: String) throws(ModelError) {
         guard text.utf8.count == Self.textLength, let key = Base64URL.decode(text), key.count == 32,
-              Base64URL.encode(key) == text
+            Base64URL.encode(key) == text
         else { throw .invalid("not a device id (43 base64url characters): \(Printable.clip(text))") }
         self.publicKey = key
     }

@@ -37,7 +37,7 @@ public struct UserTicket: Sendable, Equatable {
     /// 32 lowercase hex digits (128 bits).
     public static func validate(token: String) throws(ModelError) {
         guard token.utf8.count == tokenLength,
-              token.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            token.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { throw .malformed("a user ticket token is 32 lowercase hex digits") }
     }
 
@@ -68,8 +68,10 @@ public struct UserTicket: Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        var o: [String: JSONValue] = ["host": .string(address.host), "port": .integer(Int64(address.port)),
-                                      "agent": .string(agent.description), "token": .string(token)]
+        var o: [String: JSONValue] = [
+            "host": .string(address.host), "port": .integer(Int64(address.port)),
+            "agent": .string(agent.description), "token": .string(token)
+        ]
         if let user { o["user"] = .string(user.value) }
         if let expires { o["expires"] = .string(expires) }
         return ["ticket": .object(o)]
@@ -110,7 +112,7 @@ public struct UserTicket: Sendable, Equatable {
                 throw .malformed("ticket link needs host, port, agent and token")
             }
             guard !portText.isEmpty, portText.utf8.count <= 5, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  let port = Int(portText)
+                let port = Int(portText)
             else { throw .malformed("bad port in ticket link") }
             var user: CUID?
             if let u = found["user"] { user = try CUID(u) }
@@ -127,7 +129,7 @@ public struct UserTicket: Sendable, Equatable {
         }
         guard Set(t.keys).isSubset(of: Self.fields) else { throw .malformed("unknown field in user ticket") }
         guard let host = t["host"]?.stringValue, let port = t["port"]?.integerValue, let agent = t["agent"]?.stringValue,
-              let token = t["token"]?.stringValue, let expires = t["expires"]?.stringValue
+            let token = t["token"]?.stringValue, let expires = t["expires"]?.stringValue
         else { throw .malformed("user ticket needs host, port, agent, token and expires") }
         var user: CUID?
         if let u = t["user"] {

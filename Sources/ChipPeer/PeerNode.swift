@@ -174,8 +174,9 @@ public final class PeerNode: Sendable {
             s.channels[s.nextID] = channel
             return s.nextID
         }
-        return PeerConnection(id: id, channel: channel, machine: machine,
-                              remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown", limits: limits, logger: logger)
+        return PeerConnection(
+            id: id, channel: channel, machine: machine,
+            remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown", limits: limits, logger: logger)
     }
 
     private func run(_ child: NIOAsyncChannel<Frame, Frame>, machine: sending ChannelMachine, initial: [ChannelAction]) async -> PeerConnection {

@@ -54,8 +54,10 @@ public enum ChainDialog {
         /// Incoming invoices our user paid, by the paying chit's uuid.
         public var paidBy: [String: String]
 
-        public init(tally: TallyRecord?, locked: Bool = false, chits: [String: StoredChit] = [:], hashes: [Int64: String] = [:],
-                    asked: [String: AskedInvoice] = [:], paidBy: [String: String] = [:]) {
+        public init(
+            tally: TallyRecord?, locked: Bool = false, chits: [String: StoredChit] = [:], hashes: [Int64: String] = [:],
+            asked: [String: AskedInvoice] = [:], paidBy: [String: String] = [:]
+        ) {
             self.tally = tally
             self.locked = locked
             self.chits = chits
@@ -120,10 +122,13 @@ public enum ChainDialog {
                 continue
             }
             let reason: String?
-            if s.locked { reason = "the partner's user is locked" }
-            else if !Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
+            if s.locked {
+                reason = "the partner's user is locked"
+            } else if !Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
                 reason = "the payment would exceed the tally's limit"
-            } else { reason = nil }
+            } else {
+                reason = nil
+            }
             effects.append(.insertChit(chit, local: false))
             if let reason {
                 effects.append(.refuseChit(uuid: chit.uuid, reason: reason))
@@ -144,7 +149,8 @@ public enum ChainDialog {
             effects.append(.setChainHead(tally: uuid, length: chain.length, head: chain.head, balance: chain.balance))
         }
         effects += settle(chained, asked: s.asked)
-        let replies: [SiteMessage] = refused.isEmpty
+        let replies: [SiteMessage] =
+            refused.isEmpty
             ? [] : [.chit(.on(t, .nak, .answer(tally: uuid, index: nil, hash: nil, refused: refused)))]
         return .apply(effects, replies: replies)
     }
@@ -167,9 +173,9 @@ public enum ChainDialog {
                 continue
             }
             guard entry.index == chain.length + 1, entry.prior == chain.head,
-                  Chain.entryHash(index: entry.index, prior: entry.prior, chitHash: chit.hash) == entry.hash,
-                  chit.verify(in: core),
-                  Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
+                Chain.entryHash(index: entry.index, prior: entry.prior, chitHash: chit.hash) == entry.hash,
+                chit.verify(in: core),
+                Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
             else { break }
             if let have = known[chit.uuid] {
                 // Only our own chit still waiting to be ordered may be chained
@@ -228,7 +234,8 @@ public enum ChainDialog {
         var effects = [Effect]()
         for chit in chained {
             guard let invoice = chit.core["ref"]?["invoice"]?.stringValue, let a = open[invoice], a.by == chit.by,
-                  chit.units >= a.units else { continue }
+                chit.units >= a.units
+            else { continue }
             open[invoice] = nil
             effects.append(.settleInvoice(uuid: invoice, chit: chit.uuid))
             effects.append(.dropOutbox(topic: OutboxTopic.invoice(invoice)))

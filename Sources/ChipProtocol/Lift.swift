@@ -118,7 +118,8 @@ public struct LiftSite: Sendable, Hashable, CustomStringConvertible {
         }
         guard let a = o["agent"]?.stringValue, let agent = try? AgentID(a) else { throw .malformed("site address agent") }
         guard let host = o["host"]?.stringValue, let port = o["port"]?.integerValue, let p = Int(exactly: port),
-              let address = try? SiteAddress(host: host, port: p) else { throw .malformed("site address host or port") }
+            let address = try? SiteAddress(host: host, port: p)
+        else { throw .malformed("site address host or port") }
         self.init(agent: agent, address: address)
     }
 
@@ -176,8 +177,9 @@ enum LiftField {
         guard let o = json?.objectValue else { throw .malformed("\(what) must be an object") }
         let have = Set(o.keys)
         guard keys.isSubset(of: have), have.isSubset(of: keys.union(optional)) else {
-            throw .malformed("\(what) has exactly the keys \(JSONValue.canonicalOrder(keys).joined(separator: ","))"
-                + (optional.isEmpty ? "" : " (and maybe \(JSONValue.canonicalOrder(optional).joined(separator: ",")))"))
+            throw .malformed(
+                "\(what) has exactly the keys \(JSONValue.canonicalOrder(keys).joined(separator: ","))"
+                    + (optional.isEmpty ? "" : " (and maybe \(JSONValue.canonicalOrder(optional).joined(separator: ",")))"))
         }
         if o.values.contains(where: \.isNull) { throw .malformed("\(what) holds a null") }
         return o
@@ -355,8 +357,10 @@ public struct SealContents: Sendable, Equatable {
 public struct LiftHeader: Sendable, Equatable {
     public static let version: Int64 = 1
     /// The signed keys (9.3): `find` exactly when `kind` is `line`.
-    public static let signedKeys: Set<String> = ["date", "deadline", "kind", "origin", "path", "qid", "referee", "units",
-                                                 "uuid", "version"]
+    public static let signedKeys: Set<String> = [
+        "date", "deadline", "kind", "origin", "path", "qid", "referee", "units",
+        "uuid", "version"
+    ]
 
     public let uuid: String
     public let kind: LiftKind
@@ -379,13 +383,14 @@ public struct LiftHeader: Sendable, Equatable {
 
     /// Makes and signs a header with the origin key. Throws when a value is
     /// outside 9.3's and 9.9's rules, as a receiver would.
-    public static func make(uuid: String, kind: LiftKind, qid: String, date: String, deadline: String, units: Int64,
-                            path: [String], referee: LiftSite, find: LiftFind?, originKey: SigningKey) throws(LiftError) -> LiftHeader
-    {
+    public static func make(
+        uuid: String, kind: LiftKind, qid: String, date: String, deadline: String, units: Int64,
+        path: [String], referee: LiftSite, find: LiftFind?, originKey: SigningKey
+    ) throws(LiftError) -> LiftHeader {
         var core: [String: JSONValue] = [
             "version": .integer(version), "uuid": .string(uuid), "kind": .string(kind.rawValue), "qid": .string(qid),
             "date": .string(date), "deadline": .string(deadline), "units": .integer(units), "path": .array(path.map(JSONValue.string)),
-            "origin": .string(Base64URL.encode(originKey.publicKey)), "referee": referee.json,
+            "origin": .string(Base64URL.encode(originKey.publicKey)), "referee": referee.json
         ]
         if let find { core["find"] = find.json }
         let bytes = JSONValue.object(core).canonicalBytes
@@ -423,7 +428,7 @@ public struct LiftHeader: Sendable, Equatable {
         let bytes = core.canonicalBytes
         guard digest(bytes) == hash else { throw .invalid("the header does not hash to its hash") }
         guard let sig = Base64URL.decode(sign), let key = Base64URL.decode(origin),
-              Ed25519.verify(signature: sig, message: bytes, publicKey: key)
+            Ed25519.verify(signature: sig, message: bytes, publicKey: key)
         else { throw .invalid("the header's signature does not verify with its origin") }
     }
 
@@ -432,7 +437,7 @@ public struct LiftHeader: Sendable, Equatable {
         var o: [String: JSONValue] = [
             "version": .integer(Self.version), "uuid": .string(uuid), "kind": .string(kind.rawValue), "qid": .string(qid),
             "date": .string(date), "deadline": .string(deadline), "units": .integer(units), "path": .array(path.map(JSONValue.string)),
-            "origin": .string(origin), "referee": referee.json,
+            "origin": .string(origin), "referee": referee.json
         ]
         if let find { o["find"] = find.json }
         return .object(o)
@@ -495,8 +500,9 @@ public struct LiftChit: Sendable, Equatable {
     public static func make(header: LiftHeader, tally: String, by: TallySide, agentKey: SigningKey) throws(LiftError) -> LiftChit {
         guard TallyCore.isUUID(tally), let uuid = uuid(header: header.uuid, tally: tally) else { throw .malformed("tally uuid") }
         let unsigned = core(tally: tally, by: by, uuid: uuid, date: header.date, units: header.units, lift: header.hash)
-        return LiftChit(tally: tally, by: by, uuid: uuid, date: header.date, units: header.units, lift: header.hash,
-                        sign: Base64URL.encode(agentKey.sign(unsigned.canonicalBytes)))
+        return LiftChit(
+            tally: tally, by: by, uuid: uuid, date: header.date, units: header.units, lift: header.hash,
+            sign: Base64URL.encode(agentKey.sign(unsigned.canonicalBytes)))
     }
 
     init(tally: String, by: TallySide, uuid: String, date: String, units: Int64, lift: String, sign: String) {
@@ -510,8 +516,10 @@ public struct LiftChit: Sendable, Equatable {
     }
 
     static func core(tally: String, by: TallySide, uuid: String, date: String, units: Int64, lift: String) -> JSONValue {
-        ["tally": .string(tally), "by": .string(by.rawValue), "type": "lift", "uuid": .string(uuid), "date": .string(date),
-         "units": .integer(units), "lift": .string(lift)]
+        [
+            "tally": .string(tally), "by": .string(by.rawValue), "type": "lift", "uuid": .string(uuid), "date": .string(date),
+            "units": .integer(units), "lift": .string(lift)
+        ]
     }
 
     /// The signed core.
@@ -587,13 +595,17 @@ public struct SignedDecision: Sendable, Equatable {
         guard let referee = try? AgentID(publicKey: key.publicKey) else { throw .malformed("referee key") }
         guard (result == .good) == (commit != nil) else { throw .malformed("commit is present exactly when the result is good") }
         let bytes = decisionObject(lift: lift, result: result, date: date, referee: referee, commit: commit).canonicalBytes
-        return try SignedDecision(json: ["decision": decisionObject(lift: lift, result: result, date: date, referee: referee, commit: commit),
-                                         "sign": .string(Base64URL.encode(key.sign(bytes)))])
+        return try SignedDecision(json: [
+            "decision": decisionObject(lift: lift, result: result, date: date, referee: referee, commit: commit),
+            "sign": .string(Base64URL.encode(key.sign(bytes)))
+        ])
     }
 
     static func decisionObject(lift: String, result: LiftResult, date: String, referee: AgentID, commit: String?) -> JSONValue {
-        var o: [String: JSONValue] = ["lift": .string(lift), "result": .string(result.rawValue), "date": .string(date),
-                                      "referee": .string(referee.description)]
+        var o: [String: JSONValue] = [
+            "lift": .string(lift), "result": .string(result.rawValue), "date": .string(date),
+            "referee": .string(referee.description)
+        ]
         if let commit { o["commit"] = .string(commit) }
         return .object(o)
     }
@@ -631,7 +643,7 @@ public struct SignedDecision: Sendable, Equatable {
         if lift != header.hash { return "the decision is for another lift" }
         if referee != header.referee.agent { return "the decision is not by the lift's referee" }
         guard let sig = Base64URL.decode(sign),
-              Ed25519.verify(signature: sig, message: decision.canonicalBytes, publicKey: header.referee.agent.publicKey)
+            Ed25519.verify(signature: sig, message: decision.canonicalBytes, publicKey: header.referee.agent.publicKey)
         else { return "the referee's signature does not verify" }
         if result == .good {
             guard let commit, header.verify(.commit, sign: commit) else { return "the good decision's commit does not verify with the origin" }

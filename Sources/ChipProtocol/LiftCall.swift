@@ -33,8 +33,10 @@ public enum LiftCall {
         /// O's origin key for H (O only).
         public var originKey: SigningKey?
 
-        public init(site: LiftSite, record: LiftRecord?, promisedHop: Int?, promiseAnswer: LiftAnswer? = nil, predecessor: Predecessor? = nil,
-                    originKey: SigningKey? = nil) {
+        public init(
+            site: LiftSite, record: LiftRecord?, promisedHop: Int?, promiseAnswer: LiftAnswer? = nil, predecessor: Predecessor? = nil,
+            originKey: SigningKey? = nil
+        ) {
             self.site = site
             self.record = record
             self.promisedHop = promisedHop
@@ -58,14 +60,18 @@ public enum LiftCall {
             // The promise's own answer is not acknowledged; one passed on from further is.
             ack = .lift(LiftMessage(to: .user(sender), from: .user(us), body: .ack(lift: lift, hop: hop, of: .refuse)))
             back = .refuse(lift: lift, hop: s.predecessor?.hop ?? hop, reason: reason)
-            if firstAnswer { effects += [.setPromiseAnswer(lift: lift, hop: hop, answer: .refuse(reason)), .dropOutbox(topic: LiftTopic.promise(lift, hop: hop))] }
+            if firstAnswer {
+                effects += [.setPromiseAnswer(lift: lift, hop: hop, answer: .refuse(reason)), .dropOutbox(topic: LiftTopic.promise(lift, hop: hop))]
+            }
         case .arrive(_, _, let sign):
             guard header.kind == .line, let find = header.find, LiftAct.arrive.verify(sign, lift: lift, publicKey: find.agent.publicKey) else {
                 return .ignore("an arrive that does not verify with find.agent")
             }
             ack = .lift(LiftMessage(to: .user(sender), from: .user(us), body: .ack(lift: lift, hop: hop, of: .arrive)))
             back = .arrive(lift: lift, hop: s.predecessor?.hop ?? hop, sign: sign)
-            if firstAnswer { effects += [.setPromiseAnswer(lift: lift, hop: hop, answer: .ack), .dropOutbox(topic: LiftTopic.promise(lift, hop: hop))] }
+            if firstAnswer {
+                effects += [.setPromiseAnswer(lift: lift, hop: hop, answer: .ack), .dropOutbox(topic: LiftTopic.promise(lift, hop: hop))]
+            }
         default:
             return .ignore("not a refuse or an arrive")
         }
@@ -77,8 +83,10 @@ public enum LiftCall {
             return .apply(effects, replies: replies)
         case .part:
             guard let p = s.predecessor else { return .ignore("a relay without its predecessor") }
-            effects.append(.enqueue(to: p.user, topic: LiftTopic.back(lift), message: .lift(LiftMessage(to: .user(p.user), from: .user(p.ours), body: back)),
-                                    firstContact: false))
+            effects.append(
+                .enqueue(
+                    to: p.user, topic: LiftTopic.back(lift), message: .lift(LiftMessage(to: .user(p.user), from: .user(p.ours), body: back)),
+                    firstContact: false))
             return .apply(effects, replies: replies)
         case .exec where record.role == .origin:
             return .apply(effects + call(isRefuse ? .abort : .commit, record, s, now: now), replies: replies)
@@ -91,13 +99,17 @@ public enum LiftCall {
     /// ≥ 1 s, else `abort`; queued to R and recorded (`call`) together.
     public static func call(_ wanted: LiftAct, _ record: LiftRecord, _ s: Snapshot, now: Int64) -> [Effect] {
         guard record.role == .origin, record.state == .exec, let key = s.originKey,
-              key.publicKey == record.header.originKey else { return [] }
+            key.publicKey == record.header.originKey
+        else { return [] }
         let header = record.header
         let act: LiftAct = wanted == .commit && header.deadlineMs - now >= LiftLimits.commitMarginMs ? .commit : .abort
-        let message = LiftMessage(to: .site(header.referee), from: .site(s.site),
-                                  body: .call(act, header: header, sign: act.sign(lift: header.hash, key: key)))
-        return [.setLiftState(lift: header.hash, state: .call, call: act),
-                .enqueueToReferee(header.referee, topic: LiftTopic.call(header.hash), message: .lift(message))]
+        let message = LiftMessage(
+            to: .site(header.referee), from: .site(s.site),
+            body: .call(act, header: header, sign: act.sign(lift: header.hash, key: key)))
+        return [
+            .setLiftState(lift: header.hash, state: .call, call: act),
+            .enqueueToReferee(header.referee, topic: LiftTopic.call(header.hash), message: .lift(message))
+        ]
     }
 
     /// O's timer: at `deadline` − 1 s a lift still in `exec` is aborted.

@@ -20,7 +20,9 @@ public struct TradingVariables: Sendable, Equatable {
     public init(target: Int64, bound: Int64, reward: Int64, clutch: Int64, limit: Int64) throws(LiftError) {
         guard target >= 0, target <= bound else { throw .outOfRange("target must be 0 to bound") }
         guard bound <= limit else { throw .outOfRange("bound must be at most the half's limit") }
-        guard Self.rateRange.contains(reward), Self.rateRange.contains(clutch) else { throw .outOfRange("reward and clutch must be -10^6 to 10^6 ppm") }
+        guard Self.rateRange.contains(reward), Self.rateRange.contains(clutch) else {
+            throw .outOfRange("reward and clutch must be -10^6 to 10^6 ppm")
+        }
         guard reward + clutch >= 0 else { throw .outOfRange("reward + clutch must not be negative") }
         self.target = target
         self.bound = bound
@@ -81,8 +83,10 @@ public struct LiftHalf: Sendable, Equatable {
     /// This half's trading variables.
     public var trade: TradingVariables
 
-    public init(tally: String, side: TallySide, stockLimit: Int64, foilLimit: Int64, balance: Int64, held: [HeldChit] = [],
-                trade: TradingVariables? = nil) {
+    public init(
+        tally: String, side: TallySide, stockLimit: Int64, foilLimit: Int64, balance: Int64, held: [HeldChit] = [],
+        trade: TradingVariables? = nil
+    ) {
         self.tally = tally
         self.side = side
         self.stockLimit = stockLimit
@@ -133,8 +137,10 @@ public enum LiftCapacity {
     }
 
     /// Whether a hop carries `units` at the payee's site: caps first (`busy`), then the payee check (`capacity`).
-    public static func payeeRefusal(_ h: LiftHalf, units: Int64, kind: LiftKind, referee: AgentID, withPartner: Int,
-                                    excluding: String? = nil) -> LiftRefusal? {
+    public static func payeeRefusal(
+        _ h: LiftHalf, units: Int64, kind: LiftKind, referee: AgentID, withPartner: Int,
+        excluding: String? = nil
+    ) -> LiftRefusal? {
         if !withinCaps(h, referee: referee, withPartner: withPartner, excluding: excluding) { return .busy }
         return units <= payee(h, kind: kind, excluding: excluding) ? nil : .capacity
     }

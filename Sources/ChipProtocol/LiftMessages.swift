@@ -32,8 +32,10 @@ public struct RouteQuery: Sendable, Equatable {
     public var find: RouteFind
     public var path: [String]
 
-    public init(qid: String, kind: LiftKind, units: Int64, min: Int64, ttl: Int64, wait: Int64, referee: LiftSite, find: RouteFind,
-                path: [String]) {
+    public init(
+        qid: String, kind: LiftKind, units: Int64, min: Int64, ttl: Int64, wait: Int64, referee: LiftSite, find: RouteFind,
+        path: [String]
+    ) {
         self.qid = qid; self.kind = kind; self.units = units; self.min = min; self.ttl = ttl; self.wait = wait
         self.referee = referee; self.find = find; self.path = path
     }
@@ -76,8 +78,10 @@ public struct RouteQuery: Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        ["qid": .string(qid), "kind": .string(kind.rawValue), "units": .integer(units), "min": .integer(min), "ttl": .integer(ttl),
-         "wait": .integer(wait), "referee": referee.json, "find": find.json, "path": .array(path.map(JSONValue.string))]
+        [
+            "qid": .string(qid), "kind": .string(kind.rawValue), "units": .integer(units), "min": .integer(min), "ttl": .integer(ttl),
+            "wait": .integer(wait), "referee": referee.json, "find": find.json, "path": .array(path.map(JSONValue.string))
+        ]
     }
 }
 
@@ -248,7 +252,8 @@ public struct LiftMessage: Sendable, Equatable {
         switch body {
         case .promise(let h, _, _), .call(_, let h, _), .query(let h): h.hash
         case .invalidPromise(let l, _, _, _), .ack(let l, _, _), .refuse(let l, _, _), .arrive(let l, _, _), .status(let l, _),
-             .pending(let l, _, _): l
+            .pending(let l, _, _):
+            l
         case .decision(let d, _): d.lift
         }
     }
@@ -257,7 +262,8 @@ public struct LiftMessage: Sendable, Equatable {
     public var hop: Int? {
         switch body {
         case .promise(_, let h, _), .invalidPromise(_, let h, _, _), .ack(_, let h, _), .refuse(_, let h, _), .arrive(_, let h, _),
-             .status(_, let h): h
+            .status(_, let h):
+            h
         case .decision(_, let h), .pending(_, let h, _): h
         case .call, .query: nil
         }
@@ -301,8 +307,9 @@ public struct LiftMessage: Sendable, Equatable {
             body = .arrive(lift: try LiftField.digest(o, "lift"), hop: try LiftField.hop(o), sign: try LiftField.signature(o))
         case .commit, .abort:
             let o = try LiftField.object(object, action.rawValue, keys: ["lift", "sign"])
-            body = .call(action == .commit ? .commit : .abort, header: try LiftHeader(json: o["lift"] ?? .null),
-                         sign: try LiftField.signature(o))
+            body = .call(
+                action == .commit ? .commit : .abort, header: try LiftHeader(json: o["lift"] ?? .null),
+                sign: try LiftField.signature(o))
         case .good, .void:
             let o = try LiftField.object(object, action.rawValue, keys: ["decision", "sign"], optional: ["hop"])
             let d = try SignedDecision(decision: o["decision"], sign: try LiftField.signature(o))
@@ -323,7 +330,8 @@ public struct LiftMessage: Sendable, Equatable {
         // Neighbours are users; a referee's correspondents are sites.
         let betweenNeighbours = hop != nil
         guard to.isUser == betweenNeighbours, from.isUser == betweenNeighbours else {
-            throw .malformed(betweenNeighbours ? "to and from of a hop message are users' CHADs" : "to and from of a referee message are site addresses")
+            throw .malformed(
+                betweenNeighbours ? "to and from of a hop message are users' CHADs" : "to and from of a referee message are site addresses")
         }
     }
 
@@ -340,8 +348,11 @@ public struct LiftMessage: Sendable, Equatable {
         case .status(let l, let hop): ["lift": .string(l), "hop": .integer(Int64(hop))]
         case .query(let h): ["lift": h.json]
         case .pending(let l, let hop, let retry):
-            if let hop { ["lift": .string(l), "hop": .integer(Int64(hop)), "retry": .integer(retry)] }
-            else { ["lift": .string(l), "retry": .integer(retry)] }
+            if let hop {
+                ["lift": .string(l), "hop": .integer(Int64(hop)), "retry": .integer(retry)]
+            } else {
+                ["lift": .string(l), "retry": .integer(retry)]
+            }
         }
     }
 

@@ -30,8 +30,10 @@ public enum LiftStart {
         public var ttl: Int64?
         public var wait: Int64
 
-        public init(qid: String, units: Int64, min: Int64, referee: LiftSite, padding: [String] = [], ttl: Int64? = nil,
-                    wait: Int64 = LiftLimits.maxWaitMs) {
+        public init(
+            qid: String, units: Int64, min: Int64, referee: LiftSite, padding: [String] = [], ttl: Int64? = nil,
+            wait: Int64 = LiftLimits.maxWaitMs
+        ) {
             self.qid = qid
             self.units = units
             self.min = min
@@ -47,15 +49,16 @@ public enum LiftStart {
 
     static func check(_ ask: Ask) throws(Problem) {
         guard HopNonce.qidBytes(ask.qid) != nil, LiftLimits.units.contains(ask.units), (1...ask.units).contains(ask.min),
-              ask.padding.count <= LiftLimits.maxPadding, ask.padding.allSatisfy(Base64URL.isDigest),
-              (0...LiftLimits.maxWaitMs).contains(ask.wait)
+            ask.padding.count <= LiftLimits.maxPadding, ask.padding.allSatisfy(Base64URL.isDigest),
+            (0...LiftLimits.maxWaitMs).contains(ask.wait)
         else { throw .invalid("qid, units, min, padding or wait out of range") }
     }
 
     /// Circular: a query on each of up to 4 outgoing foreign tallies `t0`
     /// (largest capacity first) whose payer is reached from the payee of a
     /// foreign tally `tc` over ≤ 4 internal hops, `find.hop` = `nonce(tc)`.
-    public static func circular(_ ask: Ask, foreign: [RouteDiscovery.Foreign], internalTallies: [RouteDiscovery.Internal]) throws(Problem) -> [Query] {
+    public static func circular(_ ask: Ask, foreign: [RouteDiscovery.Foreign], internalTallies: [RouteDiscovery.Internal]) throws(Problem) -> [Query]
+    {
         try check(ask)
         let ttl = min(ask.ttl ?? LiftLimits.maxTTLCirc, LiftLimits.maxTTLCirc)
         var best = [String: Query]()
@@ -67,10 +70,12 @@ public enum LiftStart {
                 guard let r = reached[t0.user.cuid], let first = HopNonce.nonce(qid: ask.qid, tally: t0.uuid) else { continue }
                 let carried = min(r.width, LiftCapacity.payer(t0.half))
                 guard carried >= ask.min, carried > (best[t0.uuid]?.capacity ?? 0) else { continue }
-                let q = RouteQuery(qid: ask.qid, kind: .circ, units: ask.units, min: ask.min, ttl: ttl, wait: ask.wait, referee: ask.referee,
-                                   find: .hop(closing), path: ask.padding + [first])
-                best[t0.uuid] = Query(t0: t0.uuid, closing: tc.uuid, internalHops: r.hops, capacity: carried,
-                                      message: RouteMessage(to: t0.partner, from: t0.user, body: .query(q)))
+                let q = RouteQuery(
+                    qid: ask.qid, kind: .circ, units: ask.units, min: ask.min, ttl: ttl, wait: ask.wait, referee: ask.referee,
+                    find: .hop(closing), path: ask.padding + [first])
+                best[t0.uuid] = Query(
+                    t0: t0.uuid, closing: tc.uuid, internalHops: r.hops, capacity: carried,
+                    message: RouteMessage(to: t0.partner, from: t0.user, body: .query(q)))
             }
         }
         return ranked(Array(best.values))
@@ -78,8 +83,10 @@ public enum LiftStart {
 
     /// Linear: a query on each of up to 4 outgoing foreign tallies whose
     /// payer is the payor or reached from it, preferring the payee's site.
-    public static func linear(_ ask: Ask, payor: CUID, find: LiftFind, foreign: [RouteDiscovery.Foreign],
-                              internalTallies: [RouteDiscovery.Internal]) throws(Problem) -> [Query] {
+    public static func linear(
+        _ ask: Ask, payor: CUID, find: LiftFind, foreign: [RouteDiscovery.Foreign],
+        internalTallies: [RouteDiscovery.Internal]
+    ) throws(Problem) -> [Query] {
         try check(ask)
         let ttl = min(ask.ttl ?? LiftLimits.maxTTLLine, LiftLimits.maxTTLLine)
         let reached = RouteDiscovery.reach(from: payor, width: ask.units, min: ask.min, kind: .line, internalTallies)
@@ -88,10 +95,13 @@ public enum LiftStart {
             guard let r = reached[t0.user.cuid], let first = HopNonce.nonce(qid: ask.qid, tally: t0.uuid) else { continue }
             let carried = min(r.width, LiftCapacity.payer(t0.half))
             guard carried >= ask.min else { continue }
-            let q = RouteQuery(qid: ask.qid, kind: .line, units: ask.units, min: ask.min, ttl: ttl, wait: ask.wait, referee: ask.referee,
-                               find: .payee(find), path: ask.padding + [first])
-            out.append(Query(t0: t0.uuid, closing: nil, internalHops: r.hops, capacity: carried,
-                             message: RouteMessage(to: t0.partner, from: t0.user, body: .query(q))))
+            let q = RouteQuery(
+                qid: ask.qid, kind: .line, units: ask.units, min: ask.min, ttl: ttl, wait: ask.wait, referee: ask.referee,
+                find: .payee(find), path: ask.padding + [first])
+            out.append(
+                Query(
+                    t0: t0.uuid, closing: nil, internalHops: r.hops, capacity: carried,
+                    message: RouteMessage(to: t0.partner, from: t0.user, body: .query(q))))
         }
         let direct = out.filter { $0.message.to.agent == find.agent }
         return ranked(direct.isEmpty ? out : direct)
@@ -106,10 +116,14 @@ public enum LiftStart {
     /// them), circular ones as much of them as the route carries. The header
     /// is dated `now` with `deadline` = `now` + 60 s and signed with
     /// `originKey`; O's segment chits are signed with the site key `siteKey`.
-    public static func exec(_ q: Query, route: FoundRoute, uuid: String, now: Int64, originKey: SigningKey, siteKey: SigningKey,
-                            foreign: [RouteDiscovery.Foreign], internalTallies: [RouteDiscovery.Internal]) throws(Problem) -> Decision {
+    public static func exec(
+        _ q: Query, route: FoundRoute, uuid: String, now: Int64, originKey: SigningKey, siteKey: SigningKey,
+        foreign: [RouteDiscovery.Foreign], internalTallies: [RouteDiscovery.Internal]
+    ) throws(Problem) -> Decision {
         guard case .query(let rq) = q.message.body, let t0 = foreign.first(where: { $0.uuid == q.t0 }) else { throw .invalid("not O's query") }
-        guard route.path.count <= LiftLimits.maxPath, route.path.starts(with: rq.path) else { throw .invalid("the route does not start with O's path") }
+        guard route.path.count <= LiftLimits.maxPath, route.path.starts(with: rq.path) else {
+            throw .invalid("the route does not start with O's path")
+        }
         let units = rq.kind == .line ? rq.units : min(rq.units, route.max, q.capacity)
         guard units >= rq.min, route.max >= units, q.capacity >= units else { throw .noRoute }
         let find: LiftFind?
@@ -119,9 +133,10 @@ public enum LiftStart {
         }
         let header: LiftHeader
         do {
-            header = try LiftHeader.make(uuid: uuid, kind: rq.kind, qid: rq.qid, date: Timestamp.format(millisecondsSince1970: now),
-                                         deadline: Timestamp.format(millisecondsSince1970: now + LiftLimits.originLifeMs), units: units,
-                                         path: route.path, referee: rq.referee, find: find, originKey: originKey)
+            header = try LiftHeader.make(
+                uuid: uuid, kind: rq.kind, qid: rq.qid, date: Timestamp.format(millisecondsSince1970: now),
+                deadline: Timestamp.format(millisecondsSince1970: now + LiftLimits.originLifeMs), units: units,
+                path: route.path, referee: rq.referee, find: find, originKey: originKey)
         } catch { throw .invalid("\(error)") }
         let hop = rq.path.count - 1
         var effects = [Effect]()
@@ -130,7 +145,7 @@ public enum LiftStart {
         var user = segmentStart(q, internalTallies)
         for uuid in q.internalHops {
             guard let i = internalTallies.first(where: { $0.uuid == uuid }), user == i.stock || user == i.foil,
-                  let c = try? LiftChit.make(header: header, tally: uuid, by: user == i.stock ? .stock : .foil, agentKey: siteKey)
+                let c = try? LiftChit.make(header: header, tally: uuid, by: user == i.stock ? .stock : .foil, agentKey: siteKey)
             else { throw .invalid("the segment's internal hops do not chain") }
             chits.append(c)
             user = user == i.stock ? i.foil : i.stock
@@ -139,8 +154,11 @@ public enum LiftStart {
             throw .invalid("the segment does not reach t0's payer")
         }
         chits.append(out)
-        effects.append(.insertLiftRecord(LiftRecord(header: header, role: .origin, state: .exec, hop: nil, answer: nil, internalHops: q.internalHops,
-                                                    outgoing: t0.uuid)))
+        effects.append(
+            .insertLiftRecord(
+                LiftRecord(
+                    header: header, role: .origin, state: .exec, hop: nil, answer: nil, internalHops: q.internalHops,
+                    outgoing: t0.uuid)))
         effects += chits.map { .insertLiftChit($0, header: header, local: true) }
         let promise = LiftMessage(to: .user(t0.partner), from: .user(t0.user), body: .promise(header: header, hop: hop, chit: out))
         effects.append(.enqueue(to: t0.partner, topic: LiftTopic.promise(header.hash, hop: hop), message: .lift(promise), firstContact: false))

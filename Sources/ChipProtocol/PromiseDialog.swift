@@ -16,8 +16,10 @@ public struct LiftRecord: Sendable, Equatable {
     public var internalHops: [String]
     public var outgoing: String?
 
-    public init(header: LiftHeader, role: Role, state: State, hop: Int?, answer: LiftAnswer?, internalHops: [String] = [],
-                outgoing: String? = nil) {
+    public init(
+        header: LiftHeader, role: Role, state: State, hop: Int?, answer: LiftAnswer?, internalHops: [String] = [],
+        outgoing: String? = nil
+    ) {
         self.header = header
         self.role = role
         self.state = state
@@ -86,10 +88,12 @@ public enum PromiseDialog {
         /// The originator's key for H, when the lift is ours.
         public var originKey: SigningKey?
 
-        public init(site: LiftSite, answered: LiftAnswer? = nil, holdsChit: Bool = false, tallies: [Inbound], acceptsReferee: Bool = true,
-                    withPartner: Int = 0, record: LiftRecord? = nil, decided: SignedDecision? = nil, foreign: [RouteDiscovery.Foreign] = [],
-                    internalTallies: [RouteDiscovery.Internal] = [], unlocked: Set<CUID> = [], seal: SealContents? = nil,
-                    originKey: SigningKey? = nil) {
+        public init(
+            site: LiftSite, answered: LiftAnswer? = nil, holdsChit: Bool = false, tallies: [Inbound], acceptsReferee: Bool = true,
+            withPartner: Int = 0, record: LiftRecord? = nil, decided: SignedDecision? = nil, foreign: [RouteDiscovery.Foreign] = [],
+            internalTallies: [RouteDiscovery.Internal] = [], unlocked: Set<CUID> = [], seal: SealContents? = nil,
+            originKey: SigningKey? = nil
+        ) {
             self.site = site
             self.answered = answered
             self.holdsChit = holdsChit
@@ -132,9 +136,9 @@ public enum PromiseDialog {
         if s.holdsChit { return .apply([], replies: [reply(lift, hop, .ack)]) }
         // Stateless checks: refused, nothing stored.
         guard hop < header.path.count,
-              let t = s.tallies.first(where: { HopNonce.nonce(qid: header.qid, tally: $0.core.uuid) == header.path[hop] }),
-              t.user == to, t.partner == from, chit.tally == t.core.uuid, chit.by == t.half.side.other,
-              t.core.cert(chit.by).chad.agent == from.agent, chit.verify(in: t.core)
+            let t = s.tallies.first(where: { HopNonce.nonce(qid: header.qid, tally: $0.core.uuid) == header.path[hop] }),
+            t.user == to, t.partner == from, chit.tally == t.core.uuid, chit.by == t.half.side.other,
+            t.core.cert(chit.by).chad.agent == from.agent, chit.verify(in: t.core)
         else { return Decision(replies: [reply(lift, hop, .refuse(.invalid))], ignored: "the promise does not fit an open tally of ours") }
         if now >= header.deadlineMs { return Decision(replies: [reply(lift, hop, .refuse(.late))], ignored: "past the deadline") }
 
@@ -149,23 +153,30 @@ public enum PromiseDialog {
         // acknowledged; still in `exec`, O calls (a failed check: abort).
         if last, header.kind == .circ, let r = s.record, r.role == .origin {
             let fits = header.units <= LiftCapacity.payee(t.half, kind: .circ, excluding: chit.uuid)
-            effects += LiftCall.call(fits ? .commit : .abort, r, LiftCall.Snapshot(site: s.site, record: r, promisedHop: nil, originKey: s.originKey),
-                                     now: now)
+            effects += LiftCall.call(
+                fits ? .commit : .abort, r, LiftCall.Snapshot(site: s.site, record: r, promisedHop: nil, originKey: s.originKey),
+                now: now)
             return .apply(effects, replies: [reply(lift, hop, .ack)])
         }
         func refuse(_ reason: LiftRefusal) -> Decision {
-            effects.append(.insertLiftRecord(LiftRecord(header: header, role: last ? .terminus : .relay, state: .part, hop: hop,
-                                                        answer: .refuse(reason))))
+            effects.append(
+                .insertLiftRecord(
+                    LiftRecord(
+                        header: header, role: last ? .terminus : .relay, state: .part, hop: hop,
+                        answer: .refuse(reason))))
             return .apply(effects, replies: [reply(lift, hop, .refuse(reason))])
         }
         if !s.acceptsReferee { return refuse(.referee) }
         let remaining = Int64(header.path.count - 1 - hop)
         if header.dateMs - LiftLimits.dateAheadMs > now || header.deadlineMs > now + LiftLimits.deadlineAheadMs
-            || (!last && header.deadlineMs - now < LiftLimits.relayPerHopMs * remaining + LiftLimits.relayReserveMs) {
+            || (!last && header.deadlineMs - now < LiftLimits.relayPerHopMs * remaining + LiftLimits.relayReserveMs)
+        {
             return refuse(.time)
         }
-        if let why = LiftCapacity.payeeRefusal(t.half, units: header.units, kind: header.kind, referee: header.referee.agent,
-                                               withPartner: s.withPartner, excluding: chit.uuid) {
+        if let why = LiftCapacity.payeeRefusal(
+            t.half, units: header.units, kind: header.kind, referee: header.referee.agent,
+            withPartner: s.withPartner, excluding: chit.uuid)
+        {
             return refuse(why)
         }
         if s.record != nil { return refuse(.route) }
@@ -177,7 +188,7 @@ public enum PromiseDialog {
             var at = to.cuid
             for uuid in hops {
                 guard let i = s.internalTallies.first(where: { $0.uuid == uuid }), at == i.stock || at == i.foil,
-                      let c = try? LiftChit.make(header: header, tally: uuid, by: at == i.stock ? .stock : .foil, agentKey: key)
+                    let c = try? LiftChit.make(header: header, tally: uuid, by: at == i.stock ? .stock : .foil, agentKey: key)
                 else { return nil }
                 out.append(.insertLiftChit(c, header: header, local: true))
                 at = at == i.stock ? i.foil : i.stock
@@ -187,19 +198,25 @@ public enum PromiseDialog {
 
         if !last {
             // A relay: the outgoing tally whose nonce is the next entry.
-            guard let next = s.foreign.first(where: { $0.uuid != t.core.uuid && HopNonce.nonce(qid: header.qid, tally: $0.uuid) == header.path[hop + 1] }),
-                  let r = reached[next.user.cuid]
+            guard
+                let next = s.foreign.first(where: {
+                    $0.uuid != t.core.uuid && HopNonce.nonce(qid: header.qid, tally: $0.uuid) == header.path[hop + 1]
+                }),
+                let r = reached[next.user.cuid]
             else { return refuse(.route) }
             if let why = LiftCapacity.payerRefusal(next.half, units: header.units, referee: header.referee.agent, withPartner: s.withPartner) {
                 return refuse(why)
             }
             guard let inside = segmentChits(r.hops),
-                  let out = try? LiftChit.make(header: header, tally: next.uuid, by: next.half.side, agentKey: key)
+                let out = try? LiftChit.make(header: header, tally: next.uuid, by: next.half.side, agentKey: key)
             else { return refuse(.route) }
             effects += inside
             effects.append(.insertLiftChit(out, header: header, local: true))
-            effects.append(.insertLiftRecord(LiftRecord(header: header, role: .relay, state: .part, hop: hop, answer: .ack,
-                                                        internalHops: r.hops, outgoing: next.uuid)))
+            effects.append(
+                .insertLiftRecord(
+                    LiftRecord(
+                        header: header, role: .relay, state: .part, hop: hop, answer: .ack,
+                        internalHops: r.hops, outgoing: next.uuid)))
             let promise = LiftMessage(to: .user(next.partner), from: .user(next.user), body: .promise(header: header, hop: hop + 1, chit: out))
             effects.append(.enqueue(to: next.partner, topic: LiftTopic.promise(lift, hop: hop + 1), message: .lift(promise), firstContact: false))
             return .apply(effects, replies: [reply(lift, hop, .ack)])
@@ -207,13 +224,14 @@ public enum PromiseDialog {
 
         // A linear terminus: the payee is ours.
         guard header.kind == .line, let find = header.find, find.agent == s.site.agent, key.publicKey == s.site.agent.publicKey,
-              let seal = s.seal, seal.qid == header.qid, seal.units == header.units, s.unlocked.contains(seal.cuid)
+            let seal = s.seal, seal.qid == header.qid, seal.units == header.units, s.unlocked.contains(seal.cuid)
         else { return refuse(.route) }
         guard let r = reached[seal.cuid] else { return refuse(.capacity) }
         guard let inside = segmentChits(r.hops) else { return refuse(.route) }
         effects += inside
         effects.append(.insertLiftRecord(LiftRecord(header: header, role: .terminus, state: .part, hop: hop, answer: .ack, internalHops: r.hops)))
-        let arrive = LiftMessage(to: .user(from), from: .user(to), body: .arrive(lift: lift, hop: hop, sign: LiftAct.arrive.sign(lift: lift, key: key)))
+        let arrive = LiftMessage(
+            to: .user(from), from: .user(to), body: .arrive(lift: lift, hop: hop, sign: LiftAct.arrive.sign(lift: lift, key: key)))
         effects.append(.enqueue(to: from, topic: LiftTopic.back(lift), message: .lift(arrive), firstContact: false))
         return .apply(effects, replies: [reply(lift, hop, .ack)])
     }

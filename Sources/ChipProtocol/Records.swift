@@ -24,9 +24,11 @@ public struct TallyRecord: Sendable, Equatable {
     public var chainLength: Int64 = 0
     public var chainHead: String?
 
-    public init(uuid: String, cuid: CUID, side: TallySide, partner: CHAD, state: TallyState, revision: Int64, core: TallyCore?,
-                sign: TallySignatures?, token: String?, balance: Int64, created: String, updated: String, note: String? = nil,
-                chainLength: Int64 = 0, chainHead: String? = nil) {
+    public init(
+        uuid: String, cuid: CUID, side: TallySide, partner: CHAD, state: TallyState, revision: Int64, core: TallyCore?,
+        sign: TallySignatures?, token: String?, balance: Int64, created: String, updated: String, note: String? = nil,
+        chainLength: Int64 = 0, chainHead: String? = nil
+    ) {
         self.uuid = uuid; self.cuid = cuid; self.side = side; self.partner = partner; self.state = state
         self.revision = revision; self.core = core; self.sign = sign; self.token = token; self.balance = balance
         self.created = created; self.updated = updated; self.note = note; self.chainLength = chainLength; self.chainHead = chainHead
@@ -71,8 +73,10 @@ public struct InvoiceRecord: Sendable, Equatable {
     public var note: String?
     public var created: String
 
-    public init(uuid: String, tally: String, direction: Direction, units: Int64, memo: String?, state: State, chit: String?,
-                note: String?, created: String) {
+    public init(
+        uuid: String, tally: String, direction: Direction, units: Int64, memo: String?, state: State, chit: String?,
+        note: String?, created: String
+    ) {
         self.uuid = uuid; self.tally = tally; self.direction = direction; self.units = units; self.memo = memo
         self.state = state; self.chit = chit; self.note = note; self.created = created
     }
@@ -89,8 +93,10 @@ public struct TicketInfo: Sendable, Equatable {
     public var used: String?
     public var created: String
 
-    public init(token: String, cuid: CUID, expires: String, reuse: Bool, bound: String?, terms: JSONValue, used: String?,
-                created: String) {
+    public init(
+        token: String, cuid: CUID, expires: String, reuse: Bool, bound: String?, terms: JSONValue, used: String?,
+        created: String
+    ) {
         self.token = token; self.cuid = cuid; self.expires = expires; self.reuse = reuse; self.bound = bound
         self.terms = terms; self.used = used; self.created = created
     }

@@ -42,8 +42,9 @@ public enum Referee {
     public static func decide(_ m: LiftMessage, snapshot s: Snapshot, now: Int64, key: SigningKey) -> Decision {
         switch m.body {
         case .call(let act, let header, let sign):
-            return decide(act == .commit ? .commit(sign: sign) : .abort(sign: sign), header: header, asker: m.from, snapshot: s,
-                          now: now, key: key)
+            return decide(
+                act == .commit ? .commit(sign: sign) : .abort(sign: sign), header: header, asker: m.from, snapshot: s,
+                now: now, key: key)
         case .query(let header):
             return decide(.query, header: header, asker: m.from, snapshot: s, now: now, key: key)
         default:
@@ -53,9 +54,10 @@ public enum Referee {
 
     /// Decides one request about `header` (already parsed, so its hash,
     /// signature, version and times hold) from `asker`, at `now` (ms) on R's clock.
-    public static func decide(_ request: Request, header: LiftHeader, asker: LiftParty, snapshot s: Snapshot, now: Int64,
-                              key: SigningKey) -> Decision
-    {
+    public static func decide(
+        _ request: Request, header: LiftHeader, asker: LiftParty, snapshot s: Snapshot, now: Int64,
+        key: SigningKey
+    ) -> Decision {
         guard key.publicKey == s.site.agent.publicKey else { return .ignore("the signing key is not this referee's") }
         guard header.referee.agent == s.site.agent else { return .ignore("the lift names another referee") }
         guard now - header.deadlineMs < LiftLimits.keepMs else { return .ignore("a header past the keep period: a lift never seen") }
@@ -80,8 +82,10 @@ public enum Referee {
             }
             (result, commit) = (.void, nil)
         }
-        guard let d = try? SignedDecision.make(lift: header.hash, result: result, date: Timestamp.format(millisecondsSince1970: now),
-                                               commit: commit, key: key)
+        guard
+            let d = try? SignedDecision.make(
+                lift: header.hash, result: result, date: Timestamp.format(millisecondsSince1970: now),
+                commit: commit, key: key)
         else { return .ignore("the decision could not be signed") }
         return .apply([.storeRefereeDecision(d)], replies: [answer(.decision(d, hop: nil))])
     }
@@ -159,7 +163,8 @@ public enum DecisionApply {
         let lift = header.hash
         var replies = [SiteMessage]()
         if let hop, case .user(let sender) = m.from, case .user(let us) = m.to {
-            replies.append(.lift(LiftMessage(to: .user(sender), from: .user(us), body: .ack(lift: lift, hop: hop, of: d.result == .good ? .good : .void))))
+            replies.append(
+                .lift(LiftMessage(to: .user(sender), from: .user(us), body: .ack(lift: lift, hop: hop, of: d.result == .good ? .good : .void))))
         }
         // The neighbour that sent it holds it: nothing more goes to it.
         let senderHop = hop.flatMap { h in s.neighbours.first { $0.hop == h && $0.user.agent == m.from.agent }?.hop }
@@ -190,8 +195,9 @@ public enum DecisionApply {
     /// successor only once it answered our promise, and not `invalid` or `late`.
     static func pass(_ d: SignedDecision, _ neighbours: [Neighbour], except hop: Int?) -> [Effect] {
         neighbours.filter { $0.hop != hop && (!$0.successor || $0.answered) }.map { n in
-            .enqueue(to: n.user, topic: LiftTopic.decision(d.lift, hop: n.hop),
-                     message: .lift(LiftMessage(to: .user(n.user), from: .user(n.ours), body: .decision(d, hop: n.hop))), firstContact: false)
+            .enqueue(
+                to: n.user, topic: LiftTopic.decision(d.lift, hop: n.hop),
+                message: .lift(LiftMessage(to: .user(n.user), from: .user(n.ours), body: .decision(d, hop: n.hop))), firstContact: false)
         }
     }
 
@@ -199,7 +205,8 @@ public enum DecisionApply {
     /// else `pending`, with or without a record.
     public static func status(_ m: LiftMessage, held: [SignedDecision]) -> Decision {
         guard case .status(let lift, let hop) = m.body else { return .ignore("not a status") }
-        let body: LiftMessage.Body = held.first.map { .decision($0, hop: hop) }
+        let body: LiftMessage.Body =
+            held.first.map { .decision($0, hop: hop) }
             ?? .pending(lift: lift, hop: hop, retry: LiftLimits.queryStartMs)
         return .apply([], replies: [.lift(LiftMessage(to: m.from, from: m.to, body: body))])
     }

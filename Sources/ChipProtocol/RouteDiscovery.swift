@@ -57,8 +57,10 @@ public enum RouteDiscovery {
         /// For a linear query naming S: its seal as S opened it (nil: it does not open).
         public var seal: SealContents?
 
-        public init(site: AgentID, foreign: [Foreign], internalTallies: [Internal] = [], unlocked: Set<CUID>, seen: Bool = false,
-                    overLimit: Bool = false, acceptsReferee: Bool = true, seal: SealContents? = nil) {
+        public init(
+            site: AgentID, foreign: [Foreign], internalTallies: [Internal] = [], unlocked: Set<CUID>, seen: Bool = false,
+            overLimit: Bool = false, acceptsReferee: Bool = true, seal: SealContents? = nil
+        ) {
             self.site = site
             self.foreign = foreign
             self.internalTallies = internalTallies
@@ -94,7 +96,7 @@ public enum RouteDiscovery {
         guard case .query(let q) = m.body else { return .drop("not a query") }
         // Step 1.
         guard let last = q.path.last,
-              let t = s.foreign.first(where: { $0.user == m.to && $0.partner == m.from && HopNonce.nonce(qid: q.qid, tally: $0.uuid) == last })
+            let t = s.foreign.first(where: { $0.user == m.to && $0.partner == m.from && HopNonce.nonce(qid: q.qid, tally: $0.uuid) == last })
         else { return .drop("the last path entry is no open tally between from and to") }
         func none(_ reason: RouteNoneReason) -> Step { .answer(RouteMessage(to: m.from, from: m.to, body: .noRoute(qid: q.qid, reason: reason))) }
         if s.seen { return none(.dup) }
@@ -115,8 +117,9 @@ public enum RouteDiscovery {
             return good(q.path, r.width)
         case .hop(let closing):
             if q.path.count < LiftLimits.maxPath,
-               let tc = s.foreign.first(where: { $0.uuid != t.uuid && HopNonce.nonce(qid: q.qid, tally: $0.uuid) == closing }),
-               let r = reached[tc.user.cuid] {
+                let tc = s.foreign.first(where: { $0.uuid != t.uuid && HopNonce.nonce(qid: q.qid, tally: $0.uuid) == closing }),
+                let r = reached[tc.user.cuid]
+            {
                 let carried = min(r.width, LiftCapacity.payer(tc.half))
                 if carried >= q.min { return good(q.path + [closing], carried) }
             }
@@ -144,8 +147,9 @@ public enum RouteDiscovery {
             next.ttl = q.ttl - 1
             next.wait = wait
             next.path = q.path + [nonce]
-            return Forward(tally: f.uuid, internalHops: r.hops, capacity: carried,
-                           message: RouteMessage(to: f.partner, from: f.user, body: .query(next)))
+            return Forward(
+                tally: f.uuid, internalHops: r.hops, capacity: carried,
+                message: RouteMessage(to: f.partner, from: f.user, body: .query(next)))
         }
         if forwards.isEmpty { return none(.noRoute) }
         return .forward(forwards, inbound: t.uuid, answerWithin: max(0, q.wait - LiftLimits.answerMarginMs - elapsed))
@@ -160,14 +164,16 @@ public enum RouteDiscovery {
         var routes = [FoundRoute]()
         for f in forwards {
             guard case .query(let sent) = f.message.body, let reply = replies[f.tally], case .good(let qid, let found) = reply.body,
-                  qid == q.qid else { continue }
+                qid == q.qid
+            else { continue }
             for r in found where r.path.count >= sent.path.count && Array(r.path.prefix(sent.path.count)) == sent.path {
                 routes.append(FoundRoute(path: r.path, max: min(q.units, r.max, f.capacity)))
             }
         }
         routes = routes.filter { $0.max >= q.min }
         routes.sort { $0.max != $1.max ? $0.max > $1.max : $0.path.count < $1.path.count }
-        let body: RouteMessage.Body = routes.isEmpty
+        let body: RouteMessage.Body =
+            routes.isEmpty
             ? .noRoute(qid: q.qid, reason: .noRoute) : .good(qid: q.qid, routes: Array(routes.prefix(LiftLimits.maxRoutes)))
         return RouteMessage(to: m.from, from: m.to, body: body)
     }

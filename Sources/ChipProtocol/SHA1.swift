@@ -72,7 +72,8 @@ public enum UUIDv5 {
     public static func bytes(_ text: String) -> [UInt8]? {
         let b = Array(text.utf8)
         guard b.count == 36, b[8] == UInt8(ascii: "-"), b[13] == UInt8(ascii: "-"), b[18] == UInt8(ascii: "-"),
-              b[23] == UInt8(ascii: "-") else { return nil }
+            b[23] == UInt8(ascii: "-")
+        else { return nil }
         return Hex.decode(String(decoding: b.filter { $0 != UInt8(ascii: "-") }, as: UTF8.self)).flatMap { $0.count == 16 ? $0 : nil }
     }
 

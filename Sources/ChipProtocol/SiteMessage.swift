@@ -66,7 +66,9 @@ public enum SiteMessage: Sendable, Equatable {
 public enum MessageError: Error, Sendable, Equatable, CustomStringConvertible {
     case malformed(String)
     public var description: String {
-        switch self { case .malformed(let why): "malformed message: \(why)" }
+        switch self {
+        case .malformed(let why): "malformed message: \(why)"
+        }
     }
 }
 
@@ -210,8 +212,10 @@ public struct InvoiceObject: Sendable, Equatable {
     public var json: JSONValue
 
     public init(tally: String, uuid: String, units: Int64, date: String, by: TallySide, memo: String?, ref: JSONValue?) {
-        var o: [String: JSONValue] = ["tally": .string(tally), "uuid": .string(uuid), "units": .integer(units),
-                                      "date": .string(date), "by": .string(by.rawValue)]
+        var o: [String: JSONValue] = [
+            "tally": .string(tally), "uuid": .string(uuid), "units": .integer(units),
+            "date": .string(date), "by": .string(by.rawValue)
+        ]
         if let memo { o["memo"] = .string(memo) }
         if let ref { o["ref"] = ref }
         self.init(tally: tally, uuid: uuid, units: units, date: date, by: by, memo: memo, ref: ref, json: .object(o))
@@ -283,8 +287,9 @@ public struct ChitMessage: Sendable, Equatable {
             var entries = [ChainEntry]()
             for entry in list {
                 guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue, Base64URL.isDigest(prior),
-                      let hash = entry["hash"]?.stringValue, Base64URL.isDigest(hash), let chitJSON = entry["chit"],
-                      let chit = try? Chit(json: chitJSON) else { break }
+                    let hash = entry["hash"]?.stringValue, Base64URL.isDigest(hash), let chitJSON = entry["chit"],
+                    let chit = try? Chit(json: chitJSON)
+                else { break }
                 entries.append(ChainEntry(index: index, prior: prior, hash: hash, chit: chit))
             }
             body = .upd(tally: tally, entries: entries, last: list.last?["index"]?.integerValue ?? 0)
@@ -300,13 +305,15 @@ public struct ChitMessage: Sendable, Equatable {
             body = .answer(tally: tally, index: o["index"]?.integerValue, hash: hash, refused: refused)
         case .invoice:
             guard let uuid = o["uuid"]?.stringValue, TallyCore.isUUID(uuid),
-                  let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli,
-                  o["memo"].map({ $0.stringValue.map(Chit.memoFits) ?? false }) ?? true,
-                  (o["ref"]?.canonicalBytes.count ?? 0) <= Chit.maxRefBytes
+                let units = o["units"]?.integerValue, units > 0, units <= Amount.maxMilli,
+                o["memo"].map({ $0.stringValue.map(Chit.memoFits) ?? false }) ?? true,
+                (o["ref"]?.canonicalBytes.count ?? 0) <= Chit.maxRefBytes
             else { throw .malformed("invoice") }
-            body = .invoice(InvoiceObject(tally: tally, uuid: uuid, units: units, date: o["date"]?.stringValue,
-                                          by: o["by"]?.stringValue.flatMap(TallySide.init(rawValue:)),
-                                          memo: o["memo"]?.stringValue, ref: o["ref"], json: o))
+            body = .invoice(
+                InvoiceObject(
+                    tally: tally, uuid: uuid, units: units, date: o["date"]?.stringValue,
+                    by: o["by"]?.stringValue.flatMap(TallySide.init(rawValue:)),
+                    memo: o["memo"]?.stringValue, ref: o["ref"], json: o))
         case .refuse:
             guard let uuid = o["uuid"]?.stringValue else { throw .malformed("refuse") }
             body = .refuse(tally: tally, uuid: uuid, reason: o["reason"]?.stringValue.map { String($0.prefix(Chit.maxReason)) } ?? "refused")

@@ -15,8 +15,10 @@ public struct SiteStatus: Sendable, Equatable {
     public var tickets: Int
     public var tallies: Int
 
-    public init(path: String, agent: AgentID, address: SiteAddress, schemaVersion: Int, sealed: Bool, users: Int, tickets: Int,
-                tallies: Int) {
+    public init(
+        path: String, agent: AgentID, address: SiteAddress, schemaVersion: Int, sealed: Bool, users: Int, tickets: Int,
+        tallies: Int
+    ) {
         self.path = path; self.agent = agent; self.address = address; self.schemaVersion = schemaVersion
         self.sealed = sealed; self.users = users; self.tickets = tickets; self.tallies = tallies
     }

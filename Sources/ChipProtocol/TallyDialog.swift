@@ -42,8 +42,10 @@ public enum TallyDialog {
     /// (`key`) and queue the offer. A repeat from the same requester while the
     /// offer waits is answered with the same offer (it is still queued).
     /// `uuid` is the new tally's id, drawn by the caller.
-    public static func decideTicket(_ m: TallyMessage, snapshot s: TicketSnapshot, now: String, uuid: String,
-                                    key: SigningKey) -> Decision {
+    public static func decideTicket(
+        _ m: TallyMessage, snapshot s: TicketSnapshot, now: String, uuid: String,
+        key: SigningKey
+    ) -> Decision {
         guard case .ticket(let token, let cert, let certificate) = m.body, let from = m.from else {
             return .ignore("not a ticket message")
         }
@@ -61,13 +63,15 @@ public enum TallyDialog {
         let mine = (cert: myCert, terms: JSONValue.object(myTerms)), theirs = (cert: cert, terms: JSONValue.object([:]))
         let core: TallyCore
         do {
-            core = try TallyCore(uuid: uuid, date: now, memo: t.terms["memo"]?.stringValue,
-                                 stock: mySide == .stock ? mine : theirs, foil: mySide == .stock ? theirs : mine)
+            core = try TallyCore(
+                uuid: uuid, date: now, memo: t.terms["memo"]?.stringValue,
+                stock: mySide == .stock ? mine : theirs, foil: mySide == .stock ? theirs : mine)
         } catch { return .ignore("cannot build the tally: \(error)") }
         var sign = TallySignatures(stock: nil, foil: nil, hash: core.hash)
         sign[mySide] = core.sign(with: key)
-        let record = TallyRecord(uuid: uuid, cuid: t.cuid, side: mySide, partner: from, state: .heldOffer, revision: core.revision,
-                                 core: core, sign: sign, token: token, balance: 0, created: now, updated: now)
+        let record = TallyRecord(
+            uuid: uuid, cuid: t.cuid, side: mySide, partner: from, state: .heldOffer, revision: core.revision,
+            core: core, sign: sign, token: token, balance: 0, created: now, updated: now)
         var effects = [Effect]()
         if !t.reuse { effects.append(.consumeTicket(token: token, at: now)) }
         effects.append(.insertTally(record))
@@ -95,9 +99,13 @@ public enum TallyDialog {
         guard case .tally(let core, let sign) = m.body else { return .failure(Reason("not a tally object")) }
         let to = m.to
         let mySide: TallySide
-        if core.stockCert.chad.agent == to.agent, core.stockCert.chad.cuid == to.cuid { mySide = .stock }
-        else if core.foilCert.chad.agent == to.agent, core.foilCert.chad.cuid == to.cuid { mySide = .foil }
-        else { return .failure(Reason("the tally does not name the addressee")) }
+        if core.stockCert.chad.agent == to.agent, core.stockCert.chad.cuid == to.cuid {
+            mySide = .stock
+        } else if core.foilCert.chad.agent == to.agent, core.foilCert.chad.cuid == to.cuid {
+            mySide = .foil
+        } else {
+            return .failure(Reason("the tally does not name the addressee"))
+        }
         guard core.cert(mySide.other).chad.agent == peer else { return .failure(Reason("the tally's partner is not this peer")) }
         return .success(Addressed(core: core, sign: sign, mySide: mySide, to: to))
     }
@@ -121,8 +129,10 @@ public enum TallyDialog {
         /// Our user's key, when an offer may be accepted at once.
         public var acceptKey: SigningKey?
 
-        public init(existing: TallyRecord?, locked: Bool = false, request: TallyRecord? = nil, requestAccepts: Bool = false,
-                    userCert: JSONValue? = nil, issued: Bool = false, waiting: Bool = false, acceptKey: SigningKey? = nil) {
+        public init(
+            existing: TallyRecord?, locked: Bool = false, request: TallyRecord? = nil, requestAccepts: Bool = false,
+            userCert: JSONValue? = nil, issued: Bool = false, waiting: Bool = false, acceptKey: SigningKey? = nil
+        ) {
             self.existing = existing
             self.locked = locked
             self.request = request
@@ -172,13 +182,16 @@ public enum TallyDialog {
             sign[mySide] = core.sign(with: key)
             state = .open
         }
-        let record = TallyRecord(uuid: core.uuid, cuid: a.to.cuid, side: mySide, partner: a.partner, state: state,
-                                 revision: core.revision, core: core, sign: sign, token: request.token, balance: 0,
-                                 created: now, updated: now)
+        let record = TallyRecord(
+            uuid: core.uuid, cuid: a.to.cuid, side: mySide, partner: a.partner, state: state,
+            revision: core.revision, core: core, sign: sign, token: request.token, balance: 0,
+            created: now, updated: now)
         var effects: [Effect] = [.deleteTally(uuid: request.uuid), .dropOutbox(topic: request.uuid), .insertTally(record)]
         if state == .open {
-            effects.append(.enqueue(to: record.partner, topic: core.uuid, message: message(.open, record, core: core, sign: sign),
-                                    firstContact: false))
+            effects.append(
+                .enqueue(
+                    to: record.partner, topic: core.uuid, message: message(.open, record, core: core, sign: sign),
+                    firstContact: false))
         }
         return .apply(effects)
     }
@@ -192,8 +205,9 @@ public enum TallyDialog {
         guard core.verify(sign.stock, by: .stock), core.verify(sign.foil, by: .foil) else { return .ignore("open signatures do not verify") }
         switch t.state {
         case .heldOffer:
-            return .apply([.setTallyState(uuid: core.uuid, state: .open, sign: sign), .dropOutbox(topic: core.uuid)],
-                          replies: [message(.open, t, core: core, sign: sign)])
+            return .apply(
+                [.setTallyState(uuid: core.uuid, state: .open, sign: sign), .dropOutbox(topic: core.uuid)],
+                replies: [message(.open, t, core: core, sign: sign)])
         case .open:
             // Our own open came back: it was applied there. A repeat of the
             // requester's open: the issuer answers again; the requester never.
@@ -211,8 +225,9 @@ public enum TallyDialog {
         let sign = t.sign ?? TallySignatures(stock: nil, foil: nil, hash: core.hash)
         switch t.state {
         case .heldOffer, .peerOffer:
-            return .apply([.setTallyState(uuid: core.uuid, state: .void, sign: nil), .dropOutbox(topic: core.uuid)],
-                          replies: [message(.void, t, core: core, sign: sign)])
+            return .apply(
+                [.setTallyState(uuid: core.uuid, state: .void, sign: nil), .dropOutbox(topic: core.uuid)],
+                replies: [message(.void, t, core: core, sign: sign)])
         case .void:
             if s.waiting { return .apply([.dropOutbox(topic: core.uuid)]) }
             // A repeated void from the requester: its echo was lost; answer again.

@@ -218,8 +218,10 @@ public struct TradeArgs: Sendable, Equatable {
     public var date: String
 
     public var json: JSONValue {
-        ["tally": .string(tally), "side": .string(side.rawValue), "target": .integer(target), "bound": .integer(bound),
-         "reward": .integer(reward), "clutch": .integer(clutch), "date": .string(date)]
+        [
+            "tally": .string(tally), "side": .string(side.rawValue), "target": .integer(target), "bound": .integer(bound),
+            "reward": .integer(reward), "clutch": .integer(clutch), "date": .string(date)
+        ]
     }
 }
 
@@ -235,8 +237,10 @@ public struct LiftAuth: Sendable, Equatable {
     public static func == (a: LiftAuth, b: LiftAuth) -> Bool { a.json == b.json }
 
     public var json: JSONValue {
-        var o: [String: JSONValue] = ["uuid": .string(uuid), "date": .string(date), "units": .integer(units),
-                                      "to": ["cuid": .string(to.cuid.value), "agent": .string(to.agent.description)]]
+        var o: [String: JSONValue] = [
+            "uuid": .string(uuid), "date": .string(date), "units": .integer(units),
+            "to": ["cuid": .string(to.cuid.value), "agent": .string(to.agent.description)]
+        ]
         if let memo { o["memo"] = .string(memo) }
         if let ref { o["ref"] = ref }
         return .object(o)
@@ -251,8 +255,10 @@ public struct SignKeyArgs: Sendable, Equatable {
     public var date: String
 
     public var json: JSONValue {
-        ["agent": .string(agent.description), "cuid": .string(cuid.value), "public": UserKeyJWK.json(publicKey: publicKey),
-         "date": .string(date)]
+        [
+            "agent": .string(agent.description), "cuid": .string(cuid.value), "public": UserKeyJWK.json(publicKey: publicKey),
+            "date": .string(date)
+        ]
     }
 }
 
@@ -268,7 +274,7 @@ public struct KeyTakeProof: Sendable, Equatable {
 }
 
 /// Every command of 10.6, with its args checked.
-public enum UserCommand: Sendable, Equatable {
+public enum DeviceCommand: Sendable, Equatable {
     case ping
     case meShow
     case meSignKey(SignKeyArgs, sign: String)
@@ -304,7 +310,7 @@ public enum UserCommand: Sendable, Equatable {
         "ping", "me.show", "me.signkey", "me.key.take", "tally.list", "tally.show", "tally.invite", "tally.redeem",
         "tally.offer", "tally.accept", "tally.refuse", "tally.trade", "chit.list", "chit.pay", "chit.request",
         "chit.refuse", "lift.invoice", "lift.pay", "lift.list", "lift.show", "device.list", "device.revoke",
-        "device.ticket", "events.subscribe", "events.unsubscribe",
+        "device.ticket", "events.subscribe", "events.unsubscribe"
     ]
 
     /// Chit states a `chit.list` may filter on (chipsite's chit records).
@@ -365,10 +371,10 @@ public enum UserCommand: Sendable, Equatable {
         switch self {
         case .chitPay, .liftPay, .tallyOffer, .tallyAccept: .signedUUID
         case .meSignKey, .meKeyTakeFetch, .meKeyTakeConfirm, .tallyInvite, .tallyRedeem, .tallyRefuse, .tallyTrade,
-             .chitRequest, .chitRefuse, .deviceRevoke, .deviceTicket:
+            .chitRequest, .chitRefuse, .deviceRevoke, .deviceTicket:
             .idem
         case .ping, .meShow, .tallyList, .tallyShow, .chitList, .liftInvoice, .liftList, .liftShow, .deviceList,
-             .eventsSubscribe, .eventsUnsubscribe:
+            .eventsSubscribe, .eventsUnsubscribe:
             .none
         }
     }
@@ -388,7 +394,7 @@ public enum UserCommand: Sendable, Equatable {
     public var refusedWhenLocked: Bool {
         switch self {
         case .meSignKey, .tallyInvite, .tallyRedeem, .tallyOffer, .tallyAccept, .tallyRefuse, .tallyTrade, .chitPay,
-             .chitRequest, .chitRefuse, .liftPay:
+            .chitRequest, .chitRefuse, .liftPay:
             true
         default: false
         }
@@ -503,9 +509,11 @@ public enum UserCommand: Sendable, Equatable {
             do throws(ModelError) { publicKey = try UserKeyJWK.publicKey(from: .object(jwk)) } catch {
                 throw .bad("key.public must be an Ed25519 JWK")
             }
-            self = .meSignKey(SignKeyArgs(agent: try k.agent("agent"), cuid: try k.cuid("cuid"), publicKey: publicKey,
-                                          date: try k.timestamp("date")),
-                              sign: try x.sign("sign"))
+            self = .meSignKey(
+                SignKeyArgs(
+                    agent: try k.agent("agent"), cuid: try k.cuid("cuid"), publicKey: publicKey,
+                    date: try k.timestamp("date")),
+                sign: try x.sign("sign"))
         case "me.key.take":
             let step = try Args(cmd, members, allowed: ["step", "proof", "sign"]).string("step", maxBytes: 16)
             switch step {
@@ -517,8 +525,9 @@ public enum UserCommand: Sendable, Equatable {
                 let device: DeviceID
                 let deviceText = try p.string("device", maxBytes: 64)
                 do throws(ModelError) { device = try DeviceID(deviceText) } catch { throw .bad(error.description) }
-                self = .meKeyTakeConfirm(KeyTakeProof(cuid: try p.cuid("cuid"), date: try p.timestamp("date"), device: device),
-                                         sign: try x.sign("sign"))
+                self = .meKeyTakeConfirm(
+                    KeyTakeProof(cuid: try p.cuid("cuid"), date: try p.timestamp("date"), device: device),
+                    sign: try x.sign("sign"))
             default: throw .bad("step must be fetch or confirm")
             }
         case "tally.list":
@@ -548,9 +557,11 @@ public enum UserCommand: Sendable, Equatable {
             }
             let memo = try x.optString("memo", maxBytes: TallyCore.maxMemo * 4)
             if let memo, memo.count > TallyCore.maxMemo { throw .bad("memo is too long") }
-            self = .tallyInvite(TallyInviteArgs(side: try x.side("side"), limit: try x.integer("limit", in: 0...Amount.maxMilli),
-                                                memo: memo, reuse: try x.optBool("reuse") ?? false, expires: expires,
-                                                requester: requester))
+            self = .tallyInvite(
+                TallyInviteArgs(
+                    side: try x.side("side"), limit: try x.integer("limit", in: 0...Amount.maxMilli),
+                    memo: memo, reuse: try x.optBool("reuse") ?? false, expires: expires,
+                    requester: requester))
         case "tally.redeem":
             let x = try a(["invite"])
             guard let invite = x.members["invite"] else { throw .bad("invite is missing") }
@@ -564,19 +575,22 @@ public enum UserCommand: Sendable, Equatable {
             let x = try a(["uuid", "revision", "hash", "sign"])
             let hash = try x.string("hash", maxBytes: 64)
             guard Base64URL.isDigest(hash) else { throw .bad("hash must be a base64url SHA-256") }
-            let args = TallySignArgs(uuid: try x.uuid("uuid"), revision: try x.integer("revision", in: 1...TallyCore.maxRevision),
-                                     hash: hash, sign: try x.optSign("sign"))
+            let args = TallySignArgs(
+                uuid: try x.uuid("uuid"), revision: try x.integer("revision", in: 1...TallyCore.maxRevision),
+                hash: hash, sign: try x.optSign("sign"))
             self = cmd == "tally.offer" ? .tallyOffer(args) : .tallyAccept(args)
         case "tally.refuse":
             let x = try a(["uuid", "revision"])
             self = .tallyRefuse(uuid: try x.uuid("uuid"), revision: try x.integer("revision", in: 1...TallyCore.maxRevision))
         case "tally.trade":
             let x = try a(["trade", "sign"])
-            let t = try Args("tally.trade trade", try x.object("trade"),
-                             allowed: ["tally", "side", "target", "bound", "reward", "clutch", "date"])
-            let trade = TradeArgs(tally: try t.uuid("tally"), side: try t.side("side"), target: try t.integer("target", in: 0...Amount.maxMilli),
-                                  bound: try t.integer("bound", in: 0...Amount.maxMilli), reward: try t.integer("reward", in: TradeArgs.rateRange),
-                                  clutch: try t.integer("clutch", in: TradeArgs.rateRange), date: try t.timestamp("date"))
+            let t = try Args(
+                "tally.trade trade", try x.object("trade"),
+                allowed: ["tally", "side", "target", "bound", "reward", "clutch", "date"])
+            let trade = TradeArgs(
+                tally: try t.uuid("tally"), side: try t.side("side"), target: try t.integer("target", in: 0...Amount.maxMilli),
+                bound: try t.integer("bound", in: 0...Amount.maxMilli), reward: try t.integer("reward", in: TradeArgs.rateRange),
+                clutch: try t.integer("clutch", in: TradeArgs.rateRange), date: try t.timestamp("date"))
             guard trade.target <= trade.bound else { throw .bad("trade.target must be at most trade.bound") }
             guard trade.reward + trade.clutch >= 0 else { throw .bad("trade.reward + trade.clutch must be at least 0") }
             self = .tallyTrade(trade, sign: try x.optSign("sign"))
@@ -594,8 +608,9 @@ public enum UserCommand: Sendable, Equatable {
             self = .chitPay(core: core, uuid: chit.uuid, sign: sign)
         case "chit.request":
             let x = try a(["tally", "units", "memo", "ref"])
-            self = .chitRequest(tally: try x.uuid("tally"), units: try x.integer("units", in: 1...Amount.maxMilli),
-                                memo: try x.optMemo("memo"), ref: try x.optRef("ref"))
+            self = .chitRequest(
+                tally: try x.uuid("tally"), units: try x.integer("units", in: 1...Amount.maxMilli),
+                memo: try x.optMemo("memo"), ref: try x.optRef("ref"))
         case "chit.refuse":
             let x = try a(["tally", "uuid", "reason"])
             let reason = try x.optString("reason", maxBytes: Self.maxReason * 4)
@@ -608,8 +623,9 @@ public enum UserCommand: Sendable, Equatable {
             let x = try a(["auth", "sign"])
             let au = try Args("lift.pay auth", try x.object("auth"), allowed: ["uuid", "date", "to", "units", "memo", "ref"])
             let to = try Args("lift.pay auth.to", try au.object("to"), allowed: ["cuid", "agent"])
-            let auth = LiftAuth(uuid: try au.uuid("uuid"), date: try au.timestamp("date"), to: (try to.cuid("cuid"), try to.agent("agent")),
-                                units: try au.integer("units", in: 1...Amount.maxMilli), memo: try au.optMemo("memo"), ref: try au.optRef("ref"))
+            let auth = LiftAuth(
+                uuid: try au.uuid("uuid"), date: try au.timestamp("date"), to: (try to.cuid("cuid"), try to.agent("agent")),
+                units: try au.integer("units", in: 1...Amount.maxMilli), memo: try au.optMemo("memo"), ref: try au.optRef("ref"))
             self = .liftPay(auth, sign: try x.optSign("sign"))
         case "lift.list":
             let x = try a(pageFields.union(["state"]))
@@ -682,18 +698,18 @@ public struct UserRequest: Sendable, Equatable {
     static let maxIDBytes = 256
 
     public let id: String
-    public let command: UserCommand
+    public let command: DeviceCommand
     /// Only for commands whose rule is `.idem`.
     public let idem: String?
 
-    public init(id: String, command: UserCommand, idem: String? = nil) throws(UserError) {
+    public init(id: String, command: DeviceCommand, idem: String? = nil) throws(UserError) {
         try Self.check(id: id, command: command, idem: idem)
         self.id = id
         self.command = command
         self.idem = idem
     }
 
-    static func check(id: String, command: UserCommand, idem: String?) throws(UserError) {
+    static func check(id: String, command: DeviceCommand, idem: String?) throws(UserError) {
         guard validID(id) else { throw .bad("id must be a string of 1-64 characters") }
         if let idem {
             guard isUUIDv4(idem) else { throw .bad("idem must be a lowercase uuid v4") }
@@ -714,7 +730,7 @@ public struct UserRequest: Sendable, Equatable {
         guard let id = o["id"]?.stringValue, Self.validID(id) else {
             throw .reply(id: nil, .bad("id must be a string of 1-64 characters"))
         }
-        let parts: (UserCommand, String?)
+        let parts: (DeviceCommand, String?)
         do throws(UserError) { parts = try Self.parts(o, id: id, hasBadNumber: message.hasBadNumber) } catch {
             throw .reply(id: id, error)
         }
@@ -723,7 +739,7 @@ public struct UserRequest: Sendable, Equatable {
         self.idem = parts.1
     }
 
-    static func parts(_ o: [String: JSONValue], id: String, hasBadNumber: Bool) throws(UserError) -> (UserCommand, String?) {
+    static func parts(_ o: [String: JSONValue], id: String, hasBadNumber: Bool) throws(UserError) -> (DeviceCommand, String?) {
         if let unknown = o.keys.sorted().first(where: { !Self.fields.contains($0) }) {
             throw .bad("unknown field \(Printable.quote(unknown)) in the request")
         }
@@ -740,7 +756,7 @@ public struct UserRequest: Sendable, Equatable {
             guard let text = i.stringValue else { throw .bad("idem must be a lowercase uuid v4") }
             idem = text
         }
-        let command = try UserCommand(cmd: cmd, args: args)
+        let command = try DeviceCommand(cmd: cmd, args: args)
         try check(id: id, command: command, idem: idem)
         return (command, idem)
     }
@@ -869,7 +885,7 @@ struct Args {
     }
 
     func optSign(_ k: String) throws(UserError) -> String? {
-        guard let s = try optString(k, maxBytes: UserCommand.maxSignBytes) else { return nil }
+        guard let s = try optString(k, maxBytes: DeviceCommand.maxSignBytes) else { return nil }
         guard !s.isEmpty else { throw .bad("\(k) must not be empty") }
         return s
     }

@@ -24,8 +24,9 @@ public struct ConfigEntry: Sendable, Equatable {
     }
     /// The entry as plain values, for the views (ChipViews).
     public var setting: ConfigSetting {
-        ConfigSetting(name: key.name, value: effective, defaultValue: key.defaultValue, isSet: stored != nil, isValid: isValid,
-                      range: key.range, summary: key.summary)
+        ConfigSetting(
+            name: key.name, value: effective, defaultValue: key.defaultValue, isSet: stored != nil, isValid: isValid,
+            range: key.range, summary: key.summary)
     }
 }
 
@@ -135,8 +136,9 @@ extension SiteStore {
                 chad: CHAD(cuid: cuid, agent: try Self.agent(db), address: try Self.address(db)),
                 type: type ?? old.type, name: name ?? old.name, email: email ?? old.email,
                 publicKey: old.publicKey, date: Self.now())
-            try db.execute(sql: "UPDATE users SET type = ?, name = ?, email = ?, cert = ? WHERE cuid = ?",
-                           arguments: [cert.type.rawValue, cert.name, cert.email, cert.json.canonicalString, cuid.value])
+            try db.execute(
+                sql: "UPDATE users SET type = ?, name = ?, email = ?, cert = ? WHERE cuid = ?",
+                arguments: [cert.type.rawValue, cert.name, cert.email, cert.json.canonicalString, cuid.value])
         }
         return try user(cuid)
     }
@@ -156,8 +158,9 @@ extension SiteStore {
             let text: String = row["cuid"]
             let cuid = try CUID(text)
             let old = try certificate(row, cuid: cuid)
-            let cert = try Certificate(chad: CHAD(cuid: cuid, agent: chadAgent, address: chadAddress), type: old.type,
-                                       name: old.name, email: old.email, publicKey: old.publicKey, date: now)
+            let cert = try Certificate(
+                chad: CHAD(cuid: cuid, agent: chadAgent, address: chadAddress), type: old.type,
+                name: old.name, email: old.email, publicKey: old.publicKey, date: now)
             try db.execute(sql: "UPDATE users SET cert = ? WHERE cuid = ?", arguments: [cert.json.canonicalString, cuid.value])
         }
     }
@@ -176,8 +179,8 @@ extension SiteStore {
             for row in try Row.fetchAll(db, sql: "SELECT cuid, public, secret FROM users ORDER BY cuid") {
                 let cuidText: String = row["cuid"], pk: Data = row["public"], secret: Data = row["secret"]
                 guard let cuid = try? CUID(cuidText),
-                      let key = try? Self.signingKey(from: Array(secret), sealingKey: sealingKey, label: Self.userKeyLabel(cuid)),
-                      Crypto.constantTimeEqual(key.publicKey, Array(pk))
+                    let key = try? Self.signingKey(from: Array(secret), sealingKey: sealingKey, label: Self.userKeyLabel(cuid)),
+                    Crypto.constantTimeEqual(key.publicKey, Array(pk))
                 else { bad.append(Printable.clip(cuidText)); continue }
             }
             return bad

@@ -36,8 +36,9 @@ extension SiteStore {
             }
             let pk: Data = row["public"], secret: Data = row["secret"], created: String = row["created"]
             let publicKey = Array(pk)
-            return SiteKeyInfo(agent: try AgentID(publicKey: publicKey), fingerprint: SiteKeyInfo.fingerprint(of: publicKey),
-                               sealed: StoredSecret.isSealed(Array(secret)), created: created)
+            return SiteKeyInfo(
+                agent: try AgentID(publicKey: publicKey), fingerprint: SiteKeyInfo.fingerprint(of: publicKey),
+                sealed: StoredSecret.isSealed(Array(secret)), created: created)
         }
     }
 
@@ -76,8 +77,9 @@ extension SiteStore {
             }
             try db.execute(sql: "DELETE FROM seal")
             if let new {
-                try db.execute(sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
-                               arguments: [Data(new.salt), Int64(new.cost.opsLimit), Int64(new.cost.memLimit)])
+                try db.execute(
+                    sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
+                    arguments: [Data(new.salt), Int64(new.cost.opsLimit), Int64(new.cost.memLimit)])
             }
             return count
         }
@@ -107,11 +109,13 @@ extension SiteStore {
                         + "give --force to replace the key anyway")
             }
             let stored = Self.storedSeed(of: key, sealingKey: sealed ? sealingKey : nil, label: Self.siteKeyLabel)
-            try db.execute(sql: "UPDATE site_key SET public = ?, secret = ?, created = ? WHERE id = 1",
-                           arguments: [Data(publicKey), Data(stored), Self.now()])
+            try db.execute(
+                sql: "UPDATE site_key SET public = ?, secret = ?, created = ? WHERE id = 1",
+                arguments: [Data(publicKey), Data(stored), Self.now()])
             try Self.reissueCertificates(db)
-            return SiteKeyChange(old: old, new: try AgentID(publicKey: publicKey),
-                                 certificatesReissued: try Self.count(db, "users"), tallies: tallies)
+            return SiteKeyChange(
+                old: old, new: try AgentID(publicKey: publicKey),
+                certificatesReissued: try Self.count(db, "users"), tallies: tallies)
         }
     }
 }

@@ -36,8 +36,10 @@ public struct UserExport: Sendable, Equatable {
             && a.created == b.created && a.seal?.salt == b.seal?.salt && a.seal?.cost == b.seal?.cost
     }
 
-    public init(cuid: CUID, certificate: Certificate, secret: [UInt8], seal: (salt: [UInt8], cost: PassphraseCost)?,
-                locked: Bool, created: String) {
+    public init(
+        cuid: CUID, certificate: Certificate, secret: [UInt8], seal: (salt: [UInt8], cost: PassphraseCost)?,
+        locked: Bool, created: String
+    ) {
         self.cuid = cuid
         self.certificate = certificate
         self.secret = secret
@@ -56,13 +58,13 @@ public struct UserExport: Sendable, Equatable {
             "secret": .string(Base64URL.encode(secret)),
             "sealed": .bool(sealed),
             "locked": .bool(locked),
-            "created": .string(created),
+            "created": .string(created)
         ]
         if let seal {
             o["seal"] = [
                 "salt": .string(Base64URL.encode(seal.salt)),
                 "opslimit": .integer(Int64(seal.cost.opsLimit)),
-                "memlimit": .integer(Int64(seal.cost.memLimit)),
+                "memlimit": .integer(Int64(seal.cost.memLimit))
             ]
         }
         return .object(o)
@@ -72,7 +74,9 @@ public struct UserExport: Sendable, Equatable {
     public init(json: JSONValue) throws(ModelError) {
         guard let o = json.objectValue else { throw .malformed("not a chipsite user export (not a JSON object)") }
         guard o["format"]?.stringValue == Self.format else { throw .malformed("not a chipsite user export (format is not \"\(Self.format)\")") }
-        guard o["version"]?.integerValue == Self.version else { throw .malformed("unsupported user export version (this chipsite reads version \(Self.version))") }
+        guard o["version"]?.integerValue == Self.version else {
+            throw .malformed("unsupported user export version (this chipsite reads version \(Self.version))")
+        }
         let known: Set<String> = ["format", "version", "cuid", "certificate", "public", "secret", "sealed", "seal", "locked", "created"]
         if let extra = o.keys.first(where: { !known.contains($0) }) { throw .malformed("unknown field \(Printable.quote(extra)) in user export") }
         guard let cuidText = o["cuid"]?.stringValue else { throw .malformed("user export without cuid") }
@@ -84,16 +88,16 @@ public struct UserExport: Sendable, Equatable {
             throw .malformed("the export's public key does not match its certificate")
         }
         guard let secretText = o["secret"]?.stringValue, let secret = Base64URL.decode(secretText),
-              secret.count == Self.plainSecretLength || secret.count == Self.sealedSecretLength
+            secret.count == Self.plainSecretLength || secret.count == Self.sealedSecretLength
         else { throw .malformed("the export's secret key is not a chipsite stored key") }
         guard let sealed = o["sealed"]?.boolValue, sealed == StoredSecret.isSealed(secret),
-              secret.first == (sealed ? StoredSecret.sealedTag : StoredSecret.plainTag)
+            secret.first == (sealed ? StoredSecret.sealedTag : StoredSecret.plainTag)
         else { throw .malformed("the export's sealed flag does not match its secret key") }
         var seal: (salt: [UInt8], cost: PassphraseCost)?
         if sealed {
             guard let s = o["seal"], let saltText = s["salt"]?.stringValue, let salt = Base64URL.decode(saltText),
-                  salt.count == SealingKey.saltLength,
-                  let ops = s["opslimit"]?.integerValue, let mem = s["memlimit"]?.integerValue, ops > 0, mem > 0
+                salt.count == SealingKey.saltLength,
+                let ops = s["opslimit"]?.integerValue, let mem = s["memlimit"]?.integerValue, ops > 0, mem > 0
             else { throw .malformed("a sealed export needs seal.salt (16 bytes), seal.opslimit and seal.memlimit") }
             let cost = PassphraseCost(opsLimit: UInt64(ops), memLimit: UInt64(mem))
             guard cost.isValid, cost.opsLimit <= Self.maxOpsLimit, cost.memLimit <= Self.maxMemLimit else {
@@ -112,7 +116,6 @@ public struct UserExport: Sendable, Equatable {
     }
 }
 
-
 extension SiteStore {
     /// The seal's salt and cost, nil when the site is not sealed.
     public func sealParameters() throws -> (salt: [UInt8], cost: PassphraseCost)? {
@@ -122,14 +125,17 @@ extension SiteStore {
     /// A user with its stored secret, for `chipsite user export`.
     public func exportUser(_ cuid: CUID) throws -> UserExport {
         try adminRead { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT cert, secret, locked, created FROM users WHERE cuid = ?",
-                                             arguments: [cuid.value])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT cert, secret, locked, created FROM users WHERE cuid = ?",
+                    arguments: [cuid.value])
             else { throw StoreError.unknownUser(cuid.value) }
             let secret: Data = row["secret"], locked: Bool = row["locked"], created: String = row["created"]
             let stored = Array(secret)
-            return UserExport(cuid: cuid, certificate: try Self.certificate(row, cuid: cuid), secret: stored,
-                              seal: StoredSecret.isSealed(stored) ? try Self.sealCost(db) : nil,
-                              locked: locked, created: created)
+            return UserExport(
+                cuid: cuid, certificate: try Self.certificate(row, cuid: cuid), secret: stored,
+                seal: StoredSecret.isSealed(stored) ? try Self.sealCost(db) : nil,
+                locked: locked, created: created)
         }
     }
 
@@ -170,15 +176,18 @@ extension SiteStore {
             }
             let stored = Self.storedSeed(of: key, sealingKey: siteSealed ? siteKey : nil, label: label)
             let old = e.certificate
-            let cert = try Certificate(chad: CHAD(cuid: e.cuid, agent: try Self.agent(db), address: try Self.address(db)),
-                                       type: old.type, name: old.name, email: old.email, publicKey: old.publicKey, date: Self.now())
+            let cert = try Certificate(
+                chad: CHAD(cuid: e.cuid, agent: try Self.agent(db), address: try Self.address(db)),
+                type: old.type, name: old.name, email: old.email, publicKey: old.publicKey, date: Self.now())
             try db.execute(
                 sql: """
                     INSERT INTO users (cuid, type, name, email, public, secret, cert, created, locked)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [e.cuid.value, cert.type.rawValue, cert.name, cert.email, Data(e.publicKey), Data(stored),
-                            cert.json.canonicalString, e.created, e.locked])
+                arguments: [
+                    e.cuid.value, cert.type.rawValue, cert.name, cert.email, Data(e.publicKey), Data(stored),
+                    cert.json.canonicalString, e.created, e.locked
+                ])
         }
         return try user(e.cuid)
     }

@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Online backup and verified restore of a site file. A stopped site's file

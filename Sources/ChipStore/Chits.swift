@@ -30,8 +30,10 @@ extension SiteStore {
 
     /// `pay`, marking the incoming invoice `settling` paid in the same
     /// transaction: an invoice is never paid twice, nor paid and left open.
-    func pay(tally id: String, units: Int64, memo: String?, ref: JSONValue?, settling invoice: String?,
-             key: (CUID) throws -> SigningKey) throws -> ChitRecord {
+    func pay(
+        tally id: String, units: Int64, memo: String?, ref: JSONValue?, settling invoice: String?,
+        key: (CUID) throws -> SigningKey
+    ) throws -> ChitRecord {
         guard let record = try payBatch(tally: id, payments: [(units, memo, ref)], settling: invoice, key: key).first else {
             throw StoreError.damaged("payment vanished")
         }
@@ -40,13 +42,17 @@ extension SiteStore {
 
     /// Several payments by our user on one tally, committed in one
     /// transaction (all or none): the same checks as `pay`, one fsync.
-    public func payBatch(tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)],
-                         key: (CUID) throws -> SigningKey) throws -> [ChitRecord] {
+    public func payBatch(
+        tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)],
+        key: (CUID) throws -> SigningKey
+    ) throws -> [ChitRecord] {
         try payBatch(tally: id, payments: payments, settling: nil, key: key)
     }
 
-    func payBatch(tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)], settling invoice: String?,
-                  key: (CUID) throws -> SigningKey) throws -> [ChitRecord] {
+    func payBatch(
+        tally id: String, payments: [(units: Int64, memo: String?, ref: JSONValue?)], settling invoice: String?,
+        key: (CUID) throws -> SigningKey
+    ) throws -> [ChitRecord] {
         let t = try tally(id)
         guard t.state == .open, let core = t.core else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
         guard payments.allSatisfy({ $0.units > 0 && $0.units <= Amount.maxMilli }) else { throw ModelError.invalid("the amount must be more than 0") }
@@ -58,20 +64,25 @@ extension SiteStore {
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             guard let row = try Row.fetchOne(db, sql: "SELECT state, balance FROM tallies WHERE uuid = ?", arguments: [t.uuid]),
-                  (row["state"] as String) == TallyState.open.rawValue else { throw ModelError.invalid("tally \(t.uuid) is not open") }
+                (row["state"] as String) == TallyState.open.rawValue
+            else { throw ModelError.invalid("tally \(t.uuid) is not open") }
             let balance: Int64 = row["balance"]
-            let pending = try Int64.fetchOne(db, sql: """
-                SELECT coalesce(sum(CASE by WHEN 'foil' THEN units ELSE -units END), 0) FROM chits
-                WHERE tally = ? AND state = 'pending' AND local = 1
-                """, arguments: [t.uuid]) ?? 0
+            let pending =
+                try Int64.fetchOne(
+                    db,
+                    sql: """
+                        SELECT coalesce(sum(CASE by WHEN 'foil' THEN units ELSE -units END), 0) FROM chits
+                        WHERE tally = ? AND state = 'pending' AND local = 1
+                        """, arguments: [t.uuid]) ?? 0
             let projected = balance + pending + chits.reduce(0) { $0 + $1.balanceEffect }
             guard Chit.withinLimits(projected, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) else {
                 throw ModelError.invalid(Self.limitProblem(t, core: core, balance: balance + pending))
             }
             if let invoice, let first = chits.first {
-                try db.execute(sql: """
-                    UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'in' AND state = 'open'
-                    """, arguments: [first.uuid, date, invoice, t.uuid])
+                try db.execute(
+                    sql: """
+                        UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'in' AND state = 'open'
+                        """, arguments: [first.uuid, date, invoice, t.uuid])
                 guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(invoice) is no longer open (answered meanwhile)") }
             }
             var records = [ChitRecord]()
@@ -95,15 +106,20 @@ extension SiteStore {
         let partner = t.partner.cuid.value
         let start = "the payment would exceed the credit \(partner) grants \(t.cuid) on this tally (\(Amount.format(granted)) CHIPs)"
         let fits = room > 0 ? "at most \(Amount.format(room)) CHIPs can be paid now" : "nothing can be paid now"
-        return "\(start): \(fits); to pay more, \(partner) pays \(t.cuid) first or offers a new tally with a higher limit (`chipsite ticket tally --limit`)"
+        return
+            "\(start): \(fits); to pay more, \(partner) pays \(t.cuid) first or offers a new tally with a higher limit (`chipsite ticket tally --limit`)"
     }
 
     static func insertChit(_ db: Database, _ chit: Chit, local: Bool, now: String) throws {
-        try db.execute(sql: """
-            INSERT INTO chits (uuid, tally, by, type, units, core, sign, hash, state, local, created)
-            VALUES (?, ?, ?, 'tran', ?, ?, ?, ?, 'pending', ?, ?)
-            """, arguments: [chit.uuid, chit.tally, chit.by.rawValue, chit.units, chit.core.canonicalString, chit.sign,
-                             chit.hash, local, now])
+        try db.execute(
+            sql: """
+                INSERT INTO chits (uuid, tally, by, type, units, core, sign, hash, state, local, created)
+                VALUES (?, ?, ?, 'tran', ?, ?, ?, ?, 'pending', ?, ?)
+                """,
+            arguments: [
+                chit.uuid, chit.tally, chit.by.rawValue, chit.units, chit.core.canonicalString, chit.sign,
+                chit.hash, local, now
+            ])
     }
 
     /// Appends a (pending) chit to the tally's chain: index, prior, hash, balance.
@@ -111,11 +127,13 @@ extension SiteStore {
         guard let (length, prior) = try chainHead(db, tally) else { throw StoreError.damaged("tally \(tally) vanished") }
         let index = length + 1
         let entry = Chain.entryHash(index: index, prior: prior, chitHash: chit.hash)
-        try db.execute(sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
-                       arguments: [index, prior, entry, chit.uuid])
-        try db.execute(sql: """
-            UPDATE tallies SET chain_length = ?, chain_head = ?, balance = balance + ?, updated = ? WHERE uuid = ?
-            """, arguments: [index, entry, chit.balanceEffect, now(), tally])
+        try db.execute(
+            sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
+            arguments: [index, prior, entry, chit.uuid])
+        try db.execute(
+            sql: """
+                UPDATE tallies SET chain_length = ?, chain_head = ?, balance = balance + ?, updated = ? WHERE uuid = ?
+                """, arguments: [index, entry, chit.balanceEffect, now(), tally])
     }
 
     /// Chain length and head (entry 0: the tally hash) of `tally`, nil when there is no such tally.
@@ -134,9 +152,10 @@ extension SiteStore {
 
     static func chitRecord(_ row: Row) throws -> ChitRecord {
         let core: String = row["core"], sign: String = row["sign"], state: String = row["state"]
-        return ChitRecord(chit: try Chit(core: try JSONValue(parsing: core), sign: sign),
-                          state: ChitRecord.State(rawValue: state) ?? .refused, index: row["idx"], chainHash: row["chain_hash"],
-                          local: row["local"], note: row["note"], created: row["created"])
+        return ChitRecord(
+            chit: try Chit(core: try JSONValue(parsing: core), sign: sign),
+            state: ChitRecord.State(rawValue: state) ?? .refused, index: row["idx"], chainHash: row["chain_hash"],
+            local: row["local"], note: row["note"], created: row["created"])
     }
 
     // MARK: Reading
@@ -205,11 +224,14 @@ extension SiteStore {
     /// has not confirmed (we are the foil) or our pending chits (we are the stock).
     public func chainWork() throws -> [ChainWork] {
         try guardedRead { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM tallies t WHERE state = ? AND (
-                    (side = 'foil' AND chain_length > acked_length)
-                    OR (side = 'stock' AND EXISTS (SELECT 1 FROM chits c WHERE c.tally = t.uuid AND c.state = 'pending' AND c.local = 1)))
-                """, arguments: [TallyState.open.rawValue]).map { row in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM tallies t WHERE state = ? AND (
+                        (side = 'foil' AND chain_length > acked_length)
+                        OR (side = 'stock' AND EXISTS (SELECT 1 FROM chits c WHERE c.tally = t.uuid AND c.state = 'pending' AND c.local = 1)))
+                    """, arguments: [TallyState.open.rawValue]
+            ).map { row in
                 let r = try Self.tallyRecord(row)
                 return ChainWork(tally: r.uuid, partner: r.partner, side: r.side, length: row["chain_length"], acked: row["acked_length"])
             }
@@ -221,8 +243,10 @@ extension SiteStore {
         let t = try tally(id)
         guard let core = t.core else { return nil }
         let (entries, start) = try guardedRead { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND idx > ? ORDER BY idx LIMIT ?",
-                                        arguments: [t.uuid, after, Self.chainBatch]).map(Self.chitRecord)
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND idx > ? ORDER BY idx LIMIT ?",
+                arguments: [t.uuid, after, Self.chainBatch]
+            ).map(Self.chitRecord)
             // prior of the first entry: the hash before it (entry 0: the tally hash).
             let start = try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [t.uuid, after])
             return (rows, start)
@@ -241,8 +265,10 @@ extension SiteStore {
     public func pendingTransfer(tally id: String, excluding sent: Set<String>) throws -> (message: JSONValue, uuids: [String])? {
         let t = try tally(id)
         let pending = try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'pending' AND local = 1 ORDER BY created LIMIT ?",
-                             arguments: [t.uuid, Self.chainBatch + sent.count]).map(Self.chitRecord)
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'pending' AND local = 1 ORDER BY created LIMIT ?",
+                arguments: [t.uuid, Self.chainBatch + sent.count]
+            ).map(Self.chitRecord)
         }.filter { !sent.contains($0.chit.uuid) }.prefix(Self.chainBatch)
         guard let (message, uuids) = ChainDialog.transfer(t, chits: pending.map(\.chit)) else { return nil }
         return (message.json, uuids)

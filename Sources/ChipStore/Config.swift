@@ -12,8 +12,10 @@ public struct ConfigKey: Sendable, Hashable {
     public let range: String
     public let validate: @Sendable (String) throws(ModelError) -> Void
 
-    public init(name: String, summary: String, defaultValue: String? = nil, range: String,
-                validate: @escaping @Sendable (String) throws(ModelError) -> Void) {
+    public init(
+        name: String, summary: String, defaultValue: String? = nil, range: String,
+        validate: @escaping @Sendable (String) throws(ModelError) -> Void
+    ) {
         self.name = name
         self.summary = summary
         self.defaultValue = defaultValue
@@ -41,30 +43,41 @@ public struct ConfigKey: Sendable, Hashable {
     }
 
     /// A numeric setting; its summary ends with the default, as every summary does.
-    static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: some Numeric & LosslessStringConvertible) -> ConfigKey {
+    static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: some Numeric & LosslessStringConvertible)
+        -> ConfigKey
+    {
         let text = Self.plain(Double(String(value)) ?? 0)
-        return ConfigKey(name: name, summary: "\(summary) (default \(text))", defaultValue: text,
-                  range: "\(Self.plain(range.lowerBound)) to \(Self.plain(range.upperBound))") { v throws(ModelError) in
+        return ConfigKey(
+            name: name, summary: "\(summary) (default \(text))", defaultValue: text,
+            range: "\(Self.plain(range.lowerBound)) to \(Self.plain(range.upperBound))"
+        ) { v throws(ModelError) in
             guard let d = Double(v), d.isFinite, range.contains(d) else {
                 throw .invalid("\(name) must be a number from \(range.lowerBound) to \(range.upperBound)")
             }
         }
     }
 
-    public static let peerMaxFrame = number("peer.max_frame", "largest frame accepted, bytes", 17...65536,
-                                            default: PeerDefaults.maxFrame)
-    public static let peerHandshakeTimeout = number("peer.handshake_timeout", "seconds a handshake may take", 0.1...300,
-                                                    default: PeerDefaults.handshakeTimeout)
-    public static let peerIdleTimeout = number("peer.idle_timeout", "seconds without a frame before a responder closes", 1...86400,
-                                               default: PeerDefaults.idleTimeout)
-    public static let peerMaxConnections = number("peer.max_connections", "connections open at once", 1...1_000_000,
-                                                  default: PeerDefaults.maxConnections)
-    public static let peerHandshakeRate = number("peer.handshake_rate", "handshakes per second per source address", 0.01...100_000,
-                                                 default: PeerDefaults.handshakeRate)
-    public static let peerHandshakeBurst = number("peer.handshake_burst", "handshake burst per source address", 1...100_000,
-                                                  default: PeerDefaults.handshakeBurst)
-    public static let peerMaxQueuedBytes = number("peer.max_queued_bytes", "bytes queued to one peer", 65536...1_073_741_824,
-                                                  default: PeerDefaults.maxQueuedBytes)
+    public static let peerMaxFrame = number(
+        "peer.max_frame", "largest frame accepted, bytes", 17...65536,
+        default: PeerDefaults.maxFrame)
+    public static let peerHandshakeTimeout = number(
+        "peer.handshake_timeout", "seconds a handshake may take", 0.1...300,
+        default: PeerDefaults.handshakeTimeout)
+    public static let peerIdleTimeout = number(
+        "peer.idle_timeout", "seconds without a frame before a responder closes", 1...86400,
+        default: PeerDefaults.idleTimeout)
+    public static let peerMaxConnections = number(
+        "peer.max_connections", "connections open at once", 1...1_000_000,
+        default: PeerDefaults.maxConnections)
+    public static let peerHandshakeRate = number(
+        "peer.handshake_rate", "handshakes per second per source address", 0.01...100_000,
+        default: PeerDefaults.handshakeRate)
+    public static let peerHandshakeBurst = number(
+        "peer.handshake_burst", "handshake burst per source address", 1...100_000,
+        default: PeerDefaults.handshakeBurst)
+    public static let peerMaxQueuedBytes = number(
+        "peer.max_queued_bytes", "bytes queued to one peer", 65536...1_073_741_824,
+        default: PeerDefaults.maxQueuedBytes)
 
     /// `site.lockdown`: `on` refuses new peer handshakes and CLI actions that move value.
     public static let siteLockdown = ConfigKey(
@@ -90,7 +103,7 @@ public struct ConfigKey: Sendable, Hashable {
 
     public static let all: [ConfigKey] = [
         .siteHost, .sitePort, .siteLockdown, .peerMaxFrame, .peerHandshakeTimeout, .peerIdleTimeout, .peerMaxConnections,
-        .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes, .ticketExpires,
+        .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes, .ticketExpires
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -41,9 +41,12 @@ extension SiteStore {
         let now = Self.now()
         let uuid = TallyCore.newUUID()
         return try guardedWrite { db in
-            let existing = try Row.fetchOne(db, sql: """
-                SELECT * FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ?
-                """, arguments: [token, from.agent.description, from.cuid.value]).map(Self.tallyRecord)
+            let existing = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT * FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ?
+                    """, arguments: [token, from.agent.description, from.cuid.value]
+            ).map(Self.tallyRecord)
             let stored = try Row.fetchOne(db, sql: "SELECT * FROM tickets WHERE token = ?", arguments: [token]).map(Self.ticketInfo)
             let snapshot = TallyDialog.TicketSnapshot(
                 ticket: stored, existing: existing,
@@ -53,16 +56,21 @@ extension SiteStore {
         }
     }
 
-    static func tallySnapshot(_ db: Database, _ action: TallyMessage.Action, _ a: TallyDialog.Addressed, peer: AgentID,
-                              acceptKey: SigningKey?) throws -> TallyDialog.Snapshot {
+    static func tallySnapshot(
+        _ db: Database, _ action: TallyMessage.Action, _ a: TallyDialog.Addressed, peer: AgentID,
+        acceptKey: SigningKey?
+    ) throws -> TallyDialog.Snapshot {
         let existing = try fetchTally(db, uuid: a.core.uuid)
         var s = TallyDialog.Snapshot(existing: existing)
         switch action {
         case .offer:
             s.locked = try isLockedDown(db) || isUserLocked(db, a.to.cuid)
-            s.request = try Row.fetchOne(db, sql: """
-                SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
-                """, arguments: [TallyState.draft.rawValue, a.to.cuid.value, peer.description, a.partner.cuid.value]).map(tallyRecord)
+            s.request = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
+                    """, arguments: [TallyState.draft.rawValue, a.to.cuid.value, peer.description, a.partner.cuid.value]
+            ).map(tallyRecord)
             if let request = s.request {
                 let core = try String.fetchOne(db, sql: "SELECT core FROM tallies WHERE uuid = ?", arguments: [request.uuid])
                 s.requestAccepts = (try core.map { try JSONValue(parsing: $0) })?[requestNoteKey]?["accept"]?.boolValue ?? false
@@ -104,9 +112,13 @@ extension SiteStore {
     /// The open tally `uuid` shared with `peer`, or nil: a chit message about
     /// any other tally is ignored.
     static func partnerTally(_ db: Database, _ uuid: String, peer: AgentID) throws -> TallyRecord? {
-        guard let t = try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ? AND state = ? AND partner_agent = ?",
-                                       arguments: [uuid, TallyState.open.rawValue, peer.description]).map(tallyRecord),
-              t.core != nil else { return nil }
+        guard
+            let t = try Row.fetchOne(
+                db, sql: "SELECT * FROM tallies WHERE uuid = ? AND state = ? AND partner_agent = ?",
+                arguments: [uuid, TallyState.open.rawValue, peer.description]
+            ).map(tallyRecord),
+            t.core != nil
+        else { return nil }
         return t
     }
 
@@ -116,28 +128,36 @@ extension SiteStore {
         let (uuids, indices) = ChainDialog.wants(m)
         if !uuids.isEmpty {
             let marks = Array(repeating: "?", count: uuids.count).joined(separator: ",")
-            for row in try Row.fetchAll(db, sql: "SELECT uuid, hash, tally, state, local, note FROM chits WHERE uuid IN (\(marks))",
-                                        arguments: StatementArguments(Array(uuids))) {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT uuid, hash, tally, state, local, note FROM chits WHERE uuid IN (\(marks))",
+                arguments: StatementArguments(Array(uuids)))
+            {
                 let state: String = row["state"]
-                s.chits[row["uuid"]] = ChainDialog.StoredChit(hash: row["hash"], tally: row["tally"],
-                                                              state: ChitRecord.State(rawValue: state) ?? .refused,
-                                                              local: row["local"], note: row["note"])
+                s.chits[row["uuid"]] = ChainDialog.StoredChit(
+                    hash: row["hash"], tally: row["tally"],
+                    state: ChitRecord.State(rawValue: state) ?? .refused,
+                    local: row["local"], note: row["note"])
             }
         }
         let positive = indices.filter { $0 > 0 && $0 <= t.chainLength }
         if !positive.isEmpty {
             let marks = Array(repeating: "?", count: positive.count).joined(separator: ",")
-            for row in try Row.fetchAll(db, sql: "SELECT idx, chain_hash FROM chits WHERE tally = ? AND idx IN (\(marks))",
-                                        arguments: StatementArguments([t.uuid] + positive.map { $0 as any DatabaseValueConvertible })) {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT idx, chain_hash FROM chits WHERE tally = ? AND idx IN (\(marks))",
+                arguments: StatementArguments([t.uuid] + positive.map { $0 as any DatabaseValueConvertible }))
+            {
                 s.hashes[row["idx"]] = row["chain_hash"]
             }
         }
         switch m.action {
         case .tran, .upd:
             if m.action == .tran { s.locked = try isLockedDown(db) || isUserLocked(db, t.cuid) }
-            for row in try Row.fetchAll(db, sql: """
-                SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'
-                """, arguments: [t.uuid]) {
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'
+                    """, arguments: [t.uuid])
+            {
                 let object: String = row["object"]
                 guard let by = (try? JSONValue(parsing: object))?["by"]?.stringValue.flatMap(TallySide.init(rawValue:)) else { continue }
                 s.asked[row["uuid"]] = ChainDialog.AskedInvoice(units: row["units"], by: by)
@@ -145,9 +165,12 @@ extension SiteStore {
         case .ack, .nak:
             if !uuids.isEmpty {
                 let marks = Array(repeating: "?", count: uuids.count).joined(separator: ",")
-                for row in try Row.fetchAll(db, sql: """
-                    SELECT uuid, chit FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'paid' AND chit IN (\(marks))
-                    """, arguments: StatementArguments([t.uuid] + Array(uuids))) {
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT uuid, chit FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'paid' AND chit IN (\(marks))
+                        """, arguments: StatementArguments([t.uuid] + Array(uuids)))
+                {
                     s.paidBy[row["chit"]] = row["uuid"]
                 }
             }
@@ -166,9 +189,11 @@ extension SiteStore {
         default: return InvoiceDialog.Snapshot(tally: t, existing: nil)
         }
         let existing = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]).flatMap(invoiceRecord)
-        let open = m.action == .invoice
-            ? try Int.fetchOne(db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
-                               arguments: [t.uuid]) ?? 0
+        let open =
+            m.action == .invoice
+            ? try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
+                arguments: [t.uuid]) ?? 0
             : 0
         return InvoiceDialog.Snapshot(tally: t, existing: existing, openIncoming: open)
     }
@@ -189,14 +214,16 @@ extension SiteStore {
             guard db.changesCount == 1 else { throw StoreError.damaged("ticket used meanwhile") }
         case .insertTally(let r):
             guard let core = r.core, let sign = r.sign else { throw StoreError.damaged("a tally without a core") }
-            try insertTally(db, core: core, sign: sign, cuid: r.cuid, side: r.side, partner: r.partner, state: r.state,
-                            token: r.token, now: r.created)
+            try insertTally(
+                db, core: core, sign: sign, cuid: r.cuid, side: r.side, partner: r.partner, state: r.state,
+                token: r.token, now: r.created)
         case .deleteTally(let uuid):
             try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
         case .setTallyState(let uuid, let state, let sign):
             if let sign {
-                try db.execute(sql: "UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ?",
-                               arguments: [state.rawValue, sign.stock, sign.foil, now, uuid])
+                try db.execute(
+                    sql: "UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ?",
+                    arguments: [state.rawValue, sign.stock, sign.foil, now, uuid])
             } else {
                 try db.execute(sql: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ?", arguments: [state.rawValue, now, uuid])
             }
@@ -209,34 +236,40 @@ extension SiteStore {
         case .insertChit(let chit, let local):
             try insertChit(db, chit, local: local, now: now)
         case .chainChit(let uuid, let index, let prior, let hash):
-            try db.execute(sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
-                           arguments: [index, prior, hash, uuid])
+            try db.execute(
+                sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
+                arguments: [index, prior, hash, uuid])
         case .refuseChit(let uuid, let reason):
             try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, uuid])
         case .setChainHead(let tally, let length, let head, let balance):
-            try db.execute(sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
-                           arguments: [length, head, balance, now, tally])
+            try db.execute(
+                sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
+                arguments: [length, head, balance, now, tally])
         case .setAcked(let tally, let index):
             try db.execute(sql: "UPDATE tallies SET acked_length = ? WHERE uuid = ?", arguments: [index, tally])
         case .insertIncomingInvoice(let i):
-            try db.execute(sql: """
-                INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
-                VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
-                """, arguments: [i.uuid, i.tally, i.units, i.memo, i.json.canonicalString, now, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
+                    VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
+                    """, arguments: [i.uuid, i.tally, i.units, i.memo, i.json.canonicalString, now, now])
         case .settleInvoice(let uuid, let chit):
-            try db.execute(sql: """
-                UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
-                """, arguments: [chit, now, uuid])
+            try db.execute(
+                sql: """
+                    UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
+                    """, arguments: [chit, now, uuid])
         case .reopenInvoice(let uuid):
-            try db.execute(sql: """
-                UPDATE invoices SET state = 'open', chit = NULL, updated = ? WHERE uuid = ? AND direction = 'in' AND state = 'paid'
-                """, arguments: [now, uuid])
+            try db.execute(
+                sql: """
+                    UPDATE invoices SET state = 'open', chit = NULL, updated = ? WHERE uuid = ? AND direction = 'in' AND state = 'paid'
+                    """, arguments: [now, uuid])
         case .refuseOurInvoice(let uuid, let reason):
-            try db.execute(sql: """
-                UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
-                """, arguments: [reason, now, uuid])
+            try db.execute(
+                sql: """
+                    UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
+                    """, arguments: [reason, now, uuid])
         case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
-             .setLiftState, .setPromiseAnswer, .enqueueToReferee:
+            .setLiftState, .setPromiseAnswer, .enqueueToReferee:
             // Lifts (section 9): no lift dialog runs yet, so no decision carries these.
             throw StoreError.damaged("lift records are not stored yet")
         }
@@ -245,7 +278,8 @@ extension SiteStore {
     /// A request that cannot go on: void, with the reason kept for its user.
     static func voidRequest(_ db: Database, uuid: String, note: String, now: String) throws {
         let request: JSONValue = [requestNoteKey: ["note": .string(note)]]
-        try db.execute(sql: "UPDATE tallies SET state = ?, core = ?, updated = ? WHERE uuid = ?",
-                       arguments: [TallyState.void.rawValue, request.canonicalString, now, uuid])
+        try db.execute(
+            sql: "UPDATE tallies SET state = ?, core = ?, updated = ? WHERE uuid = ?",
+            arguments: [TallyState.void.rawValue, request.canonicalString, now, uuid])
     }
 }

@@ -7,8 +7,9 @@ extension SiteStore {
     static func invoiceRecord(_ row: Row) -> InvoiceRecord? {
         let dir: String = row["direction"], state: String = row["state"]
         guard let d = InvoiceRecord.Direction(rawValue: dir), let s = InvoiceRecord.State(rawValue: state) else { return nil }
-        return InvoiceRecord(uuid: row["uuid"], tally: row["tally"], direction: d, units: row["units"], memo: row["memo"],
-                             state: s, chit: row["chit"], note: row["note"], created: row["created"])
+        return InvoiceRecord(
+            uuid: row["uuid"], tally: row["tally"], direction: d, units: row["units"], memo: row["memo"],
+            state: s, chit: row["chit"], note: row["note"], created: row["created"])
     }
 
     /// Invoices, newest first, of one tally or one user or all.
@@ -40,13 +41,15 @@ extension SiteStore {
         let message = InvoiceDialog.invoice(t, invoice).json
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
-            try db.execute(sql: """
-                INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
-                VALUES (?, ?, 'out', ?, ?, ?, 'open', ?, ?)
-                """, arguments: [uuid, t.uuid, units, memo, objectJSON.canonicalString, now, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
+                    VALUES (?, ?, 'out', ?, ?, ?, 'open', ?, ?)
+                    """, arguments: [uuid, t.uuid, units, memo, objectJSON.canonicalString, now, now])
             try Self.enqueue(db, to: t.partner, topic: OutboxTopic.invoice(uuid), message: message)
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]),
-                  let record = Self.invoiceRecord(row) else { throw StoreError.damaged("invoice vanished") }
+                let record = Self.invoiceRecord(row)
+            else { throw StoreError.damaged("invoice vanished") }
             return record
         }
     }
@@ -71,11 +74,13 @@ extension SiteStore {
         guard inv.direction == .in, inv.state == .open else { throw ModelError.invalid("invoice \(inv.uuid) is not one waiting for your answer") }
         let now = Self.now()
         return try guardedWrite { db in
-            try db.execute(sql: "UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND state = 'open'",
-                           arguments: [reason ?? "refused", now, inv.uuid])
+            try db.execute(
+                sql: "UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND state = 'open'",
+                arguments: [reason ?? "refused", now, inv.uuid])
             guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(inv.uuid) was answered meanwhile; look again") }
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [inv.uuid]),
-                  let record = Self.invoiceRecord(row) else { throw StoreError.damaged("invoice vanished") }
+                let record = Self.invoiceRecord(row)
+            else { throw StoreError.damaged("invoice vanished") }
             return record
         }
     }
@@ -84,9 +89,12 @@ extension SiteStore {
     public func invoiceRefusals() throws -> [(agent: AgentID, message: JSONValue, uuid: String)] {
         try guardedRead { db in
             let since = Timestamp.format(millisecondsSince1970: Int64(Date().timeIntervalSince1970 * 1000) - Self.refusalWindow)
-            return try Row.fetchAll(db, sql: """
-                SELECT uuid, note, tally FROM invoices WHERE direction = 'in' AND state = 'refused' AND updated > ?
-                """, arguments: [since]).compactMap { row in
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT uuid, note, tally FROM invoices WHERE direction = 'in' AND state = 'refused' AND updated > ?
+                    """, arguments: [since]
+            ).compactMap { row in
                 let uuid: String = row["uuid"], note: String? = row["note"], tally: String = row["tally"]
                 guard let t = try Self.fetchTally(db, uuid: tally) else { return nil }
                 return (t.partner.agent, InvoiceDialog.refusal(t, uuid: uuid, reason: note).json, uuid)

@@ -20,9 +20,12 @@ extension SiteStore {
     /// Agents with messages waiting, with where to reach them.
     public func outboxAgents() throws -> [(agent: AgentID, address: SiteAddress, firstContact: Bool)] {
         try guardedRead { db in
-            try Row.fetchAll(db, sql: """
-                SELECT agent, host, port, max(first_contact) AS fc FROM outbox GROUP BY agent ORDER BY min(id)
-                """).compactMap { row in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT agent, host, port, max(first_contact) AS fc FROM outbox GROUP BY agent ORDER BY min(id)
+                    """
+            ).compactMap { row in
                 let agent: String = row["agent"], host: String = row["host"], port: Int = row["port"], fc: Bool = row["fc"]
                 guard let a = try? AgentID(agent), let addr = try? SiteAddress(host: host, port: port) else { return nil }
                 return (a, addr, fc)
@@ -41,17 +44,23 @@ extension SiteStore {
     static func outboxEntry(_ row: Row) -> OutboxEntry? {
         let agent: String = row["agent"], host: String = row["host"], port: Int = row["port"], message: String = row["message"]
         guard let a = try? AgentID(agent), let addr = try? SiteAddress(host: host, port: port),
-              let m = try? JSONValue(parsing: message) else { return nil }
-        return OutboxEntry(id: row["id"], agent: a, address: addr, firstContact: row["first_contact"], topic: row["topic"],
-                           message: m, attempts: row["attempts"])
+            let m = try? JSONValue(parsing: message)
+        else { return nil }
+        return OutboxEntry(
+            id: row["id"], agent: a, address: addr, firstContact: row["first_contact"], topic: row["topic"],
+            message: m, attempts: row["attempts"])
     }
 
     /// Adds a message to the outbox inside an open transaction.
     static func enqueue(_ db: Database, to chad: CHAD, topic: String, message: JSONValue, firstContact: Bool = false) throws {
-        try db.execute(sql: """
-            INSERT INTO outbox (agent, host, port, first_contact, topic, message, created) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [chad.agent.description, chad.address.host, chad.address.port, firstContact, topic,
-                             message.canonicalString, now()])
+        try db.execute(
+            sql: """
+                INSERT INTO outbox (agent, host, port, first_contact, topic, message, created) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                chad.agent.description, chad.address.host, chad.address.port, firstContact, topic,
+                message.canonicalString, now()
+            ])
     }
 
     /// Adds a message to the outbox in its own transaction.

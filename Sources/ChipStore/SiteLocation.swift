@@ -11,8 +11,10 @@ public enum SiteLocation {
     /// Without an absolute `$HOME`, `accountHome` (the password database's
     /// entry) is used; without either, `/` (a relative path would depend on
     /// the current directory).
-    public static func resolve(explicit: String?, environment: [String: String], isRoot: Bool,
-                               accountHome: () -> String? = { nil }) -> (path: String, isDefault: Bool) {
+    public static func resolve(
+        explicit: String?, environment: [String: String], isRoot: Bool,
+        accountHome: () -> String? = { nil }
+    ) -> (path: String, isDefault: Bool) {
         if let explicit, !explicit.isEmpty { return (explicit, false) }
         if let env = environment[environmentVariable], !env.isEmpty { return (env, false) }
         if isRoot { return (systemPath, true) }

@@ -45,8 +45,9 @@ public final class SiteStore: Sendable {
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty {
                 do {
-                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
-                                                            attributes: [.posixPermissions: 0o700])
+                    try FileManager.default.createDirectory(
+                        atPath: dir, withIntermediateDirectories: true,
+                        attributes: [.posixPermissions: 0o700])
                 } catch {
                     throw StoreError.cannotCreate(path: path, reason: "cannot create directory \(dir)")
                 }
@@ -82,11 +83,13 @@ public final class SiteStore: Sendable {
             let publicKey = key.publicKey
             try queue.write { db in
                 if passphrase != nil {
-                    try db.execute(sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
-                                   arguments: [Data(salt), Int64(cost.opsLimit), Int64(cost.memLimit)])
+                    try db.execute(
+                        sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
+                        arguments: [Data(salt), Int64(cost.opsLimit), Int64(cost.memLimit)])
                 }
-                try db.execute(sql: "INSERT INTO site_key (id, public, secret, created) VALUES (1, ?, ?, ?)",
-                               arguments: [Data(publicKey), Data(secret), now])
+                try db.execute(
+                    sql: "INSERT INTO site_key (id, public, secret, created) VALUES (1, ?, ?, ?)",
+                    arguments: [Data(publicKey), Data(secret), now])
                 try setConfig(db, .siteHost, address.host)
                 try setConfig(db, .sitePort, String(address.port))
             }
@@ -191,8 +194,9 @@ public final class SiteStore: Sendable {
 
     static func setConfig(_ db: Database, _ key: ConfigKey, _ value: String) throws {
         try key.validate(value)
-        try db.execute(sql: "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                       arguments: [key.name, value])
+        try db.execute(
+            sql: "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [key.name, value])
     }
 
     /// Whether secrets in this file are sealed with a passphrase.

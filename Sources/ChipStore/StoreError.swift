@@ -30,13 +30,15 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .busy(let p): return "\(p) is locked by another process; try again"
         case .cannotCreate(let p, let why): return "cannot create \(p): \(why)"
         case .cannotOpen(let p, let why): return "cannot open \(p): \(why)"
-        case .passphraseNeeded: return "the site key is sealed: give --passphrase-file, set CHIPSITE_PASSPHRASE_FILE, or run on a terminal to be asked"
+        case .passphraseNeeded:
+            return "the site key is sealed: give --passphrase-file, set CHIPSITE_PASSPHRASE_FILE, or run on a terminal to be asked"
         case .wrongPassphrase: return "wrong passphrase"
         case .userExists(let c): return "user \(c) already exists"
         case .unknownUser(let c): return "no user \(c) on this site"
         case .damaged(let why): return "the site file is damaged: \(why)"
         case .badSetting(let key, let why):
-            return "the site file holds a bad value for \(key) (\(why)); fix it with `chipsite config set \(key) VALUE` or `chipsite config unset \(key)`"
+            return
+                "the site file holds a bad value for \(key) (\(why)); fix it with `chipsite config set \(key) VALUE` or `chipsite config unset \(key)`"
         case .database(let why): return "database error: \(why)"
         }
     }

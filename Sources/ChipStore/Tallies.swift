@@ -42,7 +42,8 @@ extension SiteStore {
     /// Tallies, newest first, optionally of one user.
     public func tallies(user: CUID? = nil) throws -> [TallyRecord] {
         try guardedRead { db in
-            let rows = user == nil
+            let rows =
+                user == nil
                 ? try Row.fetchAll(db, sql: "SELECT * FROM tallies ORDER BY created DESC, uuid")
                 : try Row.fetchAll(db, sql: "SELECT * FROM tallies WHERE cuid = ? ORDER BY created DESC, uuid", arguments: [user?.value])
             return try rows.map(Self.tallyRecord)
@@ -88,16 +89,22 @@ extension SiteStore {
             try Self.checkNotLocked(db, cuid)
             let me = try Certificate(json: cert).chad
             if ticket.chad.agent == (try Self.agent(db)) { throw ModelError.invalid("the ticket was issued by this site") }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM tallies WHERE token = ? AND cuid = ? AND state != ?",
-                                 arguments: [ticket.token, cuid.value, TallyState.void.rawValue]) != nil {
+            if try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM tallies WHERE token = ? AND cuid = ? AND state != ?",
+                arguments: [ticket.token, cuid.value, TallyState.void.rawValue]) != nil
+            {
                 throw ModelError.invalid("\(cuid) has already used this ticket")
             }
             let request: JSONValue = [Self.requestNoteKey: ["accept": .bool(accept)]]
-            try db.execute(sql: """
-                INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, token, created, updated)
-                VALUES (?, ?, 'foil', ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [provisional, cuid.value, ticket.chad.agent.description, ticket.chad.cuid.value, ticket.chad.address.host,
-                                 ticket.chad.address.port, TallyState.draft.rawValue, request.canonicalString, ticket.token, now, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, token, created, updated)
+                    VALUES (?, ?, 'foil', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    provisional, cuid.value, ticket.chad.agent.description, ticket.chad.cuid.value, ticket.chad.address.host,
+                    ticket.chad.address.port, TallyState.draft.rawValue, request.canonicalString, ticket.token, now, now
+                ])
             let message = try TallyMessage.ticket(token: ticket.token, cert: cert, to: ticket.chad, from: me)
             try Self.enqueue(db, to: ticket.chad, topic: provisional, message: SiteMessage.tally(message).json, firstContact: true)
             return provisional
@@ -115,15 +122,21 @@ extension SiteStore {
         }
     }
 
-    static func insertTally(_ db: Database, core: TallyCore, sign: TallySignatures, cuid: CUID, side: TallySide,
-                            partner: CHAD, state: TallyState, token: String?, now: String) throws {
-        try db.execute(sql: """
-            INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, revision,
-                                 core, sign_stock, sign_foil, hash, token, created, updated)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [core.uuid, cuid.value, side.rawValue, partner.agent.description, partner.cuid.value,
-                             partner.address.host, partner.address.port, state.rawValue, core.revision,
-                             core.json.canonicalString, sign.stock, sign.foil, sign.hash, token, now, now])
+    static func insertTally(
+        _ db: Database, core: TallyCore, sign: TallySignatures, cuid: CUID, side: TallySide,
+        partner: CHAD, state: TallyState, token: String?, now: String
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, revision,
+                                     core, sign_stock, sign_foil, hash, token, created, updated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                core.uuid, cuid.value, side.rawValue, partner.agent.description, partner.cuid.value,
+                partner.address.host, partner.address.port, state.rawValue, core.revision,
+                core.json.canonicalString, sign.stock, sign.foil, sign.hash, token, now, now
+            ])
     }
 
     // MARK: A user answers an offer
@@ -139,9 +152,10 @@ extension SiteStore {
         let signed = sign
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
-            try db.execute(sql: """
-                UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ? AND state = ?
-                """, arguments: [TallyState.open.rawValue, signed.stock, signed.foil, now, t.uuid, TallyState.peerOffer.rawValue])
+            try db.execute(
+                sql: """
+                    UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ? AND state = ?
+                    """, arguments: [TallyState.open.rawValue, signed.stock, signed.foil, now, t.uuid, TallyState.peerOffer.rawValue])
             guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
             try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.open, t, core: core, sign: signed).json)
             guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }
@@ -157,8 +171,9 @@ extension SiteStore {
         }
         let now = Self.now()
         return try guardedWrite { db in
-            try db.execute(sql: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ? AND state = ?",
-                           arguments: [TallyState.void.rawValue, now, t.uuid, TallyState.peerOffer.rawValue])
+            try db.execute(
+                sql: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ? AND state = ?",
+                arguments: [TallyState.void.rawValue, now, t.uuid, TallyState.peerOffer.rawValue])
             guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
             try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.void, t, core: core, sign: sign).json)
             guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }

@@ -11,9 +11,11 @@ extension SiteStore {
     public func isPartner(_ agent: AgentID) throws -> Bool {
         let text = agent.description
         return try guardedRead { db in
-            try Bool.fetchOne(db, sql: """
-                SELECT 1 FROM tallies WHERE partner_agent = ? AND state NOT IN (?, ?) LIMIT 1
-                """, arguments: [text, TallyState.void.rawValue, TallyState.close.rawValue]) ?? false
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT 1 FROM tallies WHERE partner_agent = ? AND state NOT IN (?, ?) LIMIT 1
+                    """, arguments: [text, TallyState.void.rawValue, TallyState.close.rawValue]) ?? false
         }
     }
 
@@ -31,11 +33,13 @@ extension SiteStore {
                 throw StoreError.unknownUser(cuid.value)
             }
             try Self.checkNotLocked(db, cuid)
-            try db.execute(sql: """
-                INSERT INTO tickets (token, cuid, expires, reuse, bound, terms, created) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [token, cuid.value, expires, reuse, boundText, termsText, now])
-            return TicketInfo(token: token, cuid: cuid, expires: expires, reuse: reuse, bound: boundText,
-                              terms: terms, used: nil, created: now)
+            try db.execute(
+                sql: """
+                    INSERT INTO tickets (token, cuid, expires, reuse, bound, terms, created) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [token, cuid.value, expires, reuse, boundText, termsText, now])
+            return TicketInfo(
+                token: token, cuid: cuid, expires: expires, reuse: reuse, bound: boundText,
+                terms: terms, used: nil, created: now)
         }
     }
 
@@ -55,8 +59,9 @@ extension SiteStore {
     static func ticketInfo(_ row: Row) throws -> TicketInfo {
         let cuid: String = row["cuid"]
         let terms: String = row["terms"]
-        return TicketInfo(token: row["token"], cuid: try CUID(cuid), expires: row["expires"], reuse: row["reuse"],
-                          bound: row["bound"], terms: try JSONValue(parsing: terms), used: row["used"], created: row["created"])
+        return TicketInfo(
+            token: row["token"], cuid: try CUID(cuid), expires: row["expires"], reuse: row["reuse"],
+            bound: row["bound"], terms: try JSONValue(parsing: terms), used: row["used"], created: row["created"])
     }
 
     /// Why a ticket cannot be used by `requester` now, or nil when it can
@@ -73,9 +78,11 @@ extension SiteStore {
             // Only while our offer waits for an answer: that is when a repeat
             // comes (the requester did not see the offer); a refused, voided or
             // opened tally gives its requester no standing IK channel.
-            try Bool.fetchOne(db, sql: """
-                SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? AND state = ? LIMIT 1
-                """, arguments: [token, agent, cuid, TallyState.heldOffer.rawValue]) ?? false
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? AND state = ? LIMIT 1
+                    """, arguments: [token, agent, cuid, TallyState.heldOffer.rawValue]) ?? false
         }
     }
 

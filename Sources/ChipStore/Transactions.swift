@@ -14,11 +14,13 @@ extension SiteStore {
 
     /// The one row of `table` whose uuid is `id` or starts with it (at least
     /// 4 characters), mapped by `record`.
-    func byUUIDPrefix<T: Sendable>(_ id: String, table: UUIDTable,
-                                   record: @escaping @Sendable (Row) throws -> T?) throws -> T {
+    func byUUIDPrefix<T: Sendable>(
+        _ id: String, table: UUIDTable,
+        record: @escaping @Sendable (Row) throws -> T?
+    ) throws -> T {
         let lowered = id.lowercased()
         guard lowered.utf8.count >= 4, lowered.utf8.count <= 36,
-              lowered.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || $0 == UInt8(ascii: "-") })
+            lowered.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || $0 == UInt8(ascii: "-") })
         else { throw ModelError.invalid("\(table.article) \(table.noun) id is a uuid or at least its first 4 characters") }
         let rows = try guardedRead { db in
             try Row.fetchAll(db, sql: "SELECT * FROM \(table.rawValue) WHERE uuid LIKE ? || '%' LIMIT 2", arguments: [lowered]).compactMap(record)

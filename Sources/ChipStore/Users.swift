@@ -31,8 +31,10 @@ extension SiteStore {
                         INSERT INTO users (cuid, type, name, email, public, secret, cert, created)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [cuid.value, type.rawValue, name, email, Data(publicKey), Data(secret),
-                                cert.json.canonicalString, now])
+                    arguments: [
+                        cuid.value, type.rawValue, name, email, Data(publicKey), Data(secret),
+                        cert.json.canonicalString, now
+                    ])
                 return UserInfo(cuid: cuid, certificate: cert, sealed: sealed, created: now)
             }
         } catch {
@@ -62,8 +64,10 @@ extension SiteStore {
     public func user(_ cuid: CUID) throws -> UserInfo {
         do {
             return try dbQueue.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT cuid, cert, secret, created FROM users WHERE cuid = ?",
-                                                 arguments: [cuid.value])
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT cuid, cert, secret, created FROM users WHERE cuid = ?",
+                        arguments: [cuid.value])
                 else { throw StoreError.unknownUser(cuid.value) }
                 return try Self.userInfo(row)
             }

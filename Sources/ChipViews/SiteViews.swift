@@ -18,7 +18,7 @@ public enum StatusView {
             "sealed": .bool(s.sealed),
             "users": .integer(Int64(s.users)),
             "tickets": .integer(Int64(s.tickets)),
-            "tallies": .integer(Int64(s.tallies)),
+            "tallies": .integer(Int64(s.tallies))
         ]
         if let lockdown { o["lockdown"] = .bool(lockdown) }
         return .object(o)
@@ -39,7 +39,7 @@ public enum UserView {
             "public": .string(Base64URL.encode(c.publicKey)),
             "sealed": .bool(u.sealed),
             "created": .string(u.created),
-            "certificate": c.json,
+            "certificate": c.json
         ]
         if let locked { o["locked"] = .bool(locked) }
         return .object(o)
@@ -49,8 +49,10 @@ public enum UserView {
 /// The JSON view of the site key (`key show`).
 public enum KeyView {
     public static func json(_ k: SiteKeyInfo) -> JSONValue {
-        ["agent": .string(k.agent.description), "fingerprint": .string(k.fingerprint), "sealed": .bool(k.sealed),
-         "created": .string(k.created)]
+        [
+            "agent": .string(k.agent.description), "fingerprint": .string(k.fingerprint), "sealed": .bool(k.sealed),
+            "created": .string(k.created)
+        ]
     }
 }
 
@@ -64,7 +66,7 @@ public enum ConfigView {
             "set": .bool(s.isSet),
             "valid": .bool(s.isValid),
             "range": .string(s.range),
-            "summary": .string(s.summary),
+            "summary": .string(s.summary)
         ]
     }
 }

@@ -15,10 +15,10 @@ public enum TallyView {
             "updated": .string(t.updated), "hash": t.core.map { .string($0.hash) } ?? .null,
             "signatures": [
                 "stock": .bool(t.core?.verify(t.sign?.stock, by: .stock) ?? false),
-                "foil": .bool(t.core?.verify(t.sign?.foil, by: .foil) ?? false),
+                "foil": .bool(t.core?.verify(t.sign?.foil, by: .foil) ?? false)
             ],
             "signatures_valid": .bool(t.signaturesValid),
-            "note": t.note.map(JSONValue.string) ?? .null,
+            "note": t.note.map(JSONValue.string) ?? .null
         ]
         o["chain_length"] = .integer(t.chainLength)
         o["chain_head"] = t.core == nil ? .null : .string(t.chainHead ?? t.core?.hash ?? "")
@@ -39,7 +39,7 @@ public enum ChitView {
             "ref": r.chit.core["ref"] ?? .null, "state": .string(r.state.rawValue),
             "index": r.index.map(JSONValue.integer) ?? .null, "hash": .string(r.chit.hash),
             "chain_hash": r.chainHash.map(JSONValue.string) ?? .null, "local": .bool(r.local),
-            "note": r.note.map(JSONValue.string) ?? .null, "created": .string(r.created),
+            "note": r.note.map(JSONValue.string) ?? .null, "created": .string(r.created)
         ]
     }
 }
@@ -50,7 +50,7 @@ public enum InvoiceView {
         [
             "id": .string(i.uuid), "tally": .string(i.tally), "direction": .string(i.direction.rawValue),
             "units": .integer(i.units), "memo": i.memo.map(JSONValue.string) ?? .null, "state": .string(i.state.rawValue),
-            "chit": i.chit.map(JSONValue.string) ?? .null, "note": i.note.map(JSONValue.string) ?? .null, "created": .string(i.created),
+            "chit": i.chit.map(JSONValue.string) ?? .null, "note": i.note.map(JSONValue.string) ?? .null, "created": .string(i.created)
         ]
     }
 }

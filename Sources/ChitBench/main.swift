@@ -103,10 +103,12 @@ enum ChitBench {
         try b.setConfigValue(.sitePort, String(pb))
 
         // Open a tally the real way: ticket, request, offer, accept.
-        let info = try b.issueTicket(cuid: bob, expiresAt: Int64(now() * 1000) + 600_000, reuse: false, bound: nil,
-                                     terms: ["side": "stock", "limit": .integer(Amount.maxMilli)])
-        let ticket = try TallyTicket(token: info.token, expires: info.expires,
-                                     chad: CHAD(cuid: bob, agent: try b.agent(), address: try SiteAddress(host: "127.0.0.1", port: pb)))
+        let info = try b.issueTicket(
+            cuid: bob, expiresAt: Int64(now() * 1000) + 600_000, reuse: false, bound: nil,
+            terms: ["side": "stock", "limit": .integer(Amount.maxMilli)])
+        let ticket = try TallyTicket(
+            token: info.token, expires: info.expires,
+            chad: CHAD(cuid: bob, agent: try b.agent(), address: try SiteAddress(host: "127.0.0.1", port: pb)))
         _ = try a.requestTally(cuid: alice, ticket: ticket, accept: true)
         da.poke()
         var tally: TallyRecord?
@@ -121,7 +123,8 @@ enum ChitBench {
         let payer = try SiteStore.open(at: dir + "/a.db")
         let partnerView = try SiteStore.open(at: dir + "/b.db")
 
-        print("chit-bench: two sites in one process, loopback TCP, WAL + synchronous=FULL, \(o.payments) payments foil → stock, \(o.batch) per commit")
+        print(
+            "chit-bench: two sites in one process, loopback TCP, WAL + synchronous=FULL, \(o.payments) payments foil → stock, \(o.batch) per commit")
         let raw = try rawCeiling(dir: dir, count: o.rawCommits)
 
         // Pay as fast as the payer's site commits; the daemon batches chain
@@ -182,10 +185,14 @@ enum ChitBench {
         func f(_ v: Double) -> String { String(format: "%10.0f", v) }
         print("")
         print("                                        figure      ceiling   ratio")
-        print("payer commits (pay), chits/s        \(f(Double(o.payments) / paidIn))   \(f(raw))    \(String(format: "%.2f", Double(o.payments) / paidIn / raw))   ceiling = raw SQLite INSERT+COMMIT/s")
+        print(
+            "payer commits (pay), chits/s        \(f(Double(o.payments) / paidIn))   \(f(raw))    \(String(format: "%.2f", Double(o.payments) / paidIn / raw))   ceiling = raw SQLite INSERT+COMMIT/s"
+        )
         print("sustained, payer → partner commit   \(f(rate))   \(f(raw))    \(String(format: "%.2f", rate / raw))")
-        print(String(format: "latency pay commit → partner commit  p50 %.1f ms, p99 %.1f ms (one payment every 20 ms, %d payments)",
-                     percentile(latencies, 0.5), percentile(latencies, 0.99), paced))
+        print(
+            String(
+                format: "latency pay commit → partner commit  p50 %.1f ms, p99 %.1f ms (one payment every 20 ms, %d payments)",
+                percentile(latencies, 0.5), percentile(latencies, 0.99), paced))
         let sameHead = try a.chainHead(of: tally.uuid).head == b.chainHead(of: tally.uuid).head
         print("chains equal and verify: \(problemsA.isEmpty && problemsB.isEmpty && sameHead)")
         print("delivery passes: payer's site \(da.passCount), partner's site \(db.passCount)")

@@ -32,7 +32,7 @@ public enum BLAKE2s {
     // RFC 7693 §2.6: the IV is the SHA-256 IV.
     static let IV: [UInt32] = [
         0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A,
-        0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19,
+        0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19
     ]
 
     // RFC 7693 §2.7: message word schedule permutations, rounds 0-9.
@@ -46,7 +46,7 @@ public enum BLAKE2s {
         12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11,
         13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10,
         6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5,
-        10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0,
+        10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0
     ]
 
     /// RFC 7693 §3.3 parameter block, unkeyed: h[0] ^= 0x0101kknn, kk = 0, nn = 32.

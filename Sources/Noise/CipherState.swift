@@ -74,8 +74,10 @@ public final class CipherState {
     /// `ciphertextLength(forPlaintext:)` bytes and may alias the plaintext.
     /// Returns the number of bytes written. Without a key, copies the plaintext.
     @inline(__always)
-    public func encrypt(ad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
-                        into out: UnsafeMutableRawPointer) throws(NoiseError) -> Int {
+    public func encrypt(
+        ad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawPointer
+    ) throws(NoiseError) -> Int {
         guard hasKey else {
             if plaintext.count > 0, let src = plaintext.baseAddress, src != UnsafeRawPointer(out) {
                 out.copyMemory(from: src, byteCount: plaintext.count)
@@ -97,8 +99,10 @@ public final class CipherState {
     /// bytes with a key, `ciphertext.count` without). Returns the plaintext length.
     /// On failure throws ``NoiseError/decryptFailed`` and leaves `n` unchanged.
     @inline(__always)
-    public func decrypt(ad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
-                        into out: UnsafeMutableRawPointer) throws(NoiseError) -> Int {
+    public func decrypt(
+        ad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawPointer
+    ) throws(NoiseError) -> Int {
         guard hasKey else {
             if ciphertext.count > 0, let src = ciphertext.baseAddress, src != UnsafeRawPointer(out) {
                 out.copyMemory(from: src, byteCount: ciphertext.count)
@@ -127,8 +131,7 @@ public final class CipherState {
             guard let out = buf.baseAddress else { return }
             ad.withUnsafeBytes { a in
                 plaintext.withUnsafeBytes { p in
-                    do throws(NoiseError) { n = try encrypt(ad: a, plaintext: p, into: UnsafeMutableRawPointer(out)) }
-                    catch { failure = error }
+                    do throws(NoiseError) { n = try encrypt(ad: a, plaintext: p, into: UnsafeMutableRawPointer(out)) } catch { failure = error }
                 }
             }
         }
@@ -144,8 +147,7 @@ public final class CipherState {
             guard let out = buf.baseAddress else { return }
             ad.withUnsafeBytes { a in
                 ciphertext.withUnsafeBytes { c in
-                    do throws(NoiseError) { n = try decrypt(ad: a, ciphertext: c, into: UnsafeMutableRawPointer(out)) }
-                    catch { failure = error }
+                    do throws(NoiseError) { n = try decrypt(ad: a, ciphertext: c, into: UnsafeMutableRawPointer(out)) } catch { failure = error }
                 }
             }
         }

@@ -53,26 +53,34 @@ public final class Handshake {
     ///   - prologue: data both sides must agree on; always mixed in (may be empty).
     ///   - localStatic: this side's static key pair, if the pattern uses one.
     ///   - remoteStatic: the peer's static public key, if the pattern has it as a pre-message.
-    public convenience init(pattern: HandshakePattern, hash: NoiseHash = .blake2b, initiator: Bool,
-                            prologue: [UInt8] = [], localStatic: KeyPair? = nil,
-                            remoteStatic: [UInt8]? = nil) throws(NoiseError) {
-        try self.init(protocol: NoiseProtocol(pattern: pattern, hash: hash), initiator: initiator,
-                      prologue: prologue, localStatic: localStatic, remoteStatic: remoteStatic, ephemeral: nil)
+    public convenience init(
+        pattern: HandshakePattern, hash: NoiseHash = .blake2b, initiator: Bool,
+        prologue: [UInt8] = [], localStatic: KeyPair? = nil,
+        remoteStatic: [UInt8]? = nil
+    ) throws(NoiseError) {
+        try self.init(
+            protocol: NoiseProtocol(pattern: pattern, hash: hash), initiator: initiator,
+            prologue: prologue, localStatic: localStatic, remoteStatic: remoteStatic, ephemeral: nil)
     }
 
     /// Starts a handshake from a protocol name such as `"Noise_IK_25519_ChaChaPoly_BLAKE2b"`.
-    public convenience init(protocolName: String, initiator: Bool, prologue: [UInt8] = [],
-                            localStatic: KeyPair? = nil, remoteStatic: [UInt8]? = nil) throws(NoiseError) {
-        try self.init(protocol: NoiseProtocol(name: protocolName), initiator: initiator,
-                      prologue: prologue, localStatic: localStatic, remoteStatic: remoteStatic, ephemeral: nil)
+    public convenience init(
+        protocolName: String, initiator: Bool, prologue: [UInt8] = [],
+        localStatic: KeyPair? = nil, remoteStatic: [UInt8]? = nil
+    ) throws(NoiseError) {
+        try self.init(
+            protocol: NoiseProtocol(name: protocolName), initiator: initiator,
+            prologue: prologue, localStatic: localStatic, remoteStatic: remoteStatic, ephemeral: nil)
     }
 
     /// Test-only: as the public initializers, with a fixed ephemeral key pair
     /// (test vectors). Never use a fixed ephemeral in production.
     @_spi(Testing)
-    public init(protocol proto: NoiseProtocol, initiator: Bool, prologue: [UInt8] = [],
-                localStatic: KeyPair? = nil, remoteStatic: [UInt8]? = nil,
-                ephemeral: KeyPair?) throws(NoiseError) {
+    public init(
+        protocol proto: NoiseProtocol, initiator: Bool, prologue: [UInt8] = [],
+        localStatic: KeyPair? = nil, remoteStatic: [UInt8]? = nil,
+        ephemeral: KeyPair?
+    ) throws(NoiseError) {
         let pattern = proto.pattern
         let myPre = initiator ? pattern.initiatorPreMessage : pattern.responderPreMessage
         let theirPre = initiator ? pattern.responderPreMessage : pattern.initiatorPreMessage
@@ -163,8 +171,7 @@ extension Handshake {
             n = 0
             guard let out = buf.baseAddress else { return }
             payload.withUnsafeBytes { p in
-                do throws(NoiseError) { n = try write(tokens, payload: p, into: UnsafeMutableRawPointer(out)) }
-                catch { failure = error }
+                do throws(NoiseError) { n = try write(tokens, payload: p, into: UnsafeMutableRawPointer(out)) } catch { failure = error }
             }
         }
         if let failure { fail(); throw failure }
@@ -185,8 +192,7 @@ extension Handshake {
             n = 0
             guard let out = buf.baseAddress else { return }
             message.withUnsafeBytes { m in
-                do throws(NoiseError) { n = try read(tokens, message: m, into: UnsafeMutableRawPointer(out)) }
-                catch { failure = error }
+                do throws(NoiseError) { n = try read(tokens, message: m, into: UnsafeMutableRawPointer(out)) } catch { failure = error }
             }
         }
         if let failure { fail(); throw failure }
@@ -235,8 +241,10 @@ extension Handshake {
         return n + (keyed ? NoiseSpec.TAGLEN : 0)
     }
 
-    private func write(_ tokens: [Token], payload: UnsafeRawBufferPointer,
-                       into out: UnsafeMutableRawPointer) throws(NoiseError) -> Int {
+    private func write(
+        _ tokens: [Token], payload: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawPointer
+    ) throws(NoiseError) -> Int {
         var off = 0
         for token in tokens {
             switch token {
@@ -256,8 +264,10 @@ extension Handshake {
         return off + (try symmetric.encryptAndHash(payload, into: out + off))
     }
 
-    private func read(_ tokens: [Token], message: UnsafeRawBufferPointer,
-                      into out: UnsafeMutableRawPointer) throws(NoiseError) -> Int {
+    private func read(
+        _ tokens: [Token], message: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawPointer
+    ) throws(NoiseError) -> Int {
         guard let base = message.baseAddress else { throw .messageTooShort }
         var off = 0
         for token in tokens {

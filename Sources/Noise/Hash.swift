@@ -48,8 +48,9 @@ public enum NoiseHash: String, Sendable, CaseIterable {
             key.withUnsafeBytes { k in
                 data.withUnsafeBytes { d in
                     if let out = buf.baseAddress {
-                        ws.hmac(key: k.baseAddress, keyCount: k.count, d.baseAddress, d.count, nil, 0,
-                                out: UnsafeMutableRawPointer(out))
+                        ws.hmac(
+                            key: k.baseAddress, keyCount: k.count, d.baseAddress, d.count, nil, 0,
+                            out: UnsafeMutableRawPointer(out))
                     }
                 }
             }
@@ -67,10 +68,11 @@ public enum NoiseHash: String, Sendable, CaseIterable {
         defer { SecretMemory.free(out, 4 * HASHLEN) }
         chainingKey.withUnsafeBytes { ck in
             inputKeyMaterial.withUnsafeBytes { ikm in
-                ws.hkdf(chainingKey: ck.baseAddress, chainingKeyCount: ck.count,
-                        ikm: ikm.baseAddress, ikmCount: ikm.count,
-                        temp: out + 3 * HASHLEN,
-                        out1: out, out2: out + HASHLEN, out3: count == 3 ? out + 2 * HASHLEN : nil)
+                ws.hkdf(
+                    chainingKey: ck.baseAddress, chainingKeyCount: ck.count,
+                    ikm: ikm.baseAddress, ikmCount: ikm.count,
+                    temp: out + 3 * HASHLEN,
+                    out1: out, out2: out + HASHLEN, out3: count == 3 ? out + 2 * HASHLEN : nil)
             }
         }
         return (0..<count).map { i in
@@ -123,8 +125,9 @@ struct HashWorkspace {
         case .blake2b:
             _ = crypto_generichash_update(OpaquePointer(base), p.assumingMemoryBound(to: UInt8.self), UInt64(n))
         case .sha256:
-            _ = crypto_hash_sha256_update(base.assumingMemoryBound(to: crypto_hash_sha256_state.self),
-                                          p.assumingMemoryBound(to: UInt8.self), UInt64(n))
+            _ = crypto_hash_sha256_update(
+                base.assumingMemoryBound(to: crypto_hash_sha256_state.self),
+                p.assumingMemoryBound(to: UInt8.self), UInt64(n))
         case .blake2s:
             BLAKE2s.update(base, p, n)
         }
@@ -137,8 +140,9 @@ struct HashWorkspace {
         case .blake2b:
             _ = crypto_generichash_final(OpaquePointer(base), out.assumingMemoryBound(to: UInt8.self), 64)
         case .sha256:
-            _ = crypto_hash_sha256_final(base.assumingMemoryBound(to: crypto_hash_sha256_state.self),
-                                         out.assumingMemoryBound(to: UInt8.self))
+            _ = crypto_hash_sha256_final(
+                base.assumingMemoryBound(to: crypto_hash_sha256_state.self),
+                out.assumingMemoryBound(to: UInt8.self))
         case .blake2s:
             BLAKE2s.finalize(base, out)
         }
@@ -146,9 +150,11 @@ struct HashWorkspace {
 
     /// HMAC-HASH(key, data1 || data2) into `out` (HASHLEN bytes). `out` may
     /// alias the key or the data. RFC 2104: keys longer than BLOCKLEN are hashed.
-    func hmac(key: UnsafeRawPointer?, keyCount: Int,
-              _ d1: UnsafeRawPointer?, _ n1: Int, _ d2: UnsafeRawPointer?, _ n2: Int,
-              out: UnsafeMutableRawPointer) {
+    func hmac(
+        key: UnsafeRawPointer?, keyCount: Int,
+        _ d1: UnsafeRawPointer?, _ n1: Int, _ d2: UnsafeRawPointer?, _ n2: Int,
+        out: UnsafeMutableRawPointer
+    ) {
         let blockLen = kind.BLOCKLEN, hashLen = kind.HASHLEN
         let block = base + Self.blockOffset
         let inner = base + Self.innerOffset
@@ -169,10 +175,12 @@ struct HashWorkspace {
 
     /// HKDF of spec §4.3. `temp` is HASHLEN bytes of scratch. Outputs may alias
     /// the chaining key (MixKey writes the new ck over the old one).
-    func hkdf(chainingKey: UnsafeRawPointer?, chainingKeyCount: Int,
-              ikm: UnsafeRawPointer?, ikmCount: Int,
-              temp: UnsafeMutableRawPointer,
-              out1: UnsafeMutableRawPointer, out2: UnsafeMutableRawPointer, out3: UnsafeMutableRawPointer?) {
+    func hkdf(
+        chainingKey: UnsafeRawPointer?, chainingKeyCount: Int,
+        ikm: UnsafeRawPointer?, ikmCount: Int,
+        temp: UnsafeMutableRawPointer,
+        out1: UnsafeMutableRawPointer, out2: UnsafeMutableRawPointer, out3: UnsafeMutableRawPointer?
+    ) {
         let hashLen = kind.HASHLEN
         var one: UInt8 = 0x01, two: UInt8 = 0x02, three: UInt8 = 0x03
         hmac(key: chainingKey, keyCount: chainingKeyCount, ikm, ikmCount, nil, 0, out: temp)

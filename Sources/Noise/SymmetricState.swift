@@ -54,8 +54,9 @@ public final class SymmetricState {
     /// `MixKey(input_key_material)`: `ck, temp_k = HKDF(ck, ikm, 2)`;
     /// `InitializeKey(temp_k[0..<32])`.
     func mixKey(_ ikm: UnsafeRawPointer?, _ count: Int) {
-        workspace.hkdf(chainingKey: ck, chainingKeyCount: hashLen, ikm: ikm, ikmCount: count,
-                       temp: temp, out1: out1, out2: out2, out3: nil)
+        workspace.hkdf(
+            chainingKey: ck, chainingKeyCount: hashLen, ikm: ikm, ikmCount: count,
+            temp: temp, out1: out1, out2: out2, out3: nil)
         ck.copyMemory(from: out1, byteCount: hashLen)
         cipherState.initializeKey(out2)
         SecretMemory.wipe(out1, 128)
@@ -75,8 +76,9 @@ public final class SymmetricState {
     func mixKeyAndHash(_ ikm: UnsafeRawPointer?, _ count: Int) {
         withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { t3 in
             guard let o3 = t3.baseAddress else { return }
-            workspace.hkdf(chainingKey: ck, chainingKeyCount: hashLen, ikm: ikm, ikmCount: count,
-                           temp: temp, out1: out1, out2: out2, out3: o3)
+            workspace.hkdf(
+                chainingKey: ck, chainingKeyCount: hashLen, ikm: ikm, ikmCount: count,
+                temp: temp, out1: out1, out2: out2, out3: o3)
             ck.copyMemory(from: out1, byteCount: hashLen)
             mixHash(out2, hashLen)
             cipherState.initializeKey(o3)
@@ -93,8 +95,9 @@ public final class SymmetricState {
 
     /// `EncryptAndHash(plaintext)`: encrypt with `ad = h`, then `MixHash(ciphertext)`.
     func encryptAndHash(_ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) throws(NoiseError) -> Int {
-        let n = try cipherState.encrypt(ad: UnsafeRawBufferPointer(start: h, count: hashLen),
-                                        plaintext: plaintext, into: out)
+        let n = try cipherState.encrypt(
+            ad: UnsafeRawBufferPointer(start: h, count: hashLen),
+            plaintext: plaintext, into: out)
         mixHash(out, n)
         return n
     }
@@ -102,8 +105,9 @@ public final class SymmetricState {
     /// `DecryptAndHash(ciphertext)`: decrypt with `ad = h`, then `MixHash(ciphertext)`.
     /// `out` must not alias the ciphertext.
     func decryptAndHash(_ ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) throws(NoiseError) -> Int {
-        let n = try cipherState.decrypt(ad: UnsafeRawBufferPointer(start: h, count: hashLen),
-                                        ciphertext: ciphertext, into: out)
+        let n = try cipherState.decrypt(
+            ad: UnsafeRawBufferPointer(start: h, count: hashLen),
+            ciphertext: ciphertext, into: out)
         mixHash(ciphertext.baseAddress, ciphertext.count)
         return n
     }
@@ -111,8 +115,9 @@ public final class SymmetricState {
     /// `Split()`: `temp_k1, temp_k2 = HKDF(ck, empty, 2)`; two CipherStates keyed
     /// with their first 32 bytes. The initiator sends with the first.
     public func split() -> (CipherState, CipherState) {
-        workspace.hkdf(chainingKey: ck, chainingKeyCount: hashLen, ikm: nil, ikmCount: 0,
-                       temp: temp, out1: out1, out2: out2, out3: nil)
+        workspace.hkdf(
+            chainingKey: ck, chainingKeyCount: hashLen, ikm: nil, ikmCount: 0,
+            temp: temp, out1: out1, out2: out2, out3: nil)
         let c1 = CipherState(), c2 = CipherState()
         c1.initializeKey(out1)
         c2.initializeKey(out2)
@@ -149,8 +154,7 @@ public final class SymmetricState {
             n = 0
             guard let o = buf.baseAddress else { return }
             plaintext.withUnsafeBytes { p in
-                do throws(NoiseError) { n = try encryptAndHash(p, into: UnsafeMutableRawPointer(o)) }
-                catch { failure = error }
+                do throws(NoiseError) { n = try encryptAndHash(p, into: UnsafeMutableRawPointer(o)) } catch { failure = error }
             }
         }
         if let failure { throw failure }
@@ -164,8 +168,7 @@ public final class SymmetricState {
             n = 0
             guard let o = buf.baseAddress else { return }
             ciphertext.withUnsafeBytes { c in
-                do throws(NoiseError) { n = try decryptAndHash(c, into: UnsafeMutableRawPointer(o)) }
-                catch { failure = error }
+                do throws(NoiseError) { n = try decryptAndHash(c, into: UnsafeMutableRawPointer(o)) } catch { failure = error }
             }
         }
         if let failure { throw failure }

@@ -37,8 +37,7 @@ public final class Transport {
             n = 0
             guard let o = buf.baseAddress else { return }
             plaintext.withUnsafeBytes { p in
-                do throws(NoiseError) { n = try c.encrypt(ad: Self.empty, plaintext: p, into: UnsafeMutableRawPointer(o)) }
-                catch { failure = error }
+                do throws(NoiseError) { n = try c.encrypt(ad: Self.empty, plaintext: p, into: UnsafeMutableRawPointer(o)) } catch { failure = error }
             }
         }
         if let failure { throw failure }
@@ -55,8 +54,7 @@ public final class Transport {
             n = 0
             guard let o = buf.baseAddress else { return }
             message.withUnsafeBytes { m in
-                do throws(NoiseError) { n = try c.decrypt(ad: Self.empty, ciphertext: m, into: UnsafeMutableRawPointer(o)) }
-                catch { failure = error }
+                do throws(NoiseError) { n = try c.decrypt(ad: Self.empty, ciphertext: m, into: UnsafeMutableRawPointer(o)) } catch { failure = error }
             }
         }
         if let failure { throw failure }

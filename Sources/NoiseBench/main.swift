@@ -148,8 +148,7 @@ func fullHandshake(_ pattern: HandshakePattern) throws -> (Transport, Transport)
     let i = try Handshake(pattern: pattern, initiator: true, localStatic: iStatic, remoteStatic: responderStatic.publicKey)
     let r = try Handshake(pattern: pattern, initiator: false, localStatic: responderStatic, remoteStatic: rRemote)
     while !i.isComplete {
-        if i.isWriteTurn { _ = try r.readMessage(try i.writeMessage()) }
-        else { _ = try i.readMessage(try r.writeMessage()) }
+        if i.isWriteTurn { _ = try r.readMessage(try i.writeMessage()) } else { _ = try i.readMessage(try r.writeMessage()) }
     }
     return (try i.finish(), try r.finish())
 }
@@ -163,8 +162,9 @@ for pattern in [HandshakePattern.IK, .N, .KK] {
     let rawRate = measure { cost.run(raw) }
     let noiseRate = try measure { _ = try fullHandshake(pattern) }
     ratios[pattern.name] = noiseRate / rawRate
-    print(pad("  \(pattern.name)", 30) + fmt(noiseRate, 13) + fmt(rawRate, 13) + fmt(noiseRate / rawRate, 8, decimals: 2)
-        + "   \(cost.keygens) kg, \(cost.dhs) dh, \(cost.mixHashes) h, \(cost.hmacs) hmac, \(cost.aeads) aead")
+    print(
+        pad("  \(pattern.name)", 30) + fmt(noiseRate, 13) + fmt(rawRate, 13) + fmt(noiseRate / rawRate, 8, decimals: 2)
+            + "   \(cost.keygens) kg, \(cost.dhs) dh, \(cost.mixHashes) h, \(cost.hmacs) hmac, \(cost.aeads) aead")
 }
 
 // MARK: Transport
@@ -220,8 +220,9 @@ for (label, size) in [("64 B", 64), ("1 KiB", 1024), ("64 KiB (65519 B max)", No
     }
     let mb = Double(size) / 1e6
     func row(_ name: String, _ noise: Double, _ rawRate: Double) {
-        print(pad("  \(name)", 30) + fmt(noise, 13) + fmt(rawRate, 13) + fmt(noise / rawRate, 8, decimals: 2)
-            + fmt(noise * mb, 14, decimals: 1) + fmt(rawRate * mb, 11, decimals: 1))
+        print(
+            pad("  \(name)", 30) + fmt(noise, 13) + fmt(rawRate, 13) + fmt(noise / rawRate, 8, decimals: 2)
+                + fmt(noise * mb, 14, decimals: 1) + fmt(rawRate * mb, 11, decimals: 1))
     }
     print("  \(label)")
     row("encrypt, buffer API", noiseEnc, rawEnc)
@@ -234,6 +235,7 @@ for (label, size) in [("64 B", 64), ("1 KiB", 1024), ("64 KiB (65519 B max)", No
 
 print("")
 let ik = ratios["IK"] ?? 0, t1 = ratios["1KiB"] ?? 0, t1a = ratios["1KiB-array"] ?? 0
-print("targets: IK handshake ≥ 0.85 of raw: \(fmt(ik, 0, decimals: 2)) \(ik >= 0.85 ? "met" : "NOT met");"
-    + " 1 KiB transport ≥ 0.70 of raw: \(fmt(t1, 0, decimals: 2)) buffer API, \(fmt(t1a, 0, decimals: 2)) [UInt8] API"
-    + " \(t1 >= 0.70 ? "met" : "NOT met")")
+print(
+    "targets: IK handshake ≥ 0.85 of raw: \(fmt(ik, 0, decimals: 2)) \(ik >= 0.85 ? "met" : "NOT met");"
+        + " 1 KiB transport ≥ 0.70 of raw: \(fmt(t1, 0, decimals: 2)) buffer API, \(fmt(t1a, 0, decimals: 2)) [UInt8] API"
+        + " \(t1 >= 0.70 ? "met" : "NOT met")")

@@ -11,8 +11,10 @@ extension QRCode {
     /// The file is written by hand (PNG specification, ISO/IEC 15948): the
     /// signature, IHDR, one IDAT compressed with zlib, IEND, each chunk with
     /// its CRC-32.
-    public func pngData(scale: Int = QRCode.defaultPNGModuleScale,
-                        quietZone: Int = QRCode.quietZoneModules) -> [UInt8] {
+    public func pngData(
+        scale: Int = QRCode.defaultPNGModuleScale,
+        quietZone: Int = QRCode.quietZoneModules
+    ) -> [UInt8] {
         let scale = min(max(scale, 1), PNG.maximumScale)
         let quietZone = min(max(quietZone, 0), PNG.maximumQuietZone)
         let modulesAcross = size + 2 * quietZone
@@ -38,8 +40,10 @@ extension QRCode {
         var header = [UInt8]()
         header.appendBigEndian(UInt32(pixels))
         header.appendBigEndian(UInt32(pixels))
-        header += [PNG.bitDepth, PNG.colourTypeGreyscale, PNG.compressionMethodDeflate,
-                   PNG.filterMethodAdaptive, PNG.interlaceMethodNone]
+        header += [
+            PNG.bitDepth, PNG.colourTypeGreyscale, PNG.compressionMethodDeflate,
+            PNG.filterMethodAdaptive, PNG.interlaceMethodNone
+        ]
 
         var png = PNG.signature
         PNG.appendChunk("IHDR", header, to: &png)

@@ -69,7 +69,8 @@ enum Penalty {
             }
             window = (window << 1 | (module ? 1 : 0)) & windowMask
             if window & patternMask == patternInWindow
-                && (window & lightAreaMask == 0 || window >> (patternWindowBits - finderLikeLightArea) == 0) {
+                && (window & lightAreaMask == 0 || window >> (patternWindowBits - finderLikeLightArea) == 0)
+            {
                 score += n3
             }
         }
@@ -88,7 +89,8 @@ enum Penalty {
             for x in 0..<(size - 1) {
                 let colour = modules[y * size + x]
                 if modules[y * size + x + 1] == colour && modules[(y + 1) * size + x] == colour
-                    && modules[(y + 1) * size + x + 1] == colour {
+                    && modules[(y + 1) * size + x + 1] == colour
+                {
                     score += n2
                 }
             }

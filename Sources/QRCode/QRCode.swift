@@ -75,8 +75,9 @@ public struct QRCode: Sendable, Hashable {
 
         if let forcedMask {
             precondition((0..<maskPatternCount).contains(forcedMask), "mask pattern out of range")
-            return QRCode(version: version, errorCorrection: ecl, mask: forcedMask,
-                          modules: symbol.masked(forcedMask, ecl: ecl).dark)
+            return QRCode(
+                version: version, errorCorrection: ecl, mask: forcedMask,
+                modules: symbol.masked(forcedMask, ecl: ecl).dark)
         }
         var best: (mask: Int, penalty: Int, matrix: SymbolMatrix)?
         for mask in 0..<maskPatternCount {
@@ -118,7 +119,7 @@ public enum QRCodeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A one-line explanation.
     public var description: String {
         switch self {
-        case let .dataTooLong(byteCount, maximum):
+        case .dataTooLong(let byteCount, let maximum):
             "QR code data too long: \(byteCount) bytes, at most \(maximum) fit at this error correction level"
         }
     }

@@ -7,8 +7,10 @@ extension QRCode {
     /// black `<path>` covering exactly the dark modules, in a `viewBox` of
     /// one unit per module that includes a `quietZone` (clamped to 0...64) on
     /// every side. `moduleSize` (clamped to 1...64) sets `width` and `height`.
-    public func svgString(moduleSize: Int = QRCode.defaultSVGModuleSize,
-                          quietZone: Int = QRCode.quietZoneModules) -> String {
+    public func svgString(
+        moduleSize: Int = QRCode.defaultSVGModuleSize,
+        quietZone: Int = QRCode.quietZoneModules
+    ) -> String {
         let quietZone = min(max(quietZone, 0), SVG.maximumQuietZone)
         let moduleSize = min(max(moduleSize, 1), SVG.maximumModuleSize)
         let across = size + 2 * quietZone

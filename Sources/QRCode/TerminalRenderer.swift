@@ -27,8 +27,10 @@ extension QRCode {
     /// `quietZone` of light modules (clamped to 0...64), every line ending in
     /// a newline and equally long. See ``TerminalBackground`` for which modules
     /// are drawn; below an odd number of rows the last line's lower half is blank.
-    public func terminalString(background: TerminalBackground = .dark,
-                               quietZone: Int = QRCode.quietZoneModules) -> String {
+    public func terminalString(
+        background: TerminalBackground = .dark,
+        quietZone: Int = QRCode.quietZoneModules
+    ) -> String {
         let quietZone = min(max(quietZone, 0), HalfBlocks.maximumQuietZone)
         let across = size + 2 * quietZone
         let ink: [[Bool]] = (0..<across).map { y in

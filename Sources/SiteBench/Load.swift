@@ -54,8 +54,10 @@ enum Load {
     /// Repeats `op(thread, iteration)` on `threads` threads for `seconds`
     /// seconds, and measures the server's and this process's CPU meanwhile.
     /// Each `op` is bounded by its socket timeouts.
-    static func repeated(threads: Int, seconds: Double, server: ServeChild, timeout: Double,
-                         _ op: @escaping @Sendable (Int, Int) throws -> Void) -> LoadResult {
+    static func repeated(
+        threads: Int, seconds: Double, server: ServeChild, timeout: Double,
+        _ op: @escaping @Sendable (Int, Int) throws -> Void
+    ) -> LoadResult {
         let counters = LoadCounters()
         let serverStart = server.cpuSeconds() ?? 0
         let clientStart = ownCPUSeconds()

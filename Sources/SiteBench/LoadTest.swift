@@ -217,7 +217,7 @@ struct Attack: Sendable {
                 [0xFF, 0xFF, 0xFF, 0xFF, FrameHeader.N.rawValue],  // far above 65536
                 [0x00, 0x00, 0x00, 0x05, FrameHeader.N.rawValue, 1, 2, 3, 4],  // below 17
                 [0x00, 0x01, 0x00, 0x01, FrameHeader.I.rawValue],  // 65537
-                [0x00, 0x00, 0x00, 0x30, 0x00] + [UInt8](repeating: 0, count: 47),  // unknown header byte
+                [0x00, 0x00, 0x00, 0x30, 0x00] + [UInt8](repeating: 0, count: 47)  // unknown header byte
             ]
             try socket.write(frames[Int(rng.next() % UInt64(frames.count))])
             return try answered(socket)
@@ -343,10 +343,13 @@ final class HealthyPartner {
         guard var ch = channel else { throw BenchError("no channel") }
         defer { channel = ch }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let chit = try Chit(tally: tally, by: .stock, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: now),
-                            units: 1, memo: nil, ref: nil, key: me.userKey)
-        let tran: JSONValue = ["target": "chit", "action": "tran", "to": to, "from": from,
-                               "object": ["tally": .string(tally), "chits": [chit.json]]]
+        let chit = try Chit(
+            tally: tally, by: .stock, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: now),
+            units: 1, memo: nil, ref: nil, key: me.userKey)
+        let tran: JSONValue = [
+            "target": "chit", "action": "tran", "to": to, "from": from,
+            "object": ["tally": .string(tally), "chits": [chit.json]]
+        ]
         let clock = ContinuousClock()
         let t0 = clock.now
         try ch.send(tran)
@@ -358,8 +361,10 @@ final class HealthyPartner {
             case "upd":
                 let elapsed = seconds(clock.now - t0) * 1000
                 let chained = try follow(answer)
-                let ack: JSONValue = ["target": "chit", "action": "ack", "to": to, "from": from,
-                                      "object": ["tally": .string(tally), "index": .integer(length), "hash": .string(head)]]
+                let ack: JSONValue = [
+                    "target": "chit", "action": "ack", "to": to, "from": from,
+                    "object": ["tally": .string(tally), "index": .integer(length), "hash": .string(head)]
+                ]
                 try ch.send(ack)
                 if chained.contains(chit.uuid) {
                     paid += 1
@@ -380,11 +385,13 @@ final class HealthyPartner {
         var chained = Set<String>()
         for entry in upd["object"]?["entries"]?.arrayValue ?? [] {
             guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue, let hash = entry["hash"]?.stringValue,
-                  let chitJSON = entry["chit"] else { throw BenchError("malformed upd entry") }
+                let chitJSON = entry["chit"]
+            else { throw BenchError("malformed upd entry") }
             let chit = try Chit(json: chitJSON)
             if index <= length { continue }  // already ours (a repeat on a new channel)
             guard index == length + 1, prior == head, Chain.entryHash(index: index, prior: prior, chitHash: chit.hash) == hash,
-                  chit.tally == tally else {
+                chit.tally == tally
+            else {
                 throw BenchError("upd entry \(index) does not extend our chain of \(length)")
             }
             length = index
@@ -554,8 +561,9 @@ enum LoadTest {
             cleanup.untrackPid()
         }
         guard server.agent == made.agent.description else { throw BenchError("serve reports agent \(server.agent), the file holds \(made.agent)") }
-        let site = ServerSite(agent: made.agent, inviter: CHAD(cuid: made.user, agent: made.agent, address: try SiteAddress(host: "127.0.0.1", port: server.port)),
-                              token: made.token, port: server.port)
+        let site = ServerSite(
+            agent: made.agent, inviter: CHAD(cuid: made.user, agent: made.agent, address: try SiteAddress(host: "127.0.0.1", port: server.port)),
+            token: made.token, port: server.port)
         let sampler = ServeSampler(pid: server.pid)
         defer { sampler.stop() }
         Thread.sleep(forTimeInterval: 0.5)
@@ -567,8 +575,9 @@ enum LoadTest {
         // Setup waits longer than the load: other work on the machine can
         // hold up the server's first commits.
         let setupTimeout = max(options.timeout, 20)
-        let partner = try HealthyPartner(healthyIdentity, open: try open(healthyIdentity, site: site, timeout: setupTimeout),
-                                         site: site, timeout: options.timeout)
+        let partner = try HealthyPartner(
+            healthyIdentity, open: try open(healthyIdentity, site: site, timeout: setupTimeout),
+            site: site, timeout: options.timeout)
         var partners: [ClientIdentity] = []
         for i in 1...options.partners {
             Thread.sleep(forTimeInterval: 0.06)
@@ -577,16 +586,21 @@ enum LoadTest {
             partners.append(me)
         }
         let strangers = try (0..<8).map { try ClientIdentity(index: 10_000 + $0, date: date) }
-        let loadAverage = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        let loadAverage =
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
 
-        print("site-bench load: chipsite serve (pid \(server.pid)) on 127.0.0.1:\(server.port); load generator in this process;"
-            + " \(ProcessInfo.processInfo.activeProcessorCount) CPUs shared by both; load average before: \(loadAverage)")
-        print("  serve limits: peer.handshake_rate 20/s and peer.handshake_burst 5 per source address (defaults),"
-            + " peer.handshake_timeout 10 s, peer.max_connections \(maxConnections); descriptor limit \(fdLimit)")
-        print("  healthy partner: 127.0.0.1, stock of an open tally with the server's user (the foil); chit tran -> upd round trips,"
-            + " one N+KK channel, reconnected every 2 s")
-        print("  attackers: \(options.clients) clients (one thread each) from 127.0.0.2-127.0.0.9; every 10th trickles,"
-            + " the others pick a kind at random per connection; \(options.partners) of their identities are partners")
+        print(
+            "site-bench load: chipsite serve (pid \(server.pid)) on 127.0.0.1:\(server.port); load generator in this process;"
+                + " \(ProcessInfo.processInfo.activeProcessorCount) CPUs shared by both; load average before: \(loadAverage)")
+        print(
+            "  serve limits: peer.handshake_rate 20/s and peer.handshake_burst 5 per source address (defaults),"
+                + " peer.handshake_timeout 10 s, peer.max_connections \(maxConnections); descriptor limit \(fdLimit)")
+        print(
+            "  healthy partner: 127.0.0.1, stock of an open tally with the server's user (the foil); chit tran -> upd round trips,"
+                + " one N+KK channel, reconnected every 2 s")
+        print(
+            "  attackers: \(options.clients) clients (one thread each) from 127.0.0.2-127.0.0.9; every 10th trickles,"
+                + " the others pick a kind at random per connection; \(options.partners) of their identities are partners")
         print("")
 
         // Warm-up, then the baseline: the partner alone.
@@ -602,9 +616,10 @@ enum LoadTest {
 
         // The attack: start every client, let them ramp up, then measure.
         let counters = AttackCounters()
-        let attack = Attack(site: site, partners: partners, partnerTickets: partners.map { $0.ticketMessage(token: site.token, inviter: site.inviter) },
-                            strangers: strangers, counters: counters, timeout: options.timeout,
-                            deadline: Date().addingTimeInterval(options.seconds + 60))
+        let attack = Attack(
+            site: site, partners: partners, partnerTickets: partners.map { $0.ticketMessage(token: site.token, inviter: site.inviter) },
+            strangers: strangers, counters: counters, timeout: options.timeout,
+            deadline: Date().addingTimeInterval(options.seconds + 60))
         sampler.phase("ramp-up")
         let group = DispatchGroup()
         for n in 0..<options.clients {
@@ -651,14 +666,17 @@ enum LoadTest {
         }
 
         // MARK: Report
-        print(pad("healthy partner", 26) + "seconds   payments      /s     p50 ms    p99 ms    max ms   handshakes  hs p50 ms  hs max ms   refused   broken")
+        print(
+            pad("healthy partner", 26)
+                + "seconds   payments      /s     p50 ms    p99 ms    max ms   handshakes  hs p50 ms  hs max ms   refused   broken")
         func partnerRow(_ name: String, _ r: PartnerResult) {
-            print(pad("  \(name)", 26) + fmt(r.seconds, 7, decimals: 1) + fmt(Double(r.latencies.count), 11)
-                + fmt(Double(r.latencies.count) / max(r.seconds, 1e-9), 8)
-                + fmt(r.percentile(r.latencies, 0.5), 11, decimals: 2) + fmt(r.percentile(r.latencies, 0.99), 10, decimals: 2)
-                + fmt(r.latencies.max() ?? 0, 10, decimals: 2) + fmt(Double(r.handshakes.count), 13)
-                + fmt(r.percentile(r.handshakes, 0.5), 11, decimals: 2) + fmt(r.handshakes.max() ?? 0, 11, decimals: 2)
-                + fmt(Double(r.refused), 10) + fmt(Double(r.broken), 9))
+            print(
+                pad("  \(name)", 26) + fmt(r.seconds, 7, decimals: 1) + fmt(Double(r.latencies.count), 11)
+                    + fmt(Double(r.latencies.count) / max(r.seconds, 1e-9), 8)
+                    + fmt(r.percentile(r.latencies, 0.5), 11, decimals: 2) + fmt(r.percentile(r.latencies, 0.99), 10, decimals: 2)
+                    + fmt(r.latencies.max() ?? 0, 10, decimals: 2) + fmt(Double(r.handshakes.count), 13)
+                    + fmt(r.percentile(r.handshakes, 0.5), 11, decimals: 2) + fmt(r.handshakes.max() ?? 0, 11, decimals: 2)
+                    + fmt(Double(r.refused), 10) + fmt(Double(r.broken), 9))
             for e in r.errors { print("    failure: \(e)") }
         }
         partnerRow("baseline (no attack)", baseline)
@@ -666,25 +684,29 @@ enum LoadTest {
         print("")
 
         let window = underAttack.seconds
-        print(pad("attack, \(fmt(window, 0, decimals: 1)) s window", 30) + "  attempts      /s   completed      /s   closed by serve      /s   errors")
+        print(
+            pad("attack, \(fmt(window, 0, decimals: 1)) s window", 30) + "  attempts      /s   completed      /s   closed by serve      /s   errors")
         var totals = [0, 0, 0]
         for kind in AttackKind.allCases {
             let n = AttackOutcome.allCases.map { AttackCounters.value(after, kind, $0) - AttackCounters.value(before, kind, $0) }
             let attempts = n.reduce(0, +)
             for (i, v) in n.enumerated() { totals[i] += v }
-            print(pad("  \(kind.name)", 30) + fmt(Double(attempts), 10) + fmt(Double(attempts) / window, 8)
-                + fmt(Double(n[0]), 12) + fmt(Double(n[0]) / window, 8) + fmt(Double(n[1]), 18) + fmt(Double(n[1]) / window, 8)
-                + fmt(Double(n[2]), 9))
+            print(
+                pad("  \(kind.name)", 30) + fmt(Double(attempts), 10) + fmt(Double(attempts) / window, 8)
+                    + fmt(Double(n[0]), 12) + fmt(Double(n[0]) / window, 8) + fmt(Double(n[1]), 18) + fmt(Double(n[1]) / window, 8)
+                    + fmt(Double(n[2]), 9))
             if n[2] > 0, let e = counters.firstError(kind) { print("    first error: \(e)") }
         }
         let attempts = totals.reduce(0, +)
-        print(pad("  all", 30) + fmt(Double(attempts), 10) + fmt(Double(attempts) / window, 8)
-            + fmt(Double(totals[0]), 12) + fmt(Double(totals[0]) / window, 8) + fmt(Double(totals[1]), 18) + fmt(Double(totals[1]) / window, 8)
-            + fmt(Double(totals[2]), 9))
+        print(
+            pad("  all", 30) + fmt(Double(attempts), 10) + fmt(Double(attempts) / window, 8)
+                + fmt(Double(totals[0]), 12) + fmt(Double(totals[0]) / window, 8) + fmt(Double(totals[1]), 18) + fmt(Double(totals[1]) / window, 8)
+                + fmt(Double(totals[2]), 9))
         print("  \(startedClients) of \(options.clients) clients running; all stopped in time: \(joined ? "yes" : "NO")")
         if let a = overflows0, let b = overflows1 {
-            print("  listen queue overflows (TcpExt ListenOverflows, whole machine) in the window: \(fmt(Double(b - a), 0))"
-                + "; healthy handshakes over 900 ms (a dropped SYN is sent again after 1 s): \(underAttack.handshakes.filter { $0 > 900 }.count)")
+            print(
+                "  listen queue overflows (TcpExt ListenOverflows, whole machine) in the window: \(fmt(Double(b - a), 0))"
+                    + "; healthy handshakes over 900 ms (a dropped SYN is sent again after 1 s): \(underAttack.handshakes.filter { $0 > 900 }.count)")
         }
         print("")
 
@@ -700,13 +722,15 @@ enum LoadTest {
         print("  CPU, baseline: " + cores(cpu0, cpu1, baseline.seconds))
         print("  CPU, under attack: " + cores(cpu2, cpu3, underAttack.seconds))
         print("  running after the attack: \(alive ? "yes" : "NO"); exit status on SIGTERM: \(status)")
-        print("  the partner's tally on the server: chain of \(serverLength) (the partner paid \(partner.paid), holds \(partner.length));"
-            + " tally verify: \(problems.isEmpty ? "clean" : problems.joined(separator: "; "))")
+        print(
+            "  the partner's tally on the server: chain of \(serverLength) (the partner paid \(partner.paid), holds \(partner.length));"
+                + " tally verify: \(problems.isEmpty ? "clean" : problems.joined(separator: "; "))")
         let failures = baseline.failures + underAttack.failures
         print("")
         let refused = baseline.refused + underAttack.refused
-        print("healthy-peer failures: \(failures) (\(refused) refused connections or handshakes, \(failures - refused) payments failed"
-            + " on an open channel)" + (failures == 0 ? "" : "; MUST be 0"))
+        print(
+            "healthy-peer failures: \(failures) (\(refused) refused connections or handshakes, \(failures - refused) payments failed"
+                + " on an open channel)" + (failures == 0 ? "" : "; MUST be 0"))
         return failures == 0 && alive && problems.isEmpty && serverLength == partner.length && joined
     }
 }

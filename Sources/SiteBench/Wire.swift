@@ -156,14 +156,17 @@ struct ClientIdentity: Sendable {
         local = LocalSite(agent: try AgentID(publicKey: siteKey.publicKey), staticKey: try KeyPair(privateKey: secret))
         userKey = SigningKey.generate()
         chad = CHAD(cuid: try CUID("bench\(index)"), agent: local.agent, address: try SiteAddress(host: "127.0.0.1", port: 9))
-        cert = try Certificate(chad: chad, type: .person, name: "Bench Client \(index)", email: nil,
-                               publicKey: userKey.publicKey, date: date)
+        cert = try Certificate(
+            chad: chad, type: .person, name: "Bench Client \(index)", email: nil,
+            publicKey: userKey.publicKey, date: date)
     }
 
     /// The ticket message (protocol section 6) for `token` issued by `inviter`.
     func ticketMessage(token: String, inviter: CHAD) -> JSONValue {
-        .object(["target": "tally", "action": "ticket", "to": inviter.json, "from": chad.json,
-                 "ticket": .object(["token": .string(token), "cert": cert.json])])
+        .object([
+            "target": "tally", "action": "ticket", "to": inviter.json, "from": chad.json,
+            "ticket": .object(["token": .string(token), "cert": cert.json])
+        ])
     }
 }
 
@@ -173,7 +176,8 @@ struct ClientChannel {
     var machine: ChannelMachine
 
     /// First contact: IK with the ticket message; returns once `A` is read.
-    static func firstContact(_ me: ClientIdentity, server: AgentID, ticket: JSONValue, port: Int, timeout: Double) throws(WireError) -> ClientChannel {
+    static func firstContact(_ me: ClientIdentity, server: AgentID, ticket: JSONValue, port: Int, timeout: Double) throws(WireError) -> ClientChannel
+    {
         let (machine, actions): (ChannelMachine, [ChannelAction])
         do throws(ChannelError) {
             (machine, actions) = try ChannelMachine.firstContact(local: me.local, remote: server, ticketMessage: ticket)

@@ -181,8 +181,9 @@ enum SiteBench {
     /// Leaves an open tally (so `me` is a partner for N+K) and an empty outbox.
     /// Returns our `open` message, which the server answers again each time.
     static func openTally(_ me: ClientIdentity, site: ServerSite, timeout: Double) throws -> JSONValue {
-        var channel = try ClientChannel.firstContact(me, server: site.agent, ticket: me.ticketMessage(token: site.token, inviter: site.inviter),
-                                                     port: site.port, timeout: timeout)
+        var channel = try ClientChannel.firstContact(
+            me, server: site.agent, ticket: me.ticketMessage(token: site.token, inviter: site.inviter),
+            port: site.port, timeout: timeout)
         defer { channel.close() }
         let offer = try channel.receive()
         guard offer["action"]?.stringValue == "offer", let object = offer["object"], let from = offer["from"], let to = offer["to"] else {
@@ -233,8 +234,9 @@ enum SiteBench {
             if status != 0 { print("site-bench: note: serve exited with status \(status)") }
         }
         guard server.agent == made.agent.description else { throw BenchError("serve reports agent \(server.agent), the file holds \(made.agent)") }
-        let site = ServerSite(agent: made.agent, inviter: CHAD(cuid: made.user, agent: made.agent, address: try SiteAddress(host: "127.0.0.1", port: server.port)),
-                              token: made.token, port: server.port)
+        let site = ServerSite(
+            agent: made.agent, inviter: CHAD(cuid: made.user, agent: made.agent, address: try SiteAddress(host: "127.0.0.1", port: server.port)),
+            token: made.token, port: server.port)
         Thread.sleep(forTimeInterval: 0.5)
         let idleRSS = server.residentKiB() ?? 0
 
@@ -251,12 +253,15 @@ enum SiteBench {
         let tickets = clients.map { $0.ticketMessage(token: site.token, inviter: site.inviter) }
         let rawIKBefore = try Ceiling.ik(payloadBytes: tickets[0].canonicalBytes.count)
         let rawNKKBefore = try Ceiling.nkk()
-        let loadAverage = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        let loadAverage =
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
 
-        print("site-bench: chipsite serve (pid \(server.pid)) on 127.0.0.1:\(server.port); load generator in this process;"
-            + " \(ProcessInfo.processInfo.activeProcessorCount) CPUs shared by both")
-        print("  \(options.clients) client threads, \(options.identities) client sites, \(fmt(options.seconds, 0, decimals: 1)) s per phase,"
-            + " descriptor limit \(fdLimit); load average before: \(loadAverage)")
+        print(
+            "site-bench: chipsite serve (pid \(server.pid)) on 127.0.0.1:\(server.port); load generator in this process;"
+                + " \(ProcessInfo.processInfo.activeProcessorCount) CPUs shared by both")
+        print(
+            "  \(options.clients) client threads, \(options.identities) client sites, \(fmt(options.seconds, 0, decimals: 1)) s per phase,"
+                + " descriptor limit \(fdLimit); load average before: \(loadAverage)")
         print("")
 
         // MARK: Handshakes
@@ -302,8 +307,9 @@ enum SiteBench {
             latencies.append(seconds(clock.now - t0) * 1000)
         }
         let tElapsed = seconds(clock.now - tStart)
-        let rt = LoadResult(ok: latencies.count, failed: 0, seconds: tElapsed, serverCPU: (server.cpuSeconds() ?? 0) - serverCPU0,
-                            clientCPU: ownCPUSeconds() - clientCPU0, firstError: nil)
+        let rt = LoadResult(
+            ok: latencies.count, failed: 0, seconds: tElapsed, serverCPU: (server.cpuSeconds() ?? 0) - serverCPU0,
+            clientCPU: ownCPUSeconds() - clientCPU0, firstError: nil)
         latencies.sort()
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         channel.close()
@@ -342,33 +348,39 @@ enum SiteBench {
         // MARK: Report
         print(pad("handshakes accepted", 24) + "    serve/s  raw Noise/s   ratio   serve CPU/op  raw responder/op   ratio   client CPU/op")
         func handshakeRow(_ name: String, _ r: LoadResult, _ raw: HandshakeCeiling) {
-            print(pad("  \(name)", 24) + fmt(r.perSecond, 11) + fmt(raw.perSecond, 13) + fmt(r.perSecond / raw.perSecond, 8, decimals: 2)
-                + fmt(r.serverMicros, 12) + " µs" + fmt(raw.responderMicros, 15) + " µs" + fmt(raw.responderMicros / max(r.serverMicros, 1e-9), 8, decimals: 2)
-                + fmt(r.clientMicros, 13) + " µs")
+            print(
+                pad("  \(name)", 24) + fmt(r.perSecond, 11) + fmt(raw.perSecond, 13) + fmt(r.perSecond / raw.perSecond, 8, decimals: 2)
+                    + fmt(r.serverMicros, 12) + " µs" + fmt(raw.responderMicros, 15) + " µs"
+                    + fmt(raw.responderMicros / max(r.serverMicros, 1e-9), 8, decimals: 2)
+                    + fmt(r.clientMicros, 13) + " µs")
             if r.failed > 0 { print("    \(r.failed) failed; first: \(r.firstError ?? "?")") }
         }
         handshakeRow("IK (ticket, reusable)", ikResult, rawIK)
         handshakeRow("N+KK (partner)", nkkResult, rawNKK)
         print("")
         print(pad("round trips, one channel", 24) + "    serve/s   raw AEAD/s   ratio   serve CPU/op     p50 ms    p99 ms   client CPU/op")
-        print(pad("  open, \(fmt(Double(messageBytes), 0)) B JSON", 24) + fmt(rt.perSecond, 11) + fmt(rawRoundTrips, 13)
-            + fmt(rt.perSecond / rawRoundTrips, 8, decimals: 4) + fmt(rt.serverMicros, 12) + " µs"
-            + fmt(percentile(0.5), 11, decimals: 2) + fmt(percentile(0.99), 10, decimals: 2) + fmt(rt.clientMicros, 13) + " µs")
-        print("    raw AEAD = ChaCha20-Poly1305 encrypt+decrypt of \(messageBytes) B twice per round trip;"
-            + " 1 KiB pairs/s: \(fmt(rawPairs1K, 0))")
+        print(
+            pad("  open, \(fmt(Double(messageBytes), 0)) B JSON", 24) + fmt(rt.perSecond, 11) + fmt(rawRoundTrips, 13)
+                + fmt(rt.perSecond / rawRoundTrips, 8, decimals: 4) + fmt(rt.serverMicros, 12) + " µs"
+                + fmt(percentile(0.5), 11, decimals: 2) + fmt(percentile(0.99), 10, decimals: 2) + fmt(rt.clientMicros, 13) + " µs")
+        print(
+            "    raw AEAD = ChaCha20-Poly1305 encrypt+decrypt of \(messageBytes) B twice per round trip;"
+                + " 1 KiB pairs/s: \(fmt(rawPairs1K, 0))")
         // The open's own crypto on the server: two Ed25519 verifications of the core, one AEAD pair.
         let rawOpenMicros = 2e6 / max(rawVerify, 1) + 1e6 / max(rawPairs, 1)
-        print("    raw crypto of one open on the server (2 Ed25519 verify of the \(coreBytes) B core + 1 AEAD pair):"
-            + " \(fmt(rawOpenMicros, 0, decimals: 1)) µs, \(fmt(rawOpenMicros / max(rt.serverMicros, 1e-9), 0, decimals: 2)) of serve CPU/op")
+        print(
+            "    raw crypto of one open on the server (2 Ed25519 verify of the \(coreBytes) B core + 1 AEAD pair):"
+                + " \(fmt(rawOpenMicros, 0, decimals: 1)) µs, \(fmt(rawOpenMicros / max(rt.serverMicros, 1e-9), 0, decimals: 2)) of serve CPU/op")
         print("")
         func mib(_ kib: Int) -> String { fmt(Double(kib) / 1024, 9, decimals: 1) + " MiB" }
         print("resident memory of serve (VmRSS)")
         print(pad("  idle, after start", 34) + mib(idleRSS))
         print(pad("  after the load phases", 34) + mib(loadedRSS))
         let perChannel = held.isEmpty ? 0 : Double(heldRSS - loadedRSS) / Double(held.count)
-        print(pad("  with \(fmt(Double(held.count), 0)) idle open channels", 34) + mib(heldRSS)
-            + "   (+\(fmt(perChannel, 0, decimals: 1)) KiB per channel; serve holds \(heldFDs) descriptors;"
-            + " opened in \(fmt(openSeconds, 0, decimals: 1)) s; \(stillAnswers ? "still answers" : "NO ANSWER") on a fresh channel)")
+        print(
+            pad("  with \(fmt(Double(held.count), 0)) idle open channels", 34) + mib(heldRSS)
+                + "   (+\(fmt(perChannel, 0, decimals: 1)) KiB per channel; serve holds \(heldFDs) descriptors;"
+                + " opened in \(fmt(openSeconds, 0, decimals: 1)) s; \(stillAnswers ? "still answers" : "NO ANSWER") on a fresh channel)")
         if held.count < options.channels { print("    only \(held.count) of \(options.channels) opened: \(openError ?? "?")") }
         print(pad("  after closing them", 34) + mib(afterRSS))
     }

@@ -5,10 +5,10 @@ import ChipStore
 import ChipViews
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 #if canImport(CZlib)
-import CZlib
+    import CZlib
 #endif
 
 struct BackupCommand: ParsableCommand {
@@ -49,8 +49,11 @@ struct BackupCommand: ParsableCommand {
         }
         let status = try store.status()
         if output.json {
-            print(JSONValue.object(["file": .string(file), "gzip": .bool(gzip), "agent": .string(status.agent.description),
-                                    "users": .integer(Int64(status.users)), "tallies": .integer(Int64(status.tallies))]).prettyString)
+            print(
+                JSONValue.object([
+                    "file": .string(file), "gzip": .bool(gzip), "agent": .string(status.agent.description),
+                    "users": .integer(Int64(status.users)), "tallies": .integer(Int64(status.tallies))
+                ]).prettyString)
         } else {
             print("Backed up \(status.path) to \(file)\(gzip ? " (gzip)" : "")")
         }
@@ -122,100 +125,104 @@ enum Gzip {
     }
 
     #if canImport(CZlib)
-    static let isAvailable = true
-    /// windowBits 15 (32 KiB) plus 16: write and expect a gzip header, not zlib's.
-    static let gzipWindowBits: Int32 = 15 + 16
-    static let memoryLevel: Int32 = 8
+        static let isAvailable = true
+        /// windowBits 15 (32 KiB) plus 16: write and expect a gzip header, not zlib's.
+        static let gzipWindowBits: Int32 = 15 + 16
+        static let memoryLevel: Int32 = 8
 
-    static func compress(_ source: String, toNew destination: String) throws {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        let output = try SiteBackup.createNew(destination)
-        defer { close(output) }
-        var stream = z_stream()
-        guard deflateInit2_(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, gzipWindowBits, memoryLevel, Z_DEFAULT_STRATEGY,
-                            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
-        else { throw CLIError("zlib could not start compressing") }
-        defer { deflateEnd(&stream) }
-        var inBuffer = [UInt8](repeating: 0, count: chunkSize)
-        var outBuffer = [UInt8](repeating: 0, count: chunkSize)
-        var finished = false
-        while !finished {
-            let n = inBuffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            guard n >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
-            let flush = n == 0 ? Z_FINISH : Z_NO_FLUSH
-            try inBuffer.withUnsafeMutableBufferPointer { inPtr in
-                stream.next_in = inPtr.baseAddress
-                stream.avail_in = uInt(n)
-                repeat {
-                    let (rc, produced) = outBuffer.withUnsafeMutableBufferPointer { outPtr -> (Int32, Int) in
-                        stream.next_out = outPtr.baseAddress
-                        stream.avail_out = uInt(outPtr.count)
-                        let rc = deflate(&stream, flush)
-                        return (rc, outPtr.count - Int(stream.avail_out))
-                    }
-                    guard rc != Z_STREAM_ERROR else { throw CLIError("zlib failed while compressing") }
-                    try outBuffer.withUnsafeBytes { try SiteBackup.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
-                    if rc == Z_STREAM_END { finished = true }
-                } while stream.avail_out == 0 && !finished
+        static func compress(_ source: String, toNew destination: String) throws {
+            let input = open(source, O_RDONLY | O_CLOEXEC)
+            guard input >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
+            defer { close(input) }
+            let output = try SiteBackup.createNew(destination)
+            defer { close(output) }
+            var stream = z_stream()
+            guard
+                deflateInit2_(
+                    &stream, Z_BEST_COMPRESSION, Z_DEFLATED, gzipWindowBits, memoryLevel, Z_DEFAULT_STRATEGY,
+                    ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
+            else { throw CLIError("zlib could not start compressing") }
+            defer { deflateEnd(&stream) }
+            var inBuffer = [UInt8](repeating: 0, count: chunkSize)
+            var outBuffer = [UInt8](repeating: 0, count: chunkSize)
+            var finished = false
+            while !finished {
+                let n = inBuffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                guard n >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
+                let flush = n == 0 ? Z_FINISH : Z_NO_FLUSH
+                try inBuffer.withUnsafeMutableBufferPointer { inPtr in
+                    stream.next_in = inPtr.baseAddress
+                    stream.avail_in = uInt(n)
+                    repeat {
+                        let (rc, produced) = outBuffer.withUnsafeMutableBufferPointer { outPtr -> (Int32, Int) in
+                            stream.next_out = outPtr.baseAddress
+                            stream.avail_out = uInt(outPtr.count)
+                            let rc = deflate(&stream, flush)
+                            return (rc, outPtr.count - Int(stream.avail_out))
+                        }
+                        guard rc != Z_STREAM_ERROR else { throw CLIError("zlib failed while compressing") }
+                        try outBuffer.withUnsafeBytes { try SiteBackup.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+                        if rc == Z_STREAM_END { finished = true }
+                    } while stream.avail_out == 0 && !finished
+                }
             }
+            fsync(output)
         }
-        fsync(output)
-    }
 
-    static func decompress(_ source: String, toNew destination: String) throws {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        let output = try SiteBackup.createNew(destination)
-        defer { close(output) }
-        var stream = z_stream()
-        guard inflateInit2_(&stream, gzipWindowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw CLIError("zlib could not start decompressing")
-        }
-        defer { inflateEnd(&stream) }
-        var inBuffer = [UInt8](repeating: 0, count: chunkSize)
-        var outBuffer = [UInt8](repeating: 0, count: chunkSize)
-        var total: Int64 = 0
-        var ended = false
-        while !ended {
-            let n = inBuffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            guard n >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
-            guard n > 0 else { throw CLIError("\(source) is a truncated gzip file") }
-            try inBuffer.withUnsafeMutableBufferPointer { inPtr in
-                stream.next_in = inPtr.baseAddress
-                stream.avail_in = uInt(n)
-                repeat {
-                    let (rc, produced) = outBuffer.withUnsafeMutableBufferPointer { outPtr -> (Int32, Int) in
-                        stream.next_out = outPtr.baseAddress
-                        stream.avail_out = uInt(outPtr.count)
-                        let rc = inflate(&stream, Z_NO_FLUSH)
-                        return (rc, outPtr.count - Int(stream.avail_out))
-                    }
-                    guard rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR else {
-                        throw CLIError("\(source) is not a valid gzip file (zlib error \(rc))")
-                    }
-                    total += Int64(produced)
-                    guard total <= maxDecompressedBytes else { throw CLIError("\(source) decompresses to more than \(maxDecompressedBytes >> 30) GiB; refusing") }
-                    try outBuffer.withUnsafeBytes { try SiteBackup.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
-                    if rc == Z_STREAM_END { ended = true }
-                    if rc == Z_BUF_ERROR { break }
-                } while stream.avail_out == 0 && !ended
-                if ended, stream.avail_in > 0 { throw CLIError("\(source) has data after the gzip stream; refusing it") }
+        static func decompress(_ source: String, toNew destination: String) throws {
+            let input = open(source, O_RDONLY | O_CLOEXEC)
+            guard input >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
+            defer { close(input) }
+            let output = try SiteBackup.createNew(destination)
+            defer { close(output) }
+            var stream = z_stream()
+            guard inflateInit2_(&stream, gzipWindowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw CLIError("zlib could not start decompressing")
             }
+            defer { inflateEnd(&stream) }
+            var inBuffer = [UInt8](repeating: 0, count: chunkSize)
+            var outBuffer = [UInt8](repeating: 0, count: chunkSize)
+            var total: Int64 = 0
+            var ended = false
+            while !ended {
+                let n = inBuffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                guard n >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw CLIError("\(source) is a truncated gzip file") }
+                try inBuffer.withUnsafeMutableBufferPointer { inPtr in
+                    stream.next_in = inPtr.baseAddress
+                    stream.avail_in = uInt(n)
+                    repeat {
+                        let (rc, produced) = outBuffer.withUnsafeMutableBufferPointer { outPtr -> (Int32, Int) in
+                            stream.next_out = outPtr.baseAddress
+                            stream.avail_out = uInt(outPtr.count)
+                            let rc = inflate(&stream, Z_NO_FLUSH)
+                            return (rc, outPtr.count - Int(stream.avail_out))
+                        }
+                        guard rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR else {
+                            throw CLIError("\(source) is not a valid gzip file (zlib error \(rc))")
+                        }
+                        total += Int64(produced)
+                        guard total <= maxDecompressedBytes else {
+                            throw CLIError("\(source) decompresses to more than \(maxDecompressedBytes >> 30) GiB; refusing")
+                        }
+                        try outBuffer.withUnsafeBytes { try SiteBackup.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+                        if rc == Z_STREAM_END { ended = true }
+                        if rc == Z_BUF_ERROR { break }
+                    } while stream.avail_out == 0 && !ended
+                    if ended, stream.avail_in > 0 { throw CLIError("\(source) has data after the gzip stream; refusing it") }
+                }
+            }
+            var extra: UInt8 = 0
+            if read(input, &extra, 1) > 0 { throw CLIError("\(source) has data after the gzip stream; refusing it") }
+            fsync(output)
         }
-        var extra: UInt8 = 0
-        if read(input, &extra, 1) > 0 { throw CLIError("\(source) has data after the gzip stream; refusing it") }
-        fsync(output)
-    }
     #else
-    static let isAvailable = false
-    static func compress(_ source: String, toNew destination: String) throws {
-        throw CLIError("--gzip is not available: this chipsite was built without zlib")
-    }
-    static func decompress(_ source: String, toNew destination: String) throws {
-        throw CLIError("gzip backups cannot be read: this chipsite was built without zlib")
-    }
+        static let isAvailable = false
+        static func compress(_ source: String, toNew destination: String) throws {
+            throw CLIError("--gzip is not available: this chipsite was built without zlib")
+        }
+        static func decompress(_ source: String, toNew destination: String) throws {
+            throw CLIError("gzip backups cannot be read: this chipsite was built without zlib")
+        }
     #endif
 }

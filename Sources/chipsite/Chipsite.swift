@@ -19,8 +19,10 @@ struct Chipsite: AsyncParsableCommand {
             with "chipsite: error:" and exit 1; usage errors exit 2.
             """,
         version: version,
-        subcommands: [InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self,
-                      TallyCommand.self, PayCommand.self, InvoiceCommand.self, ChitCommand.self, ServeCommand.self, ConfigCommand.self, BackupCommand.self,
-                      RestoreCommand.self, DoctorCommand.self, KeyCommand.self, LockdownCommand.self]
+        subcommands: [
+            InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self,
+            TallyCommand.self, PayCommand.self, InvoiceCommand.self, ChitCommand.self, ServeCommand.self, ConfigCommand.self, BackupCommand.self,
+            RestoreCommand.self, DoctorCommand.self, KeyCommand.self, LockdownCommand.self
+        ]
     )
 }

@@ -5,7 +5,7 @@ import ChipProtocol
 import ChipStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `chipsite doctor`: checks what a site needs to run and says what to do
@@ -110,7 +110,9 @@ struct DoctorCommand: ParsableCommand {
             if bad.isEmpty {
                 ok("key", "site key \(info.fingerprint) opens\(info.sealed ? " with the passphrase" : ""); every user key opens")
             } else {
-                fail("key", "user keys that do not open: \(bad.prefix(5).joined(separator: ", ")): restore them from a backup or `chipsite user import`")
+                fail(
+                    "key",
+                    "user keys that do not open: \(bad.prefix(5).joined(separator: ", ")): restore them from a backup or `chipsite user import`")
             }
         } catch {
             fail("key", "\(error)")

@@ -5,7 +5,7 @@ import ChipStore
 import ChipViews
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct InitCommand: ParsableCommand {

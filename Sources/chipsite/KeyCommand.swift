@@ -128,9 +128,12 @@ struct KeyCommand: ParsableCommand {
             let store = try site.open()
             let change = try store.replaceSiteKey(sealingKey: try passphrase.sealingKey(for: store), force: force)
             if output.json {
-                print(JSONValue.object(["old_agent": .string(change.old.description), "agent": .string(change.new.description),
-                                        "certificates_reissued": .integer(Int64(change.certificatesReissued)),
-                                        "tallies": .integer(Int64(change.tallies))]).prettyString)
+                print(
+                    JSONValue.object([
+                        "old_agent": .string(change.old.description), "agent": .string(change.new.description),
+                        "certificates_reissued": .integer(Int64(change.certificatesReissued)),
+                        "tallies": .integer(Int64(change.tallies))
+                    ]).prettyString)
                 return
             }
             print("New site key: agent \(change.new) (was \(change.old))")

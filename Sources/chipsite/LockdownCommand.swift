@@ -29,8 +29,9 @@ struct LockdownCommand: ParsableCommand {
             return
         }
         try store.setLockdown(state == .on)
-        print(state == .on
-              ? "Lockdown on: no new peer handshakes, no actions that move value. Lift it with `chipsite lockdown off`."
-              : "Lockdown off.")
+        print(
+            state == .on
+                ? "Lockdown on: no new peer handshakes, no actions that move value. Lift it with `chipsite lockdown off`."
+                : "Lockdown off.")
     }
 }

@@ -3,7 +3,7 @@ import ChipModel
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Log lines on stderr, as text (`2026-11-24T21:00:00.000Z info message key=value`)
@@ -32,8 +32,10 @@ struct StderrLogHandler: LogHandler {
             let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             writeStderr("\(time) \(event.level) \(event.message)\(fields.isEmpty ? "" : " " + fields)\n")
         case .json:
-            var object: [String: JSONValue] = ["ts": .string(time), "level": .string(event.level.rawValue),
-                                               "msg": .string("\(event.message)")]
+            var object: [String: JSONValue] = [
+                "ts": .string(time), "level": .string(event.level.rawValue),
+                "msg": .string("\(event.message)")
+            ]
             for (k, v) in all where object[k] == nil { object[k] = .string("\(v)") }
             writeStderr(JSONValue.object(object).canonicalString + "\n")
         }

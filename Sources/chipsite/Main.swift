@@ -4,7 +4,7 @@ import ChipProtocol
 import ChipStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Entry point: runs the command and turns every failure into one line,
@@ -52,7 +52,8 @@ enum Main {
         if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
         var line = "chipsite: error: " + first
         if let see = lines.last(where: { $0.contains("See '") }), let open = see.firstIndex(of: "'"),
-           let close = see[see.index(after: open)...].firstIndex(of: "'") {
+            let close = see[see.index(after: open)...].firstIndex(of: "'")
+        {
             line += " (see `\(see[see.index(after: open)..<close])`)"
         }
         return line

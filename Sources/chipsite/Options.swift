@@ -4,7 +4,7 @@ import ChipProtocol
 import ChipStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the site file is.
@@ -14,8 +14,9 @@ struct SiteOptions: ParsableArguments {
 
     /// The resolved path and whether it is the default location.
     func location() -> (path: String, isDefault: Bool) {
-        SiteLocation.resolve(explicit: db, environment: Environment.all, isRoot: geteuid() == 0,
-                             accountHome: { getpwuid(getuid()).flatMap { $0.pointee.pw_dir.map { String(cString: $0) } } })
+        SiteLocation.resolve(
+            explicit: db, environment: Environment.all, isRoot: geteuid() == 0,
+            accountHome: { getpwuid(getuid()).flatMap { $0.pointee.pw_dir.map { String(cString: $0) } } })
     }
 
     func open() throws -> SiteStore {
@@ -27,9 +28,11 @@ struct SiteOptions: ParsableArguments {
 struct PassphraseOptions: ParsableArguments {
     static let environmentVariable = "CHIPSITE_PASSPHRASE_FILE"
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Read the passphrase from this file (first line). Else $CHIPSITE_PASSPHRASE_FILE, else a prompt on a terminal.",
-        valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read the passphrase from this file (first line). Else $CHIPSITE_PASSPHRASE_FILE, else a prompt on a terminal.",
+            valueName: "file"))
     var passphraseFile: String?
 
     /// The passphrase from the file option or the environment, nil when

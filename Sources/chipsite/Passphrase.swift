@@ -1,7 +1,7 @@
 import ChipModel
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reading a passphrase from a file or, without echo, from the terminal.

@@ -31,7 +31,9 @@ struct PayCommand: ParsableCommand {
         let record = try store.pay(tally: t.uuid, units: p.units, memo: payment.memo, ref: p.ref) { try store.userKey($0, sealingKey: sealingKey) }
         SiteDaemon.pokeRunning(siteFile: store.path)
         if output.json { print(ChitView.json(record).prettyString); return }
-        print("Paid \(Amount.format(p.units)) CHIPs to \(t.partner.cuid)@\(t.partner.address) on tally \(t.uuid.prefix(8)) (chit \(record.chit.uuid), \(record.state.rawValue))")
+        print(
+            "Paid \(Amount.format(p.units)) CHIPs to \(t.partner.cuid)@\(t.partner.address) on tally \(t.uuid.prefix(8)) (chit \(record.chit.uuid), \(record.state.rawValue))"
+        )
     }
 
     /// A tally of `user` by id, id prefix, or partner CHAD.
@@ -180,16 +182,21 @@ struct ChitCommand: ParsableCommand {
             let records = try store.chits(tally: tallyID, user: try user.map(CUID.init), limit: limit)
             let invoices = try store.invoices(tally: tallyID, user: try user.map(CUID.init))
             if output.json {
-                print(JSONValue.object(["chits": .array(records.map(ChitView.json)), "invoices": .array(invoices.map(InvoiceView.json))]).prettyString)
+                print(
+                    JSONValue.object(["chits": .array(records.map(ChitView.json)), "invoices": .array(invoices.map(InvoiceView.json))]).prettyString)
                 return
             }
             for i in invoices {
-                print("invoice \(i.uuid)  \(i.state.rawValue.padding(7))  \(i.direction == .in ? "asks you for" : "you asked for") \(Amount.format(i.units))  \(Printable.clip(i.memo ?? ""))")
+                print(
+                    "invoice \(i.uuid)  \(i.state.rawValue.padding(7))  \(i.direction == .in ? "asks you for" : "you asked for") \(Amount.format(i.units))  \(Printable.clip(i.memo ?? ""))"
+                )
             }
             if records.isEmpty { print("No chits."); return }
             for r in records {
                 let sign = r.chit.balanceEffect > 0 ? "+" : "-"
-                print("\(r.chit.uuid)  \(r.state.rawValue.padding(7))  #\(r.index.map(String.init) ?? "-")  \(r.chit.by.rawValue) pays \(sign)\(Amount.format(r.chit.units))  \(Printable.clip(r.chit.memo ?? ""))")
+                print(
+                    "\(r.chit.uuid)  \(r.state.rawValue.padding(7))  #\(r.index.map(String.init) ?? "-")  \(r.chit.by.rawValue) pays \(sign)\(Amount.format(r.chit.units))  \(Printable.clip(r.chit.memo ?? ""))"
+                )
             }
         }
     }
@@ -212,11 +219,16 @@ struct VerifyTally: ParsableCommand {
         let problems = try store.verifyTally(t.uuid)
         let head = try store.chainHead(of: t.uuid)
         if output.json {
-            print(JSONValue.object(["id": .string(t.uuid), "ok": .bool(problems.isEmpty), "problems": .array(problems.map(JSONValue.string)),
-                                    "chain_length": .integer(head.length), "chain_head": head.head.map(JSONValue.string) ?? .null,
-                                    "balance": .integer(t.balance)]).prettyString)
+            print(
+                JSONValue.object([
+                    "id": .string(t.uuid), "ok": .bool(problems.isEmpty), "problems": .array(problems.map(JSONValue.string)),
+                    "chain_length": .integer(head.length), "chain_head": head.head.map(JSONValue.string) ?? .null,
+                    "balance": .integer(t.balance)
+                ]).prettyString)
         } else if problems.isEmpty {
-            print("OK  tally \(t.uuid): signatures, \(head.length) chit\(head.length == 1 ? "" : "s") and the balance \(Amount.format(t.balance)) check out")
+            print(
+                "OK  tally \(t.uuid): signatures, \(head.length) chit\(head.length == 1 ? "" : "s") and the balance \(Amount.format(t.balance)) check out"
+            )
         } else {
             for p in problems { print("FAIL  \(p)") }
         }

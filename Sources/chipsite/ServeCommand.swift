@@ -9,7 +9,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ServeCommand: AsyncParsableCommand {
@@ -26,8 +26,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var site: SiteOptions
 
-    @Option(help: ArgumentHelp("Address and port to listen on (default: all IPv4 addresses and the configured site.port; port 0 picks one).",
-                               valueName: "host:port"))
+    @Option(
+        help: ArgumentHelp(
+            "Address and port to listen on (default: all IPv4 addresses and the configured site.port; port 0 picks one).",
+            valueName: "host:port"))
     var listen: String?
 
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
@@ -55,8 +57,9 @@ struct ServeCommand: AsyncParsableCommand {
         let limits = try SiteDaemon.limits(from: store)
         let descriptors = PeerLimits.raiseDescriptorLimit()
         if descriptors < limits.maxConnections + Self.spareDescriptors {
-            logger.warning("the descriptor limit is below peer.max_connections; raise it (LimitNOFILE=) or lower the setting",
-                           metadata: ["limit": "\(descriptors)", "peer.max_connections": "\(limits.maxConnections)"])
+            logger.warning(
+                "the descriptor limit is below peer.max_connections; raise it (LimitNOFILE=) or lower the setting",
+                metadata: ["limit": "\(descriptors)", "peer.max_connections": "\(limits.maxConnections)"])
         }
         let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: limits, logger: logger)
         let bound: String
@@ -85,8 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
         await daemon.stop()
         // A stopped site is one file: nothing may stay in site.db-wal.
         do { try store.checkpointAndClose() } catch {
-            logger.warning("the site file was not checkpointed; copy site.db-wal with it or use `chipsite backup`",
-                           metadata: ["error": "\(error)"])
+            logger.warning(
+                "the site file was not checkpointed; copy site.db-wal with it or use `chipsite backup`",
+                metadata: ["error": "\(error)"])
         }
         logger.info("stopped")
     }
@@ -98,7 +102,9 @@ struct ServeCommand: AsyncParsableCommand {
     /// `host:port`, `[v6]:port` or `:port`; nil means all addresses on the configured port.
     static func parseListen(_ text: String?, defaultPort: Int) throws -> (String, Int) {
         guard let text else { return ("0.0.0.0", defaultPort) }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...SiteAddress.portRange.upperBound).contains(port) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...SiteAddress.portRange.upperBound).contains(port)
+        else {
             throw ValidationError("--listen must be HOST:PORT, not \(Printable.quote(text))")
         }
         var host = String(text[..<colon])

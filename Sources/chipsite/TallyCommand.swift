@@ -134,7 +134,9 @@ struct TallyCommand: ParsableCommand {
             if output.json { print(JSONValue.object(["tallies": .array(records.map(TallyView.json))]).prettyString); return }
             if records.isEmpty { print("No tallies yet."); return }
             for t in records {
-                print("\(t.uuid)  \(t.state.rawValue.padding(7))  \(t.cuid) (\(t.side.rawValue)) with \(t.partner.cuid)@\(t.partner.address)  balance \(Amount.format(t.balance))")
+                print(
+                    "\(t.uuid)  \(t.state.rawValue.padding(7))  \(t.cuid) (\(t.side.rawValue)) with \(t.partner.cuid)@\(t.partner.address)  balance \(Amount.format(t.balance))"
+                )
             }
         }
     }
@@ -162,7 +164,9 @@ struct TallyCommand: ParsableCommand {
                 if let memo = core.json["memo"]?.stringValue { print("memo      \(Printable.line(memo))") }
                 print("hash      \(core.hash)")
             }
-            print("signed    stock \(t.core.map { $0.verify(t.sign?.stock, by: .stock) } == true ? "valid" : "no"), foil \(t.core.map { $0.verify(t.sign?.foil, by: .foil) } == true ? "valid" : "no")")
+            print(
+                "signed    stock \(t.core.map { $0.verify(t.sign?.stock, by: .stock) } == true ? "valid" : "no"), foil \(t.core.map { $0.verify(t.sign?.foil, by: .foil) } == true ? "valid" : "no")"
+            )
             if let note = t.note { print("note      \(Printable.line(note))") }
         }
     }

@@ -35,7 +35,9 @@ struct TicketCommand: ParsableCommand {
         @Option(name: .customLong("for"), help: ArgumentHelp("Only this requester may use it (CHAD text form).", valueName: "chad"))
         var forCHAD: String?
 
-        @Option(name: .customLong("as"), help: ArgumentHelp("The inviting user's side of the tally: stock (vendor/creditor) or foil (client).", valueName: "side"))
+        @Option(
+            name: .customLong("as"),
+            help: ArgumentHelp("The inviting user's side of the tally: stock (vendor/creditor) or foil (client).", valueName: "side"))
         var side: Side = .stock
 
         @Option(help: ArgumentHelp("Credit limit the inviting user grants, in CHIPs.", valueName: "chips"))
@@ -77,7 +79,8 @@ struct TicketCommand: ParsableCommand {
             if let output { try SiteBackup.checkFree(output) }
             let store = try site.open()
             let status = try store.status()
-            let seconds = try DurationText.seconds(expires ?? (try store.configValue(.ticketExpires)) ?? ConfigKey.ticketExpires.defaultValue ?? "48h")
+            let seconds = try DurationText.seconds(
+                expires ?? (try store.configValue(.ticketExpires)) ?? ConfigKey.ticketExpires.defaultValue ?? "48h")
             var terms: [String: JSONValue] = ["side": .string(side.rawValue)]
             if let limitMilli { terms["limit"] = .integer(limitMilli) }
             if let memo { terms["memo"] = .string(memo) }
@@ -87,8 +90,9 @@ struct TicketCommand: ParsableCommand {
             // withdrawn: no live ticket is left that nobody has seen.
             let ticket: TallyTicket, qr: QRCode
             do {
-                ticket = try TallyTicket(token: info.token, expires: info.expires,
-                                         chad: CHAD(cuid: user, agent: status.agent, address: status.address))
+                ticket = try TallyTicket(
+                    token: info.token, expires: info.expires,
+                    chad: CHAD(cuid: user, agent: status.agent, address: status.address))
                 qr = try QRCode.encode(ticket.link)
                 if let output { try write(qr, to: output) }
             } catch {

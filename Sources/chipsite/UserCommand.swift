@@ -5,7 +5,7 @@ import ChipStore
 import ChipViews
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct UserCommand: ParsableCommand {
@@ -40,8 +40,9 @@ struct UserCommand: ParsableCommand {
             try Certificate.validate(name: name)
             if let email { try Certificate.validate(email: email) }
             let store = try site.open()
-            let user = try store.addUser(cuid: id, name: name, email: email, type: entity,
-                                         sealingKey: try passphrase.sealingKey(for: store))
+            let user = try store.addUser(
+                cuid: id, name: name, email: email, type: entity,
+                sealingKey: try passphrase.sealingKey(for: store))
             if output.json {
                 print(UserView.json(user, locked: false).prettyString)
             } else {
@@ -91,11 +92,14 @@ struct UserCommand: ParsableCommand {
                 var o = UserView.json(user, locked: locked).objectValue ?? [:]
                 // Balances per tally, in milliCHIPs from this user's side:
                 // positive means the partner owes this user.
-                o["tallies"] = .array(tallies.map { t in
-                    ["id": .string(t.uuid), "partner": .string(t.partner.description), "side": .string(t.side.rawValue),
-                     "state": .string(t.state.rawValue), "balance": .integer(t.balance),
-                     "net": .integer(t.side == .stock ? t.balance : -t.balance)]
-                })
+                o["tallies"] = .array(
+                    tallies.map { t in
+                        [
+                            "id": .string(t.uuid), "partner": .string(t.partner.description), "side": .string(t.side.rawValue),
+                            "state": .string(t.state.rawValue), "balance": .integer(t.balance),
+                            "net": .integer(t.side == .stock ? t.balance : -t.balance)
+                        ]
+                    })
                 o["net"] = .integer(tallies.reduce(0) { $0 + ($1.side == .stock ? $1.balance : -$1.balance) })
                 print(JSONValue.object(o).prettyString)
                 return
@@ -111,7 +115,9 @@ struct UserCommand: ParsableCommand {
             print("created  \(user.created)")
             for t in tallies {
                 let net = t.side == .stock ? t.balance : -t.balance
-                print("tally    \(t.uuid.prefix(8)) \(t.state.rawValue) with \(t.partner.cuid)@\(t.partner.address): \(net >= 0 ? "owed" : "owes") \(Amount.format(abs(net))) CHIPs")
+                print(
+                    "tally    \(t.uuid.prefix(8)) \(t.state.rawValue) with \(t.partner.cuid)@\(t.partner.address): \(net >= 0 ? "owed" : "owes") \(Amount.format(abs(net))) CHIPs"
+                )
             }
             print("certificate:")
             print(c.json.prettyString)
@@ -216,7 +222,8 @@ struct UserCommand: ParsableCommand {
                 defer { Crypto.wipe(&secret) }
                 siteKey = try store.sealingKey(passphrase: secret)
                 if let seal = export.seal {
-                    exportKey = seal.salt == siteSeal?.salt && seal.cost == siteSeal?.cost
+                    exportKey =
+                        seal.salt == siteSeal?.salt && seal.cost == siteSeal?.cost
                         ? siteKey : try SealingKey(passphrase: secret, salt: seal.salt, cost: seal.cost)
                 }
             }
@@ -251,7 +258,9 @@ struct UserCommand: ParsableCommand {
     struct Lock: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Lock a user: its tallies accept no new chits or offers.",
-            discussion: "A partner's chit or ticket request is refused; an offer to the user waits unanswered; the user's queued messages wait. Nothing is lost. Undo with `user unlock`.")
+            discussion:
+                "A partner's chit or ticket request is refused; an offer to the user waits unanswered; the user's queued messages wait. Nothing is lost. Undo with `user unlock`."
+        )
 
         @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
         var cuid: String

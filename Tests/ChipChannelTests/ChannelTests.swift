@@ -20,8 +20,10 @@ struct TestSite {
 }
 
 func ticketMessage(from: CHAD, to: CHAD, token: String = String(repeating: "ab", count: 16)) -> JSONValue {
-    ["target": "tally", "action": "ticket", "to": to.json, "from": from.json,
-     "ticket": ["token": .string(token), "cert": ["chad": from.json]]]
+    [
+        "target": "tally", "action": "ticket", "to": to.json, "from": from.json,
+        "ticket": ["token": .string(token), "cert": ["chad": from.json]]
+    ]
 }
 
 func frames(_ actions: [ChannelAction]) -> [Frame] {
@@ -34,8 +36,10 @@ func isClose(_ actions: [ChannelAction]) -> Bool {
 
 @Suite struct FrameReaderTests {
     @Test func framesSurviveAnyChunking() throws {
-        let sent = [Frame(.T, [UInt8](repeating: 7, count: 16)), Frame(.I, [UInt8](repeating: 1, count: 300)),
-                    Frame(.A, [UInt8](repeating: 2, count: 65535))]
+        let sent = [
+            Frame(.T, [UInt8](repeating: 7, count: 16)), Frame(.I, [UInt8](repeating: 1, count: 300)),
+            Frame(.A, [UInt8](repeating: 2, count: 65535))
+        ]
         let wire = sent.flatMap(\.encoded)
         for chunk in [1, 3, 17, 4096, wire.count] {
             var reader = FrameReader()
@@ -97,8 +101,9 @@ func isClose(_ actions: [ChannelAction]) -> Bool {
 
     @Test func refusedTicketClosesSilently() throws {
         let a = TestSite(), b = TestSite()
-        let (_, out) = try ChannelMachine.firstContact(local: try a.local, remote: b.agent,
-                                                       ticketMessage: ticketMessage(from: try a.chad("a"), to: try b.chad("b")))
+        let (_, out) = try ChannelMachine.firstContact(
+            local: try a.local, remote: b.agent,
+            ticketMessage: ticketMessage(from: try a.chad("a"), to: try b.chad("b")))
         var responder = ChannelMachine.responder(local: try b.local)
         _ = responder.receive(try #require(frames(out).first))
         #expect(isClose(responder.answer(false)))
@@ -108,18 +113,21 @@ func isClose(_ actions: [ChannelAction]) -> Bool {
     @Test func ticketFromAnAgentWhoseKeyIsNotTheHandshakeKeyIsRefused() throws {
         let a = TestSite(), b = TestSite(), mallory = TestSite()
         // Mallory's handshake, claiming to be a.
-        let (_, out) = try ChannelMachine.firstContact(local: try mallory.local, remote: b.agent,
-                                                       ticketMessage: ticketMessage(from: try a.chad("a"), to: try b.chad("b")))
+        let (_, out) = try ChannelMachine.firstContact(
+            local: try mallory.local, remote: b.agent,
+            ticketMessage: ticketMessage(from: try a.chad("a"), to: try b.chad("b")))
         var responder = ChannelMachine.responder(local: try b.local)
         #expect(isClose(responder.receive(try #require(frames(out).first))))
         // A ticket for another site is refused too.
-        let (_, out2) = try ChannelMachine.firstContact(local: try a.local, remote: b.agent,
-                                                        ticketMessage: ticketMessage(from: try a.chad("a"), to: try mallory.chad("m")))
+        let (_, out2) = try ChannelMachine.firstContact(
+            local: try a.local, remote: b.agent,
+            ticketMessage: ticketMessage(from: try a.chad("a"), to: try mallory.chad("m")))
         var responder2 = ChannelMachine.responder(local: try b.local)
         #expect(isClose(responder2.receive(try #require(frames(out2).first))))
         // A malformed token is refused before any question is asked.
-        let (_, out3) = try ChannelMachine.firstContact(local: try a.local, remote: b.agent,
-                                                        ticketMessage: ticketMessage(from: try a.chad("a"), to: try b.chad("b"), token: "XYZ"))
+        let (_, out3) = try ChannelMachine.firstContact(
+            local: try a.local, remote: b.agent,
+            ticketMessage: ticketMessage(from: try a.chad("a"), to: try b.chad("b"), token: "XYZ"))
         var responder3 = ChannelMachine.responder(local: try b.local)
         #expect(isClose(responder3.receive(try #require(frames(out3).first))))
     }

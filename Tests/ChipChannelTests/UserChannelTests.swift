@@ -21,15 +21,17 @@ private func delivered(_ actions: [UserChannelAction]) -> [JSONValue] {
 private func ticket(for site: TestSite, token: String = String(repeating: "c3", count: 16), user: String? = "alice") throws -> UserTicket {
     var cuid: CUID?
     if let user { cuid = try CUID(user) }
-    return try UserTicket(address: try SiteAddress(host: "127.0.0.1", port: UserPortDefaults.defaultPort), agent: site.agent,
-                          user: cuid, token: token, expires: nil)
+    return try UserTicket(
+        address: try SiteAddress(host: "127.0.0.1", port: UserPortDefaults.defaultPort), agent: site.agent,
+        user: cuid, token: token, expires: nil)
 }
 
 /// A device's `I` frame carrying an arbitrary payload, for the strict-payload cases.
 private func rawHello(_ payload: JSONValue, device: KeyPair, site: TestSite) throws -> Frame {
     let rs: [UInt8] = try #require(site.agent.noiseStaticKey)
-    let hs = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
-                           localStatic: device, remoteStatic: rs)
+    let hs = try Handshake(
+        pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
+        localStatic: device, remoteStatic: rs)
     return Frame(.I, try hs.writeMessage(payload.canonicalBytes))
 }
 
@@ -152,7 +154,7 @@ private func openSession(_ site: TestSite, device: KeyPair = .generate()) throws
             ["op": "session"],
             ["op": "login", "v": [1]],
             ["v": [1]],
-            "session",
+            "session"
         ]
         for p in payloads {
             var server = UserChannelMachine.responder(local: try site.local)
@@ -165,8 +167,10 @@ private func openSession(_ site: TestSite, device: KeyPair = .generate()) throws
         let (_, hello) = try UserChannelMachine.session(device: .generate(), site: site.agent)
         let i = try #require(userFrames(hello).first)
         // T before I, A from a device, N or K (the peer port's) on the user port.
-        for frame in [Frame(.T, [UInt8](repeating: 0, count: 40)), Frame(.A, [UInt8](repeating: 0, count: 48)),
-                      Frame(.N, [UInt8](repeating: 0, count: 80)), Frame(.K, [UInt8](repeating: 0, count: 64))] {
+        for frame in [
+            Frame(.T, [UInt8](repeating: 0, count: 40)), Frame(.A, [UInt8](repeating: 0, count: 48)),
+            Frame(.N, [UInt8](repeating: 0, count: 80)), Frame(.K, [UInt8](repeating: 0, count: 64))
+        ] {
             var server = UserChannelMachine.responder(local: try site.local)
             #expect(isSilentClose(server.receive(frame)), "\(frame.header) first")
             #expect(server.receive(i) == [])  // closed stays closed
@@ -215,8 +219,10 @@ private func openSession(_ site: TestSite, device: KeyPair = .generate()) throws
     @Test func badTransportMessagesCloseTheSession() throws {
         var (client, server) = try openSession(TestSite())
         // Not JSON, a non-object, a duplicate key, nesting beyond 32.
-        let bodies: [[UInt8]] = [Array("nope".utf8), Array("[1]".utf8), Array(#"{"id":"a","id":"b"}"#.utf8),
-                                 Array((String(repeating: "[", count: 32) + "{}" + String(repeating: "]", count: 32)).utf8)]
+        let bodies: [[UInt8]] = [
+            Array("nope".utf8), Array("[1]".utf8), Array(#"{"id":"a","id":"b"}"#.utf8),
+            Array((String(repeating: "[", count: 32) + "{}" + String(repeating: "]", count: 32)).utf8)
+        ]
         for body in bodies {
             var (c, s) = try openSession(TestSite())
             #expect(isSilentClose(s.receive(Frame(.T, try encryptRaw(&c, body)))))
@@ -233,8 +239,9 @@ private func openSession(_ site: TestSite, device: KeyPair = .generate()) throws
     @Test func peerAndUserHandshakesNeverCross() throws {
         let a = TestSite(), b = TestSite()
         // A peer-protocol IK (empty prologue) on the user port.
-        let (_, peerOut) = try ChannelMachine.firstContact(local: try a.local, remote: b.agent,
-                                                           ticketMessage: ticketMessage(from: try a.chad("alice"), to: try b.chad("bob")))
+        let (_, peerOut) = try ChannelMachine.firstContact(
+            local: try a.local, remote: b.agent,
+            ticketMessage: ticketMessage(from: try a.chad("alice"), to: try b.chad("bob")))
         var userPort = UserChannelMachine.responder(local: try b.local)
         #expect(isSilentClose(userPort.receive(try #require(frames(peerOut).first))))
         // A peer-protocol N/K on the user port.
@@ -252,23 +259,28 @@ private func openSession(_ site: TestSite, device: KeyPair = .generate()) throws
         // peer prologue, and a ticket message under the user prologue, both close.
         let device0 = KeyPair.generate()
         let rs: [UInt8] = try #require(b.agent.noiseStaticKey)
-        let peerHello = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: ChannelMachine.prologue,
-                                      localStatic: device0, remoteStatic: rs)
+        let peerHello = try Handshake(
+            pattern: .IK, hash: .blake2b, initiator: true, prologue: ChannelMachine.prologue,
+            localStatic: device0, remoteStatic: rs)
         var userPort3 = UserChannelMachine.responder(local: try b.local)
         #expect(isSilentClose(userPort3.receive(Frame(.I, try peerHello.writeMessage(Array(#"{"op":"session","v":[1]}"#.utf8))))))
-        let userTicketIK = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
-                                         localStatic: try a.local.staticKey, remoteStatic: rs)
+        let userTicketIK = try Handshake(
+            pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
+            localStatic: try a.local.staticKey, remoteStatic: rs)
         let ticketPayload = ticketMessage(from: try a.chad("alice"), to: try b.chad("bob")).canonicalBytes
         var peerPort2 = ChannelMachine.responder(local: try b.local)
         #expect(isClose(peerPort2.receive(Frame(.I, try userTicketIK.writeMessage(ticketPayload)))))
         // The same two with the right prologue get as far as the question.
-        let rightHello = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
-                                       localStatic: device0, remoteStatic: rs)
+        let rightHello = try Handshake(
+            pattern: .IK, hash: .blake2b, initiator: true, prologue: UserChannelMachine.prologue,
+            localStatic: device0, remoteStatic: rs)
         var userPort4 = UserChannelMachine.responder(local: try b.local)
-        #expect(userPort4.receive(Frame(.I, try rightHello.writeMessage(Array(#"{"op":"session","v":[1]}"#.utf8))))
-            == [.ask(.session(try DeviceID(publicKey: device0.publicKey)))])
-        let rightTicket = try Handshake(pattern: .IK, hash: .blake2b, initiator: true, prologue: ChannelMachine.prologue,
-                                        localStatic: try a.local.staticKey, remoteStatic: rs)
+        #expect(
+            userPort4.receive(Frame(.I, try rightHello.writeMessage(Array(#"{"op":"session","v":[1]}"#.utf8))))
+                == [.ask(.session(try DeviceID(publicKey: device0.publicKey)))])
+        let rightTicket = try Handshake(
+            pattern: .IK, hash: .blake2b, initiator: true, prologue: ChannelMachine.prologue,
+            localStatic: try a.local.staticKey, remoteStatic: rs)
         var peerPort3 = ChannelMachine.responder(local: try b.local)
         guard case .ask(.ticket)? = peerPort3.receive(Frame(.I, try rightTicket.writeMessage(ticketPayload))).first else {
             Issue.record("the peer port did not read a ticket under the empty prologue"); return

@@ -35,8 +35,10 @@ import Testing
     }
 
     /// Runs the site's actions; returns what it sent and the kinds of action seen.
-    func run(_ machine: inout UserChannelMachine, _ actions: [UserChannelAction], yes: Bool, opened: inout Bool,
-             asked: inout [String], _ name: String) -> [Frame] {
+    func run(
+        _ machine: inout UserChannelMachine, _ actions: [UserChannelAction], yes: Bool, opened: inout Bool,
+        asked: inout [String], _ name: String
+    ) -> [Frame] {
         var pending = actions, sent = [Frame]()
         while !pending.isEmpty {
             switch pending.removeFirst() {
@@ -78,8 +80,9 @@ import Testing
                     }
                 }
             } else {
-                let (c, hello) = try UserChannelMachine.session(device: try KeyPair(privateKey: [UInt8](repeating: 0xD1, count: 32)),
-                                                                site: local.agent)
+                let (c, hello) = try UserChannelMachine.session(
+                    device: try KeyPair(privateKey: [UInt8](repeating: 0xD1, count: 32)),
+                    site: local.agent)
                 var client = c
                 let hi = try #require(hello.compactMap { if case .send(let f) = $0 { f } else { nil } }.first)
                 let a = run(&machine, machine.receive(hi), yes: true, opened: &opened, asked: &asked, name)

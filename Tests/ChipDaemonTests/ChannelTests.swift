@@ -19,13 +19,18 @@ import ChipProtocol
         fastIdle.idleTimeout = 1
         try await a.start()
         try await b.start(limits: fastIdle)
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
 
-        let ticket = try b.store.issueTicket(cuid: try CUID("bob"), expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000,
-                                             reuse: false, bound: nil, terms: [:])
+        let ticket = try b.store.issueTicket(
+            cuid: try CUID("bob"), expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000,
+            reuse: false, bound: nil, terms: [:])
         let ticketMessage: JSONValue = [
             "target": "tally", "action": "ticket", "to": try b.chad("bob").json, "from": try a.chad("alice").json,
-            "ticket": ["token": .string(ticket.token), "cert": (try a.store.user(try CUID("alice"))).certificate.json],
+            "ticket": ["token": .string(ticket.token), "cert": (try a.store.user(try CUID("alice"))).certificate.json]
         ]
         try a.store.enqueue(to: try b.chad("bob"), topic: "ticket", message: ticketMessage, firstContact: true)
         a.daemon?.poke()
@@ -49,7 +54,11 @@ import ChipProtocol
         let a = try TestSite(dir: dir, name: "alice"), b = try TestSite(dir: dir, name: "bob")
         try await a.start()
         try await b.start()
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
         try a.addPartner(b, cuid: "alice", otherCuid: "bob")
         try b.addPartner(a, cuid: "bob", otherCuid: "alice")
         try a.store.enqueue(to: try b.chad("bob"), topic: "t1", message: try a.message("one", from: "alice", to: b, toCuid: "bob", topic: "t1"))
@@ -57,10 +66,12 @@ import ChipProtocol
         #expect(await eventually { b.inbox.contains(action: "one") })
         // b answers on the channel a opened, for two tallies, while a sends more.
         for i in 0..<20 {
-            try b.store.enqueue(to: try a.chad("alice"), topic: "t\(i % 2)",
-                                message: try b.message("back\(i)", from: "bob", to: a, toCuid: "alice", topic: "t\(i % 2)"))
-            try a.store.enqueue(to: try b.chad("bob"), topic: "t\(i % 2)",
-                                message: try a.message("forth\(i)", from: "alice", to: b, toCuid: "bob", topic: "t\(i % 2)"))
+            try b.store.enqueue(
+                to: try a.chad("alice"), topic: "t\(i % 2)",
+                message: try b.message("back\(i)", from: "bob", to: a, toCuid: "alice", topic: "t\(i % 2)"))
+            try a.store.enqueue(
+                to: try b.chad("bob"), topic: "t\(i % 2)",
+                message: try a.message("forth\(i)", from: "alice", to: b, toCuid: "bob", topic: "t\(i % 2)"))
         }
         a.daemon?.poke()
         b.daemon?.poke()
@@ -74,7 +85,11 @@ import ChipProtocol
         let a = try TestSite(dir: dir, name: "alice"), b = try TestSite(dir: dir, name: "bob")
         try await a.start()
         try await b.start()
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
         try a.addPartner(b, cuid: "alice", otherCuid: "bob")
         try b.addPartner(a, cuid: "bob", otherCuid: "alice")
         guard let na = a.daemon?.node, let nb = b.daemon?.node else { return }
@@ -101,7 +116,11 @@ import ChipProtocol
         #expect(try await eventually(10) { try a.store.outbox(for: b.agent).first?.attempts ?? 0 >= 1 }, "a tried while b was down")
         #expect(!b.inbox.contains(action: "queued"))
         try await b.start(port: bPort)
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
         #expect(await eventually(20) { b.inbox.contains(action: "queued") }, "delivered after b came back")
         #expect(try a.store.outbox(for: b.agent).count == 1, "kept until applied")
     }
@@ -114,7 +133,11 @@ import ChipProtocol
         limits.writeStallTimeout = 1
         try await a.start(limits: limits)
         try await c.start()
-        defer { Task { await a.stop(); await c.stop() } }
+        defer {
+            Task {
+                await a.stop(); await c.stop()
+            }
+        }
         b.port = 1  // bob never listens: a's redials fail at once
         try a.addPartner(b, cuid: "alice", otherCuid: "bob")
         try a.addPartner(c, cuid: "alice", otherCuid: "carol")
@@ -132,10 +155,11 @@ import ChipProtocol
         #expect(await eventually(10) { c.inbox.contains(action: "hello") }, "a stuck partner does not hold up the others")
         // Each pass queues at most half the queue limit; poking makes the passes
         // come fast enough to fill the socket buffers, then NIO's, then stall.
-        #expect(await eventually(15) {
-            a.daemon?.poke()
-            return await a.daemon?.engine.openChannels(with: b.agent) == 0
-        }, "the stuck channel is dropped")
+        #expect(
+            await eventually(15) {
+                a.daemon?.poke()
+                return await a.daemon?.engine.openChannels(with: b.agent) == 0
+            }, "the stuck channel is dropped")
         #expect(try a.store.outbox(for: b.agent).count == 200, "what was not taken stays in the outbox")
     }
 

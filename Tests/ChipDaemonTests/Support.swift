@@ -48,8 +48,10 @@ final class TestSite: @unchecked Sendable {
         CHAD(cuid: try CUID(cuid), agent: agent, address: try SiteAddress(host: "127.0.0.1", port: port))
     }
 
-    func start(limits: PeerLimits = PeerLimits(), port wanted: Int = 0, watch: Bool = false,
-               clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()) async throws {
+    func start(
+        limits: PeerLimits = PeerLimits(), port wanted: Int = 0, watch: Bool = false,
+        clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()
+    ) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let d = try SiteDaemon(store: store, siteKey: key, sealingKey: nil, limits: limits, logger: logger, clock: clock, random: random)
@@ -76,15 +78,18 @@ final class TestSite: @unchecked Sendable {
         let otherAgent = other.agent.description
         let port = other.port
         try store.dbQueue.write { db in
-            try db.execute(sql: """
-                INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)
-                VALUES (?, ?, 'stock', ?, ?, '127.0.0.1', ?, 'P.offer', '{}', 'now', 'now')
-                """, arguments: [uuid, cuid, otherAgent, otherCuid, port])
+            try db.execute(
+                sql: """
+                    INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)
+                    VALUES (?, ?, 'stock', ?, ?, '127.0.0.1', ?, 'P.offer', '{}', 'now', 'now')
+                    """, arguments: [uuid, cuid, otherAgent, otherCuid, port])
         }
     }
 
     func message(_ action: String, from: String, to other: TestSite, toCuid: String, topic: String = "t1") throws -> JSONValue {
-        ["target": "tally", "action": .string(action), "from": try chad(from).json, "to": try other.chad(toCuid).json,
-         "object": ["topic": .string(topic)]]
+        [
+            "target": "tally", "action": .string(action), "from": try chad(from).json, "to": try other.chad(toCuid).json,
+            "object": ["topic": .string(topic)]
+        ]
     }
 }

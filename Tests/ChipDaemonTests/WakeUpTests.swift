@@ -172,7 +172,11 @@ final class Waits: Sendable {
         let a = try TestSite(dir: dir, name: "alice"), b = try TestSite(dir: dir, name: "bob")
         try await a.start(watch: true)
         try await b.start()
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
         let daemon = try #require(a.daemon)
         try a.addPartner(b, cuid: "alice", otherCuid: "bob")
         try b.addPartner(a, cuid: "bob", otherCuid: "alice")

@@ -30,10 +30,12 @@ import Testing
         let v6 = CHAD(cuid: try CUID("b"), agent: agent, address: try SiteAddress(host: "::1", port: 7))
         #expect(v6.description == "b:\(agent)@[::1]:7")
         #expect(try CHAD(text: v6.description) == v6)
-        for bad in ["alice", "alice:\(agent)", "alice@x:1", "alice:\(agent)@x:99999", "alice:\(agent)@x:y", "alice:\(agent)@a b",
-                    // IPv6 without brackets must not read as host ":" port 1; a port is digits only.
-                    "alice:\(agent)@::1", "alice:\(agent)@fe80::1", "alice:\(agent)@x:+80", "alice:\(agent)@[::1]:+80",
-                    "alice:\(agent)@x:"] {
+        for bad in [
+            "alice", "alice:\(agent)", "alice@x:1", "alice:\(agent)@x:99999", "alice:\(agent)@x:y", "alice:\(agent)@a b",
+            // IPv6 without brackets must not read as host ":" port 1; a port is digits only.
+            "alice:\(agent)@::1", "alice:\(agent)@fe80::1", "alice:\(agent)@x:+80", "alice:\(agent)@[::1]:+80",
+            "alice:\(agent)@x:"
+        ] {
             #expect(throws: ModelError.self, "\(bad)") { try CHAD(text: bad) }
         }
         var extra = chad.json.objectValue ?? [:]
@@ -43,12 +45,16 @@ import Testing
     }
 
     @Test func hostsAreDNSNamesOrIPAddresses() throws {
-        for good in ["chips.example.org", "h.example", "localhost", "127.0.0.1", "::1", "fe80::1", "2001:db8::8:800:200c:417a",
-                     "::ffff:192.0.2.1", "1:2:3:4:5:6:7:8", "_dmarc.example", "a-b.c"] {
+        for good in [
+            "chips.example.org", "h.example", "localhost", "127.0.0.1", "::1", "fe80::1", "2001:db8::8:800:200c:417a",
+            "::ffff:192.0.2.1", "1:2:3:4:5:6:7:8", "_dmarc.example", "a-b.c"
+        ] {
             #expect(throws: Never.self, "\(good)") { try SiteAddress.validate(host: good) }
         }
-        for bad in ["", "....", ":", "example.org:80", "-a.example", "a-.example", "a..b", "example.org.", "1:2:3:4:5:6:7:8:9",
-                    "1::2::3", "12345::1", "::ffff:999.0.0.1", "g::1", "a b", String(repeating: "a", count: 64) + ".example"] {
+        for bad in [
+            "", "....", ":", "example.org:80", "-a.example", "a-.example", "a..b", "example.org.", "1:2:3:4:5:6:7:8:9",
+            "1::2::3", "12345::1", "::ffff:999.0.0.1", "g::1", "a b", String(repeating: "a", count: 64) + ".example"
+        ] {
             #expect(throws: ModelError.self, "\(bad)") { try SiteAddress.validate(host: bad) }
         }
     }
@@ -57,8 +63,10 @@ import Testing
         let agent = try AgentID(publicKey: SigningKey.generate().publicKey)
         let chad = CHAD(cuid: try CUID("bob"), agent: agent, address: try SiteAddress(host: "b.example", port: 1))
         let ticket = try TallyTicket(token: String(repeating: "a", count: 32), expires: "2026-11-26T21:00:00.000Z", chad: chad)
-        for variant in [ticket.link + "#qr", ticket.link + "&", ticket.link.replacingFirst("token=", with: "%74oken="),
-                        ticket.link.replacingFirst("?", with: "?&")] {
+        for variant in [
+            ticket.link + "#qr", ticket.link + "&", ticket.link.replacingFirst("token=", with: "%74oken="),
+            ticket.link.replacingFirst("?", with: "?&")
+        ] {
             #expect(try TallyTicket(parsing: variant).token == ticket.token, "\(variant)")
         }
         #expect(throws: ModelError.self) { try TallyTicket(parsing: ticket.link + "&token=" + String(repeating: "b", count: 32)) }
@@ -78,10 +86,12 @@ import Testing
 
     @Test func certificateRoundTripsThroughJSON() throws {
         let key = SigningKey.generate()
-        let chad = CHAD(cuid: try CUID("alice"), agent: try AgentID(publicKey: SigningKey.generate().publicKey),
-                        address: try SiteAddress(host: "h.example", port: 1))
-        let cert = try Certificate(chad: chad, type: .person, name: "Alice Ä", email: "a@example.org",
-                                   publicKey: key.publicKey, date: "2026-11-24T21:00:00.000Z")
+        let chad = CHAD(
+            cuid: try CUID("alice"), agent: try AgentID(publicKey: SigningKey.generate().publicKey),
+            address: try SiteAddress(host: "h.example", port: 1))
+        let cert = try Certificate(
+            chad: chad, type: .person, name: "Alice Ä", email: "a@example.org",
+            publicKey: key.publicKey, date: "2026-11-24T21:00:00.000Z")
         #expect(try Certificate(json: try JSONValue(parsing: cert.json.canonicalString)) == cert)
         var named = cert.json.objectValue ?? [:]
         named["name"] = ["first": "Ann", "surname": "Lee"]

@@ -26,8 +26,10 @@ import Testing
         #expect(try JSONValue(parsing: "9007199254740991") == .integer(9_007_199_254_740_991))
         #expect(try JSONValue(parsing: "-9007199254740991") == .integer(-9_007_199_254_740_991))
         #expect(try JSONValue(parsing: "-0") == .integer(0))
-        for bad in ["1.5", "1e3", "2E1", "9007199254740992", "-9007199254740992", "9223372036854775807", "-9223372036854775808",
-                    "9223372036854775808", "-9223372036854775809", "01", "-", "+1", "NaN", "Infinity"] {
+        for bad in [
+            "1.5", "1e3", "2E1", "9007199254740992", "-9007199254740992", "9223372036854775807", "-9223372036854775808",
+            "9223372036854775808", "-9223372036854775809", "01", "-", "+1", "NaN", "Infinity"
+        ] {
             #expect(throws: ModelError.self, "\(bad)") { try JSONValue(parsing: bad) }
         }
     }
@@ -39,7 +41,7 @@ import Testing
             Array("\"\\ud800\"".utf8), Array("\"\\udc00\"".utf8), Array("\"\\ud800\\u0041\"".utf8),
             Array("\"a\u{1}b\"".utf8), Array("\"\\x\"".utf8), Array("'a'".utf8), Array("tru".utf8),
             [0x22, 0xFF, 0x22],  // invalid UTF-8
-            Array("\"unterminated".utf8), Array("{\"a\" 1}".utf8), Array("// c\n1".utf8),
+            Array("\"unterminated".utf8), Array("{\"a\" 1}".utf8), Array("// c\n1".utf8)
         ]
         for input in bad {
             #expect(throws: ModelError.self, "\(String(decoding: input, as: UTF8.self))") { try JSONValue(parsing: input) }

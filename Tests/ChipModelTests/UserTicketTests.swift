@@ -13,8 +13,9 @@ import Testing
     func sample(user: String? = "alice", expires: String? = "2026-11-25T21:00:00.000Z") throws -> UserTicket {
         var cuid: CUID?
         if let user { cuid = try CUID(user) }
-        return try UserTicket(address: try SiteAddress(host: "chips.example.org", port: 65431), agent: agent, user: cuid,
-                              token: token, expires: expires)
+        return try UserTicket(
+            address: try SiteAddress(host: "chips.example.org", port: 65431), agent: agent, user: cuid,
+            token: token, expires: expires)
     }
 
     @Test func jsonFormRoundTripsAndIsTheSpecsShape() throws {
@@ -39,9 +40,11 @@ import Testing
 
     @Test func linksAreReadTolerantly() throws {
         let base = "https://mychips.org/ticket?host=chips.example.org&port=65431&agent=\(agent)&token=\(token)"
-        for text in [base + "#frag", base + "&", base + "&&utm_source=mail", "  " + base + "\n",
-                     base.replacing("host=chips.example.org", with: "host=chips%2Eexample%2Eorg"),
-                     base.replacing("&token=", with: "&%74oken=")] {
+        for text in [
+            base + "#frag", base + "&", base + "&&utm_source=mail", "  " + base + "\n",
+            base.replacing("host=chips.example.org", with: "host=chips%2Eexample%2Eorg"),
+            base.replacing("&token=", with: "&%74oken=")
+        ] {
             let t = try UserTicket(parsing: text)
             #expect(t.address.host == "chips.example.org" && t.token == token, "\(text)")
         }
@@ -65,7 +68,7 @@ import Testing
             base + "&user=bad%20user",
             base + "&user=%ZZ",
             base.replacing("host=", with: "host"),
-            String(repeating: "x", count: 5000),
+            String(repeating: "x", count: 5000)
         ]
         for text in bad { #expect(throws: ModelError.self, "\(text.prefix(80))") { _ = try UserTicket(parsing: text) } }
         let t = try sample()
@@ -78,7 +81,7 @@ import Testing
             ["ticket": .object((t.json["ticket"]?.objectValue ?? [:]).filter { $0.key != "expires" })],
             ["ticket": .object((t.json["ticket"]?.objectValue ?? [:]).merging(["port": "65431"]) { $1 })],
             ["ticket": .object((t.json["ticket"]?.objectValue ?? [:]).merging(["expires": "tomorrow"]) { $1 })],
-            ["ticket": .object((t.json["ticket"]?.objectValue ?? [:]).merging(["user": 7]) { $1 })],
+            ["ticket": .object((t.json["ticket"]?.objectValue ?? [:]).merging(["user": 7]) { $1 })]
         ]
         for j in json { #expect(throws: ModelError.self, "\(j.canonicalString)") { _ = try UserTicket(parsing: j.canonicalString) } }
     }

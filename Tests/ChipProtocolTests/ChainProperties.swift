@@ -29,8 +29,10 @@ import TestSupport
         }
         // The runs chained both sides' chits and refused for both reasons.
         if allSeeds {
-            for what in ["chained by foil", "chained by stock", "refused: the payment would exceed the tally's limit",
-                         "refused: the partner's user is locked"] {
+            for what in [
+                "chained by foil", "chained by stock", "refused: the payment would exceed the tally's limit",
+                "refused: the partner's user is locked"
+            ] {
                 #expect(seen[what, default: 0] >= 5, "\(what): \(seen)")
             }
         }
@@ -90,7 +92,8 @@ struct ChainDriver {
         var after = max(work.acked, foilMark ?? work.acked)
         for _ in 0..<2 where after < work.length {
             guard let upd = sites[foil].chainUpdate(tally: id, after: after),
-                  case .chit(let m) = upd, case .upd(_, let entries, _) = m.body, let last = entries.last else { break }
+                case .chit(let m) = upd, case .upd(_, let entries, _) = m.body, let last = entries.last
+            else { break }
             wire.send([Packet(to: stock, json: upd.json)])
             after = last.index
             foilMark = after
@@ -209,7 +212,8 @@ struct ChainDriver {
         try checkChains("settled", full: true)
         let f = view(foil), s = view(stock)
         guard f.hashes == s.hashes, f.length == s.length, f.head == s.head, f.balance == s.balance else {
-            throw fail("settled with different chains: foil \(f.length) \(f.head ?? "-") \(f.balance), stock \(s.length) \(s.head ?? "-") \(s.balance)")
+            throw fail(
+                "settled with different chains: foil \(f.length) \(f.head ?? "-") \(f.balance), stock \(s.length) \(s.head ?? "-") \(s.balance)")
         }
         for (uuid, payer) in paid {
             let onFoil = sites[foil].chits[uuid]?.state, onStock = sites[stock].chits[uuid]?.state
@@ -217,8 +221,9 @@ struct ChainDriver {
             case (.chained?, .chained?): continue
             case (.refused?, .refused?) where payer == stock: continue
             default:
-                throw fail("chit \(uuid.prefix(8)) by \(payer) ended \(onFoil?.rawValue ?? "absent") on the foil, "
-                           + "\(onStock?.rawValue ?? "absent") on the stock")
+                throw fail(
+                    "chit \(uuid.prefix(8)) by \(payer) ended \(onFoil?.rawValue ?? "absent") on the foil, "
+                        + "\(onStock?.rawValue ?? "absent") on the stock")
             }
         }
         guard Set(f.uuids).isSubset(of: Set(paid.keys)) else { throw fail("the chain holds a chit nobody made") }

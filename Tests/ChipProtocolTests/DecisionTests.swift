@@ -69,14 +69,21 @@ import TestSupport
     @Test func aForgedChitIsRefusedButNotStored() throws {
         var (sites, id) = try Self.tally()
         let t = try #require(sites.b.tallies[id])
-        let forged = try Chit(tally: id, by: .stock, uuid: sites.b.newUUID(), date: "2026-12-01T00:00:00.000Z", units: 5, memo: nil,
-                              ref: nil, key: SigningKey.generate())
+        let forged = try Chit(
+            tally: id, by: .stock, uuid: sites.b.newUUID(), date: "2026-12-01T00:00:00.000Z", units: 5, memo: nil,
+            ref: nil, key: SigningKey.generate())
         let (tran, _) = try #require(ChainDialog.transfer(t, chits: [forged]))
         let decision = try sites.a.receive(tran, from: sites.b.agent)
         let foil = try #require(sites.a.tallies[id]), core = try #require(t.core)
         #expect(decision.effects.isEmpty)
-        #expect(decision.replies == [.chit(.on(foil, .nak, .answer(
-            tally: id, index: nil, hash: nil, refused: [ChitRefusal(uuid: forged.uuid, reason: "the signature does not verify")])))])
+        #expect(
+            decision.replies == [
+                .chit(
+                    .on(
+                        foil, .nak,
+                        .answer(
+                            tally: id, index: nil, hash: nil, refused: [ChitRefusal(uuid: forged.uuid, reason: "the signature does not verify")])))
+            ])
         #expect(sites.a.chits[forged.uuid] == nil)
         // The same forged entry in an upd to the stock stops the update there.
         let entry = ChainEntry(index: 1, prior: core.hash, hash: Chain.entryHash(index: 1, prior: core.hash, chitHash: forged.hash), chit: forged)
@@ -137,8 +144,9 @@ import TestSupport
         _ = try sites.b.receive(json: ticketMessage.json, from: sites.a.agent)
         // Alice's site now holds another certificate for alice: the offer's is wrong.
         let chad = try #require(sites.a.users[sites.alice]).chad
-        let other = try Certificate(chad: chad, type: .person, name: "Not Alice", email: nil, publicKey: SigningKey.generate().publicKey,
-                                    date: "2026-12-01T00:00:00.000Z")
+        let other = try Certificate(
+            chad: chad, type: .person, name: "Not Alice", email: nil, publicKey: SigningKey.generate().publicKey,
+            date: "2026-12-01T00:00:00.000Z")
         sites.a.users[sites.alice] = MemoryUser(cuid: sites.alice, key: SigningKey.generate(), cert: other.json, chad: chad)
         let offer = try #require(sites.outbox(.b).first)
         let decision = try sites.a.receive(json: offer.json, from: sites.b.agent)

@@ -150,14 +150,17 @@ struct InvoiceRun {
                 guard let i = site.invoices[uuid] else { continue }
                 if i.record.state == .paid {
                     guard let chit = i.record.chit, let c = site.chits[chit], c.state != .refused,
-                          c.chit.core["ref"]?["invoice"]?.stringValue == uuid, c.chit.units >= i.record.units else {
+                        c.chit.core["ref"]?["invoice"]?.stringValue == uuid, c.chit.units >= i.record.units
+                    else {
                         throw d.fail("\(when): invoice \(uuid.prefix(8)) is paid on \(side) by no live chit that pays it")
                     }
                     if side == issuer, c.state != .chained { throw d.fail("\(when): the issuer holds an invoice paid by an unchained chit") }
                 }
             }
             let out = d.sites[issuer].invoices[uuid]?.record, inn = d.sites[issuer.other].invoices[uuid]?.record
-            if out?.state == .paid, inn?.state != .paid { throw d.fail("\(when): invoice paid for the issuer, \(inn?.state.rawValue ?? "absent") for the payer") }
+            if out?.state == .paid, inn?.state != .paid {
+                throw d.fail("\(when): invoice paid for the issuer, \(inn?.state.rawValue ?? "absent") for the payer")
+            }
             if out?.state == .refused, inn?.state != .refused { throw d.fail("\(when): invoice refused for the issuer only") }
             if out?.state == .paid, inn?.state == .paid, out?.chit != inn?.chit { throw d.fail("\(when): the two sides name different chits") }
         }
@@ -173,7 +176,9 @@ struct InvoiceRun {
             guard let out = d.sites[issuer].invoices[uuid]?.record, let inn = d.sites[issuer.other].invoices[uuid]?.record else {
                 throw d.fail("invoice \(uuid.prefix(8)) is not on both sides")
             }
-            guard out.state == inn.state else { throw d.fail("invoice \(uuid.prefix(8)) settled \(out.state.rawValue) for the issuer, \(inn.state.rawValue) for the payer") }
+            guard out.state == inn.state else {
+                throw d.fail("invoice \(uuid.prefix(8)) settled \(out.state.rawValue) for the issuer, \(inn.state.rawValue) for the payer")
+            }
             if out.state == .paid {
                 guard let chit = out.chit, d.sites[.a].chits[chit]?.state == .chained, d.sites[.b].chits[chit]?.state == .chained else {
                     throw d.fail("invoice \(uuid.prefix(8)) paid by a chit not chained on both sides")

@@ -131,12 +131,15 @@ struct MemorySite {
     func isLocked(_ cuid: CUID) -> Bool { lockedDown || lockedUsers.contains(cuid) }
 
     /// SiteStore.issueTicket: a token for `cuid`'s tally with these terms.
-    mutating func issueTicket(_ cuid: CUID, lifetime ms: Int64 = 600_000, reuse: Bool = false, bound: String? = nil,
-                              terms: JSONValue) throws -> TallyTicket {
+    mutating func issueTicket(
+        _ cuid: CUID, lifetime ms: Int64 = 600_000, reuse: Bool = false, bound: String? = nil,
+        terms: JSONValue
+    ) throws -> TallyTicket {
         let token = Self.hex(Self.bytes(16, &rng))
         let expires = Timestamp.format(millisecondsSince1970: clock + ms)
-        tickets[token] = TicketInfo(token: token, cuid: cuid, expires: expires, reuse: reuse, bound: bound, terms: terms, used: nil,
-                                    created: now())
+        tickets[token] = TicketInfo(
+            token: token, cuid: cuid, expires: expires, reuse: reuse, bound: bound, terms: terms, used: nil,
+            created: now())
         return try TallyTicket(token: token, expires: expires, chad: try user(cuid).chad)
     }
 
@@ -190,8 +193,9 @@ struct MemorySite {
         let uuid = newUUID()
         // SELECT * FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ?
         let existing = firstTally { $0.token == token && $0.partner.agent == from.agent && $0.partner.cuid == from.cuid }
-        let snapshot = TallyDialog.TicketSnapshot(ticket: tickets[token], existing: existing, locked: isLocked(ticket.cuid),
-                                                  inviterCert: users[ticket.cuid]?.cert)
+        let snapshot = TallyDialog.TicketSnapshot(
+            ticket: tickets[token], existing: existing, locked: isLocked(ticket.cuid),
+            inviterCert: users[ticket.cuid]?.cert)
         let decision = TallyDialog.decideTicket(m, snapshot: snapshot, now: now, uuid: uuid, key: key)
         try commit(decision, now: now)
         return decision
@@ -203,8 +207,10 @@ struct MemorySite {
     }
 
     /// SiteStore.tallySnapshot.
-    func tallySnapshot(_ action: TallyMessage.Action, _ a: TallyDialog.Addressed, peer: AgentID,
-                       acceptKey: SigningKey?) -> TallyDialog.Snapshot {
+    func tallySnapshot(
+        _ action: TallyMessage.Action, _ a: TallyDialog.Addressed, peer: AgentID,
+        acceptKey: SigningKey?
+    ) -> TallyDialog.Snapshot {
         let existing = tallies[a.core.uuid]
         var s = TallyDialog.Snapshot(existing: existing)
         switch action {
@@ -277,7 +283,8 @@ struct MemorySite {
         case .refuse(_, let u, _): uuid = u
         default: return InvoiceDialog.Snapshot(tally: t, existing: nil)
         }
-        let open = m.action == .invoice
+        let open =
+            m.action == .invoice
             ? invoices.values.filter { $0.record.tally == t.uuid && $0.record.direction == .in && $0.record.state == .open }.count : 0
         return InvoiceDialog.Snapshot(tally: t, existing: invoices[uuid]?.record, openIncoming: open)
     }
@@ -300,8 +307,9 @@ struct MemorySite {
             tickets[token] = t
         case .insertTally(let r):
             guard let core = r.core, let sign = r.sign else { throw ConstraintViolation("a tally without a core") }
-            try insertTally(core: core, sign: sign, cuid: r.cuid, side: r.side, partner: r.partner, state: r.state, token: r.token,
-                            now: r.created)
+            try insertTally(
+                core: core, sign: sign, cuid: r.cuid, side: r.side, partner: r.partner, state: r.state, token: r.token,
+                now: r.created)
         case .deleteTally(let uuid):
             // DELETE FROM tallies WHERE uuid = ? (a chit or invoice row referencing it would stop the delete).
             guard tallies[uuid] != nil else { return }
@@ -375,8 +383,9 @@ struct MemorySite {
             guard tallies[i.tally] != nil else { throw ConstraintViolation("FOREIGN KEY: invoice on no tally") }
             guard i.units > 0, i.units <= Amount.maxMilli else { throw ConstraintViolation("CHECK: invoice units") }
             invoices[i.uuid] = MemoryInvoice(
-                record: InvoiceRecord(uuid: i.uuid, tally: i.tally, direction: .in, units: i.units, memo: i.memo, state: .open, chit: nil,
-                                      note: nil, created: now),
+                record: InvoiceRecord(
+                    uuid: i.uuid, tally: i.tally, direction: .in, units: i.units, memo: i.memo, state: .open, chit: nil,
+                    note: nil, created: now),
                 object: i.json)
         case .settleInvoice(let uuid, let chit):
             // UPDATE invoices SET state = 'paid', chit = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
@@ -397,19 +406,22 @@ struct MemorySite {
             i.record.note = reason
             invoices[uuid] = i
         case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
-             .setLiftState, .setPromiseAnswer, .enqueueToReferee:
+            .setLiftState, .setPromiseAnswer, .enqueueToReferee:
             // Lifts (section 9): as ChipStore/Dialogs.swift, no lift records yet.
             throw ConstraintViolation("lift records are not stored yet")
         }
     }
 
     /// SiteStore.insertTally: a new row (chain empty, balance 0).
-    mutating func insertTally(core: TallyCore, sign: TallySignatures, cuid: CUID, side: TallySide, partner: CHAD, state: TallyState,
-                              token: String?, now: String) throws {
+    mutating func insertTally(
+        core: TallyCore, sign: TallySignatures, cuid: CUID, side: TallySide, partner: CHAD, state: TallyState,
+        token: String?, now: String
+    ) throws {
         guard tallies[core.uuid] == nil else { throw ConstraintViolation("UNIQUE: tallies.uuid \(core.uuid)") }
         guard users[cuid] != nil else { throw ConstraintViolation("FOREIGN KEY: tally of no user") }
-        tallies[core.uuid] = TallyRecord(uuid: core.uuid, cuid: cuid, side: side, partner: partner, state: state, revision: core.revision,
-                                         core: core, sign: sign, token: token, balance: 0, created: now, updated: now)
+        tallies[core.uuid] = TallyRecord(
+            uuid: core.uuid, cuid: cuid, side: side, partner: partner, state: state, revision: core.revision,
+            core: core, sign: sign, token: token, balance: 0, created: now, updated: now)
         tallyRow[core.uuid] = nextRow()
     }
 
@@ -451,8 +463,9 @@ struct MemorySite {
         if tallies.values.contains(where: { $0.token == ticket.token && $0.cuid == cuid && $0.state != .void }) {
             throw Refused("\(cuid) has already used this ticket")
         }
-        tallies[provisional] = TallyRecord(uuid: provisional, cuid: cuid, side: .foil, partner: ticket.chad, state: .draft, revision: 1,
-                                           core: nil, sign: nil, token: ticket.token, balance: 0, created: now, updated: now)
+        tallies[provisional] = TallyRecord(
+            uuid: provisional, cuid: cuid, side: .foil, partner: ticket.chad, state: .draft, revision: 1,
+            core: nil, sign: nil, token: ticket.token, balance: 0, created: now, updated: now)
         tallyRow[provisional] = nextRow()
         requestAccepts[provisional] = accept
         let message = try TallyMessage.ticket(token: ticket.token, cert: u.cert, to: ticket.chad, from: u.chad)
@@ -490,8 +503,10 @@ struct MemorySite {
     /// skips the site's own limit check, as a partner's faulty or hostile
     /// site may; the partner's dialog must then refuse it.
     @discardableResult
-    mutating func pay(tally id: String, units: Int64, memo: String? = nil, ref: JSONValue? = nil, settling invoice: String? = nil,
-                      checkLimit: Bool = true) throws -> Chit {
+    mutating func pay(
+        tally id: String, units: Int64, memo: String? = nil, ref: JSONValue? = nil, settling invoice: String? = nil,
+        checkLimit: Bool = true
+    ) throws -> Chit {
         guard let t = tallies[id], t.state == .open, let core = t.core else { throw Refused("tally \(id) is not open") }
         guard units > 0, units <= Amount.maxMilli else { throw Refused("the amount must be more than 0") }
         let key = try user(t.cuid).key
@@ -501,8 +516,11 @@ struct MemorySite {
         let pending = chits.values.filter { $0.chit.tally == id && $0.state == .pending && $0.local }.reduce(Int64(0)) {
             $0 + $1.chit.balanceEffect
         }
-        if checkLimit, !Chit.withinLimits(t.balance + pending + chit.balanceEffect, stockLimit: core.limit(.stock),
-                                          foilLimit: core.limit(.foil)) {
+        if checkLimit,
+            !Chit.withinLimits(
+                t.balance + pending + chit.balanceEffect, stockLimit: core.limit(.stock),
+                foilLimit: core.limit(.foil))
+        {
             throw Refused("the payment would exceed the limit")
         }
         var copy = self
@@ -539,8 +557,9 @@ struct MemorySite {
         let now = self.now()
         let object = InvoiceObject(tally: id, uuid: uuid, units: units, date: now, by: t.side.other, memo: memo, ref: nil)
         invoices[uuid] = MemoryInvoice(
-            record: InvoiceRecord(uuid: uuid, tally: id, direction: .out, units: units, memo: memo, state: .open, chit: nil, note: nil,
-                                  created: now),
+            record: InvoiceRecord(
+                uuid: uuid, tally: id, direction: .out, units: units, memo: memo, state: .open, chit: nil, note: nil,
+                created: now),
             object: object.json)
         enqueue(to: t.partner, topic: OutboxTopic.invoice(uuid), message: InvoiceDialog.invoice(t, object))
         return uuid

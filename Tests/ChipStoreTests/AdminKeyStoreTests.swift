@@ -85,10 +85,11 @@ import ChipProtocol
         let oldFingerprint = try store.siteKeyInfo().fingerprint
         #expect(oldFingerprint.count == 19 && oldFingerprint.split(separator: " ").count == 4)
         try store.dbQueue.write { db in
-            try db.execute(sql: """
-                INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)
-                VALUES (?, 'alice', 'stock', ?, 'bob', 'b.example', 65430, 'open', '{}', 'now', 'now')
-                """, arguments: [String(repeating: "1", count: 36), old.description])
+            try db.execute(
+                sql: """
+                    INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)
+                    VALUES (?, 'alice', 'stock', ?, 'bob', 'b.example', 65430, 'open', '{}', 'now', 'now')
+                    """, arguments: [String(repeating: "1", count: 36), old.description])
         }
         #expect(throws: ModelError.self) { try store.replaceSiteKey(sealingKey: nil, force: false) }
         #expect(try store.agent() == old)

@@ -23,8 +23,10 @@ import ChipProtocol
     /// A foil `upd` entry for `chit` at `index`, linked to `prior`.
     static func entry(_ chit: JSONValue, index: Int64, prior: String) throws -> JSONValue {
         let hash = try Chit(json: chit).hash
-        return ["index": .integer(index), "prior": .string(prior),
-                "hash": .string(Chain.entryHash(index: index, prior: prior, chitHash: hash)), "chit": chit]
+        return [
+            "index": .integer(index), "prior": .string(prior),
+            "hash": .string(Chain.entryHash(index: index, prior: prior, chitHash: hash)), "chit": chit
+        ]
     }
 
     @Test func aChitAlreadyChainedOrRefusedCannotBeChainedAgainAtANewIndex() throws {
@@ -61,8 +63,10 @@ import ChipProtocol
         // A chit the foil refused cannot be chained later either.
         _ = try s.b.pay(tally: id, units: 5, memo: nil, ref: nil, key: s.key(.b))
         guard let (tran2, uuids) = try s.b.pendingTransfer(tally: id, excluding: []) else { throw PropertyViolation("no tran") }
-        let refuse: JSONValue = ["target": "chit", "action": "nak", "to": tran2["from"] ?? .null, "from": tran2["to"] ?? .null,
-                                 "object": ["tally": .string(id), "refused": .array([["uuid": .string(uuids[0]), "reason": "no"]])]]
+        let refuse: JSONValue = [
+            "target": "chit", "action": "nak", "to": tran2["from"] ?? .null, "from": tran2["to"] ?? .null,
+            "object": ["tally": .string(id), "refused": .array([["uuid": .string(uuids[0]), "reason": "no"]])]
+        ]
         _ = try s.b.receiveChainAnswer(refuse, from: s.agentA)
         #expect(try s.b.chits(tally: id).first { $0.chit.uuid == uuids[0] }?.state == .refused)
         let refusedJSON = try #require(tran2["object"]?["chits"]?.arrayValue?.first)
@@ -122,8 +126,10 @@ import ChipProtocol
             throw PropertyViolation("invoice not queued")
         }
         // A refuse on this tally for an invoice uuid that is not ours on it.
-        let wrong: JSONValue = ["target": "chit", "action": "refuse", "to": message["to"] ?? .null, "from": message["from"] ?? .null,
-                                "object": ["tally": .string(id), "uuid": .string(TallyCore.newUUID()), "reason": "no"]]
+        let wrong: JSONValue = [
+            "target": "chit", "action": "refuse", "to": message["to"] ?? .null, "from": message["from"] ?? .null,
+            "object": ["tally": .string(id), "uuid": .string(TallyCore.newUUID()), "reason": "no"]
+        ]
         #expect(try s.b.receiveRefusal(wrong, from: s.agentA) != .applied(replies: []))
         #expect(try s.b.outbox(for: s.agentA).contains { $0.topic == "invoice:" + invoice.uuid })
         // The real refusal ends it.
@@ -170,7 +176,8 @@ import ChipProtocol
         // Invoices: at most maxOpenIncomingInvoices wait for an answer per tally.
         let template = try s.b.createInvoice(tally: id, units: 10, memo: nil, ref: nil)
         guard let message = try s.b.outbox(for: s.agentA).first(where: { $0.topic == "invoice:" + template.uuid })?.message,
-              case .object(var envelope) = message, case .object(var object)? = envelope["object"] else {
+            case .object(var envelope) = message, case .object(var object)? = envelope["object"]
+        else {
             throw PropertyViolation("invoice not queued")
         }
         for _ in 0..<(SiteStore.maxOpenIncomingInvoices + 20) {
@@ -186,8 +193,9 @@ import ChipProtocol
         _ = try s.b.pay(tally: id, units: 7, memo: nil, ref: nil, key: s.key(.b))
         let (tran, _) = try #require(try s.b.pendingTransfer(tally: id, excluding: []))
         // A chit "by the stock" (bob) signed with alice's key.
-        let forged = try Chit(tally: id, by: .stock, uuid: TallyCore.newUUID(), date: "2026-11-25T00:00:00.000Z", units: 7,
-                              memo: nil, ref: nil, key: try s.key(.a)(s.alice))
+        let forged = try Chit(
+            tally: id, by: .stock, uuid: TallyCore.newUUID(), date: "2026-11-25T00:00:00.000Z", units: 7,
+            memo: nil, ref: nil, key: try s.key(.a)(s.alice))
         guard case .object(var t) = tran, case .object(var to)? = t["object"] else { throw PropertyViolation("no tran") }
         to["chits"] = .array([forged.json])
         t["object"] = .object(to)
@@ -233,8 +241,10 @@ import ChipProtocol
         let chit = try s.b.payInvoice(invoice.uuid, key: s.key(.b))
         #expect(try s.b.invoice(invoice.uuid).state == .paid)
         // alice's site refuses the pending chit (her user was locked, say).
-        let nak: JSONValue = ["target": "chit", "action": "nak", "to": .null, "from": .null,
-                              "object": ["tally": .string(id), "refused": .array([["uuid": .string(chit.chit.uuid), "reason": "locked"]])]]
+        let nak: JSONValue = [
+            "target": "chit", "action": "nak", "to": .null, "from": .null,
+            "object": ["tally": .string(id), "refused": .array([["uuid": .string(chit.chit.uuid), "reason": "locked"]])]
+        ]
         _ = try s.b.receiveChainAnswer(nak, from: s.agentA)
         let reopened = try s.b.invoice(invoice.uuid)
         #expect(reopened.state == .open && reopened.chit == nil, "bob may pay or refuse it again")

@@ -79,8 +79,8 @@ struct MutationRun {
 
     mutating func pay(_ side: PSite) throws {
         let units = Int64(rng.int(1...20_000))
-        do { _ = try sites.store(side).pay(tally: id, units: units, memo: nil, ref: nil, key: sites.key(side)) }
-        catch is ModelError { /* over a limit as this site sees it */ }
+        do { _ = try sites.store(side).pay(tally: id, units: units, memo: nil, ref: nil, key: sites.key(side)) } catch is ModelError
+        { /* over a limit as this site sees it */  }
     }
 
     mutating func invoice() throws {
@@ -92,9 +92,12 @@ struct MutationRun {
         let side: PSite = rng.chance(0.5) ? .a : .b
         guard let open = try sites.store(side).invoices(tally: id).first(where: { $0.direction == .in && $0.state == .open }) else { return }
         do {
-            if rng.chance(0.6) { _ = try sites.store(side).payInvoice(open.uuid, key: sites.key(side)) }
-            else { _ = try sites.store(side).refuseInvoice(open.uuid, reason: "no") }
-        } catch is ModelError { /* a limit, or answered meanwhile */ }
+            if rng.chance(0.6) {
+                _ = try sites.store(side).payInvoice(open.uuid, key: sites.key(side))
+            } else {
+                _ = try sites.store(side).refuseInvoice(open.uuid, reason: "no")
+            }
+        } catch is ModelError { /* a limit, or answered meanwhile */  }
     }
 
     /// Everything each site would send now, delivered in order (replies too).
@@ -102,7 +105,8 @@ struct MutationRun {
         var packets = [PPacket]()
         if let (tran, _) = try sites.store(stock).pendingTransfer(tally: id, excluding: []) { packets.append(PPacket(to: foil, message: tran)) }
         if let work = try sites.store(foil).chainWork().first(where: { $0.tally == id }),
-           let upd = try sites.store(foil).chainUpdate(tally: id, after: work.acked) {
+            let upd = try sites.store(foil).chainUpdate(tally: id, after: work.acked)
+        {
             packets.append(PPacket(to: stock, message: upd))
         }
         for side in [PSite.a, .b] {
@@ -129,8 +133,7 @@ struct MutationRun {
         case .string(let s) where strings.count < 5_000 && !seen.contains(s):
             seen.insert(s)  // each distinct string once: the tally's uuid is in every message
             strings.append(s)
-            if TallyCore.isUUID(s) { uuids.append(s) } else if s.utf8.count == 43 { hashes.append(s) }
-            else if s.utf8.count <= 8 { names.insert(s) }
+            if TallyCore.isUUID(s) { uuids.append(s) } else if s.utf8.count == 43 { hashes.append(s) } else if s.utf8.count <= 8 { names.insert(s) }
         case .array(let items): items.forEach { collectStrings($0) }
         case .object(let o): o.values.forEach { collectStrings($0) }
         default: break
@@ -162,8 +165,11 @@ struct MutationRun {
             let action: String
             switch rng.int(0...2) {
             case 0: (action, body) = ("nak", ["tally": .string(id), "refused": .array([["uuid": .string(pick(uuids)), "reason": "x"]])])
-            case 1: (action, body) = (rng.chance(0.5) ? "ack" : "nak",
-                                      ["tally": .string(id), "index": .integer(Int64(rng.int(0...12))), "hash": .string(pick(hashes))])
+            case 1:
+                (action, body) = (
+                    rng.chance(0.5) ? "ack" : "nak",
+                    ["tally": .string(id), "index": .integer(Int64(rng.int(0...12))), "hash": .string(pick(hashes))]
+                )
             default: (action, body) = ("refuse", ["tally": .string(id), "uuid": .string(pick(uuids)), "reason": "x"])
             }
             message = replacing("object", in: replacing("action", in: message, with: .string(action)), with: body)
@@ -179,9 +185,9 @@ struct MutationRun {
         mutationsDelivered += 1
         // A mutated target or action has no handler (the engine drops it); a
         // refusal by throwing is fine: what matters is the state after.
-        do { _ = try sites.deliver(PPacket(to: original.to, message: message)) }
-        catch let error as PropertyViolation where !error.description.hasPrefix("unexpected message") { throw error }
-        catch {}
+        do { _ = try sites.deliver(PPacket(to: original.to, message: message)) } catch let error as PropertyViolation
+            where !error.description.hasPrefix("unexpected message")
+        { throw error } catch {}
 
     }
 
@@ -189,8 +195,11 @@ struct MutationRun {
 
     mutating func forged(_ chitJSON: JSONValue) -> (json: JSONValue, hash: String)? {
         guard let chit = try? Chit(json: chitJSON), case .object(var core) = chit.core else { return nil }
-        if rng.chance(0.5) { core["units"] = .integer(Int64(rng.int(1...60_000))) }
-        else { core["by"] = .string(chit.by == .stock ? "foil" : "stock") }
+        if rng.chance(0.5) {
+            core["units"] = .integer(Int64(rng.int(1...60_000)))
+        } else {
+            core["by"] = .string(chit.by == .stock ? "foil" : "stock")
+        }
         guard let fake = try? Chit(core: .object(core), sign: chit.sign) else { return nil }
         return (fake.json, fake.hash)
     }
@@ -205,7 +214,8 @@ struct MutationRun {
         } else if case .array(var entries)? = body["entries"], !entries.isEmpty {
             let i = rng.int(0...entries.count - 1)
             guard case .object(var entry) = entries[i], let chit = entry["chit"], let index = entry["index"]?.integerValue,
-                  let prior = entry["prior"]?.stringValue, let fake = forged(chit) else { return message }
+                let prior = entry["prior"]?.stringValue, let fake = forged(chit)
+            else { return message }
             entry["chit"] = fake.json
             entry["hash"] = .string(Chain.entryHash(index: index, prior: prior, chitHash: fake.hash))
             entries[i] = .object(entry)
@@ -248,7 +258,8 @@ struct MutationRun {
             case 2: o["extra\(rng.int(0...9))"] = .string(word())
             case 3:
                 // Claims of other messages grafted on: a refusal list, a chain position.
-                o[["refused", "index", "hash", "uuid"][rng.int(0...3)]] = rng.chance(0.5)
+                o[["refused", "index", "hash", "uuid"][rng.int(0...3)]] =
+                    rng.chance(0.5)
                     ? .array([["uuid": .string(pick(uuids)), "reason": "x"]])
                     : rng.chance(0.5) ? .integer(Int64(rng.int(0...8))) : .string(pick(rng.chance(0.5) ? uuids : hashes))
             default: o[key] = .string(word())
@@ -298,8 +309,9 @@ struct MutationRun {
         }
         let stockChain = try sites.store(stock).chain(of: id).map(\.chainHash)
         let foilChain = try sites.store(foil).chain(of: id).map(\.chainHash)
-        try ensure(stockChain.count <= foilChain.count && Array(foilChain.prefix(stockChain.count)) == stockChain,
-                   "\(when): the chains forked (stock \(stockChain.count), foil \(foilChain.count))")
+        try ensure(
+            stockChain.count <= foilChain.count && Array(foilChain.prefix(stockChain.count)) == stockChain,
+            "\(when): the chains forked (stock \(stockChain.count), foil \(foilChain.count))")
         for side in [PSite.a, .b] {
             let waiting = try sites.store(side).invoices(tally: id).filter { $0.direction == .in && $0.state == .open }.count
             try ensure(waiting <= SiteStore.maxOpenIncomingInvoices, "\(when): \(waiting) open invoices on site \(side)")

@@ -149,10 +149,12 @@ struct PTwoSites {
     func ticket(side: TallySide = .stock, limit: Int64? = 5000, reuse: Bool = false) throws -> TallyTicket {
         var terms: [String: JSONValue] = ["side": .string(side.rawValue)]
         if let limit { terms["limit"] = .integer(limit) }
-        let info = try b.issueTicket(cuid: bob, expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 600_000, reuse: reuse,
-                                     bound: nil, terms: .object(terms))
-        return try TallyTicket(token: info.token, expires: info.expires,
-                               chad: CHAD(cuid: bob, agent: agentB, address: try SiteAddress(host: "b.example", port: 2)))
+        let info = try b.issueTicket(
+            cuid: bob, expiresAt: Int64(Date().timeIntervalSince1970 * 1000) + 600_000, reuse: reuse,
+            bound: nil, terms: .object(terms))
+        return try TallyTicket(
+            token: info.token, expires: info.expires,
+            chad: CHAD(cuid: bob, agent: agentB, address: try SiteAddress(host: "b.example", port: 2)))
     }
 
     /// What the outbox of `s` holds for the other site.
@@ -349,8 +351,9 @@ struct NegotiationRun {
     static func rows(_ store: SiteStore) throws -> [TallyRow] {
         try store.guardedRead { db in
             try Row.fetchAll(db, sql: "SELECT uuid, side, state, hash, sign_stock, sign_foil, core FROM tallies ORDER BY uuid").map {
-                TallyRow(uuid: $0["uuid"], side: $0["side"], state: $0["state"], hash: $0["hash"],
-                     signs: "\(($0["sign_stock"] as String?) ?? "-") \(($0["sign_foil"] as String?) ?? "-")", core: $0["core"])
+                TallyRow(
+                    uuid: $0["uuid"], side: $0["side"], state: $0["state"], hash: $0["hash"],
+                    signs: "\(($0["sign_stock"] as String?) ?? "-") \(($0["sign_foil"] as String?) ?? "-")", core: $0["core"])
             }
         }
     }
@@ -429,7 +432,8 @@ struct ChainRun {
         let ticket = try s.ticket(side: issuerSide, limit: limit)
         let request = try s.a.requestTally(cuid: s.alice, ticket: ticket, accept: false)
         guard let ticketMessage = try s.a.outbox(for: s.agentB).first(where: { $0.topic == request })?.message,
-              case .offer(let offer) = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) else { throw PropertyViolation("no offer") }
+            case .offer(let offer) = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b))
+        else { throw PropertyViolation("no offer") }
         _ = try s.deliver(PPacket(to: .a, message: offer))
         guard let offered = try s.a.tallies().first else { throw PropertyViolation("the offer was not taken") }
         _ = try s.a.acceptTally(offered.uuid, key: s.key(.a))
@@ -579,8 +583,10 @@ struct ChainRun {
         let id = self.id
         return try sites.store(site).guardedRead { db in
             var v = ChainView()
-            for row in try Row.fetchAll(db, sql: "SELECT chain_hash, by, units FROM chits WHERE tally = ? AND state = 'chained' ORDER BY idx",
-                                        arguments: [id]) {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT chain_hash, by, units FROM chits WHERE tally = ? AND state = 'chained' ORDER BY idx",
+                arguments: [id])
+            {
                 v.hashes.append(row["chain_hash"])
                 let units: Int64 = row["units"], by: String = row["by"]
                 v.sum += by == "foil" ? units : -units
@@ -631,8 +637,9 @@ struct ChainRun {
             case (.chained?, .chained?): continue
             case (.refused?, .refused?) where payer == stock: continue
             default:
-                throw fail("chit \(uuid.prefix(8)) by \(payer) ended \(onFoil[uuid]?.rawValue ?? "absent") on the foil, "
-                           + "\(onStock[uuid]?.rawValue ?? "absent") on the stock")
+                throw fail(
+                    "chit \(uuid.prefix(8)) by \(payer) ended \(onFoil[uuid]?.rawValue ?? "absent") on the foil, "
+                        + "\(onStock[uuid]?.rawValue ?? "absent") on the stock")
             }
         }
         guard Set(chained).isSubset(of: Set(paid.keys)) else { throw fail("the chain holds a chit nobody made") }

@@ -33,8 +33,10 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         #expect(stat(path, &st) == 0)
         #expect(st.st_mode & 0o777 == 0o600)
         let (mode, sync, fk) = try store.dbQueue.read { db in
-            (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
-             try Int.fetchOne(db, sql: "PRAGMA foreign_keys"))
+            (
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+                try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
+            )
         }
         #expect(mode == "wal")
         #expect(sync == 2)  // FULL
@@ -153,7 +155,8 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         #expect(L.resolve(explicit: nil, environment: ["XDG_DATA_HOME": "/d", "HOME": "/h"], isRoot: false) == ("/d/chipsite/site.db", true))
         #expect(L.resolve(explicit: nil, environment: ["HOME": "/h"], isRoot: false) == ("/h/.local/share/chipsite/site.db", true))
         // No usable $HOME: the account's home directory, never a path relative to the working directory.
-        #expect(L.resolve(explicit: nil, environment: [:], isRoot: false, accountHome: { "/home/u" }) == ("/home/u/.local/share/chipsite/site.db", true))
+        #expect(
+            L.resolve(explicit: nil, environment: [:], isRoot: false, accountHome: { "/home/u" }) == ("/home/u/.local/share/chipsite/site.db", true))
         #expect(L.resolve(explicit: nil, environment: ["HOME": "rel"], isRoot: false, accountHome: { "/home/u" }).path.hasPrefix("/home/u/"))
         #expect(L.resolve(explicit: nil, environment: [:], isRoot: false).path == "/.local/share/chipsite/site.db")
     }

@@ -28,13 +28,15 @@ enum TicketOutcome: Equatable {
 extension SiteStore {
     func redeemTicket(_ json: JSONValue, userKey: (CUID) throws -> SigningKey) throws -> TicketOutcome {
         guard case .tally(let m) = try? SiteMessage(json: json), m.action == .ticket,
-              case .ticket(let token, _, _) = m.body, let from = m.from else { return .refused("malformed ticket message") }
+            case .ticket(let token, _, _) = m.body, let from = m.from
+        else { return .refused("malformed ticket message") }
         switch try receiveTally(m, from: from.agent, userKey: userKey) {
         case .ignored(let why): return .refused(why)
         case .applied:
             let offers = try outbox(for: from.agent).compactMap { entry -> JSONValue? in
                 guard entry.message["action"]?.stringValue == "offer", let uuid = entry.message["object"]?["uuid"]?.stringValue,
-                      let t = try? tally(uuid), t.token == token, t.partner == from else { return nil }
+                    let t = try? tally(uuid), t.token == token, t.partner == from
+                else { return nil }
                 return entry.message
             }
             guard let offer = offers.last else { return .refused("no offer queued") }
@@ -44,10 +46,13 @@ extension SiteStore {
 
     func receiveTally(_ json: JSONValue, from peer: AgentID, autoAcceptKey: (CUID) throws -> SigningKey?) throws -> TallyOutcome {
         guard case .tally(let m) = try? SiteMessage(json: json) else { return .ignored("malformed tally message") }
-        return TallyOutcome(try receiveTally(m, from: peer, userKey: { cuid in
-            guard let key = try autoAcceptKey(cuid) else { throw Reason("no key") }
-            return key
-        }))
+        return TallyOutcome(
+            try receiveTally(
+                m, from: peer,
+                userKey: { cuid in
+                    guard let key = try autoAcceptKey(cuid) else { throw Reason("no key") }
+                    return key
+                }))
     }
 
     func receiveChitJSON(_ json: JSONValue, from peer: AgentID) throws -> TallyOutcome {

@@ -19,20 +19,23 @@ import Testing
     }
 
     func certificate(_ cuid: String, key: SigningKey, site: SigningKey, port: Int, email: String? = nil) throws -> Certificate {
-        try Certificate(chad: try chad(cuid, site: site, port: port), type: .person, name: cuid == "alice" ? "Alice" : "Bob", email: email,
-                        publicKey: key.publicKey, date: Self.date)
+        try Certificate(
+            chad: try chad(cuid, site: site, port: port), type: .person, name: cuid == "alice" ? "Alice" : "Bob", email: email,
+            publicKey: key.publicKey, date: Self.date)
     }
 
     /// An open tally between alice (stock, site A) and bob (foil, site B), both signatures valid.
     func openTally(note: String? = nil) throws -> TallyRecord {
         let stock = try certificate("alice", key: aliceKey, site: siteA, port: 47001)
         let foil = try certificate("bob", key: bobKey, site: siteB, port: 47002)
-        let core = try TallyCore(uuid: Self.tallyID, date: Self.date, memo: "groceries",
-                                 stock: (cert: stock.json, terms: ["limit": 25_500]), foil: (cert: foil.json, terms: ["limit": 0]))
+        let core = try TallyCore(
+            uuid: Self.tallyID, date: Self.date, memo: "groceries",
+            stock: (cert: stock.json, terms: ["limit": 25_500]), foil: (cert: foil.json, terms: ["limit": 0]))
         let sign = TallySignatures(stock: core.sign(with: aliceKey), foil: core.sign(with: bobKey), hash: core.hash)
-        return TallyRecord(uuid: Self.tallyID, cuid: try CUID("alice"), side: .stock, partner: foil.chad, state: .open, revision: 1,
-                           core: core, sign: sign, token: "tok", balance: -12_500, created: Self.date, updated: Self.date,
-                           note: note, chainLength: 1, chainHead: "head")
+        return TallyRecord(
+            uuid: Self.tallyID, cuid: try CUID("alice"), side: .stock, partner: foil.chad, state: .open, revision: 1,
+            core: core, sign: sign, token: "tok", balance: -12_500, created: Self.date, updated: Self.date,
+            note: note, chainLength: 1, chainHead: "head")
     }
 
     static func keys(_ v: JSONValue) -> [String] { (v.objectValue ?? [:]).keys.sorted() }
@@ -40,8 +43,11 @@ import Testing
     @Test func tallyFieldNames() throws {
         let t = try openTally()
         let v = TallyView.json(t)
-        #expect(Self.keys(v) == ["balance", "chain_head", "chain_length", "created", "hash", "id", "memo", "note", "partner",
-                                 "partner_chad", "revision", "side", "signatures", "signatures_valid", "state", "terms", "updated", "user"])
+        #expect(
+            Self.keys(v) == [
+                "balance", "chain_head", "chain_length", "created", "hash", "id", "memo", "note", "partner",
+                "partner_chad", "revision", "side", "signatures", "signatures_valid", "state", "terms", "updated", "user"
+            ])
         #expect(v["id"] == .string(Self.tallyID))
         #expect(v["user"] == "alice")
         #expect(v["side"] == "stock")
@@ -65,8 +71,11 @@ import Testing
         t.sign = nil
         t.state = .draft
         let v = TallyView.json(t)
-        #expect(Self.keys(v) == ["balance", "chain_head", "chain_length", "created", "hash", "id", "note", "partner",
-                                 "partner_chad", "revision", "side", "signatures", "signatures_valid", "state", "updated", "user"])
+        #expect(
+            Self.keys(v) == [
+                "balance", "chain_head", "chain_length", "created", "hash", "id", "note", "partner",
+                "partner_chad", "revision", "side", "signatures", "signatures_valid", "state", "updated", "user"
+            ])
         #expect(v["hash"] == .null)
         #expect(v["chain_head"] == .null)
         #expect(v["signatures"] == ["stock": false, "foil": false])
@@ -75,12 +84,16 @@ import Testing
     }
 
     @Test func chitFieldNames() throws {
-        let chit = try Chit(tally: Self.tallyID, by: .stock, uuid: Self.chitID, date: Self.date, units: 12_500, memo: "lunch",
-                            ref: ["invoice": 7], key: aliceKey)
+        let chit = try Chit(
+            tally: Self.tallyID, by: .stock, uuid: Self.chitID, date: Self.date, units: 12_500, memo: "lunch",
+            ref: ["invoice": 7], key: aliceKey)
         let r = ChitRecord(chit: chit, state: .chained, index: 0, chainHash: "ch", local: true, note: nil, created: Self.date)
         let v = ChitView.json(r)
-        #expect(Self.keys(v) == ["by", "chain_hash", "created", "hash", "id", "index", "local", "memo", "note", "ref", "state",
-                                 "tally", "units"])
+        #expect(
+            Self.keys(v) == [
+                "by", "chain_hash", "created", "hash", "id", "index", "local", "memo", "note", "ref", "state",
+                "tally", "units"
+            ])
         #expect(v["id"] == .string(Self.chitID))
         #expect(v["tally"] == .string(Self.tallyID))
         #expect(v["by"] == "stock")
@@ -104,8 +117,9 @@ import Testing
     }
 
     @Test func invoiceFieldNames() {
-        let i = InvoiceRecord(uuid: Self.chitID, tally: Self.tallyID, direction: .in, units: 20_000, memo: nil, state: .paid,
-                              chit: "c1", note: nil, created: Self.date)
+        let i = InvoiceRecord(
+            uuid: Self.chitID, tally: Self.tallyID, direction: .in, units: 20_000, memo: nil, state: .paid,
+            chit: "c1", note: nil, created: Self.date)
         let v = InvoiceView.json(i)
         #expect(Self.keys(v) == ["chit", "created", "direction", "id", "memo", "note", "state", "tally", "units"])
         #expect(v["id"] == .string(Self.chitID))
@@ -119,9 +133,10 @@ import Testing
     }
 
     @Test func statusFieldNames() throws {
-        let s = SiteStatus(path: "/tmp/site.db", agent: try AgentID(publicKey: siteA.publicKey),
-                           address: try SiteAddress(host: "chips.example.org", port: 65430), schemaVersion: 9, sealed: true,
-                           users: 2, tickets: 3, tallies: 4)
+        let s = SiteStatus(
+            path: "/tmp/site.db", agent: try AgentID(publicKey: siteA.publicKey),
+            address: try SiteAddress(host: "chips.example.org", port: 65430), schemaVersion: 9, sealed: true,
+            users: 2, tickets: 3, tallies: 4)
         let base = ["agent", "db", "host", "port", "schema_version", "sealed", "tallies", "tickets", "users"]
         #expect(Self.keys(StatusView.json(s)) == base, "lockdown only when known")
         let v = StatusView.json(s, lockdown: false)
@@ -155,8 +170,9 @@ import Testing
     }
 
     @Test func keyFieldNames() throws {
-        let k = SiteKeyInfo(agent: try AgentID(publicKey: siteA.publicKey), fingerprint: SiteKeyInfo.fingerprint(of: siteA.publicKey),
-                            sealed: true, created: Self.date)
+        let k = SiteKeyInfo(
+            agent: try AgentID(publicKey: siteA.publicKey), fingerprint: SiteKeyInfo.fingerprint(of: siteA.publicKey),
+            sealed: true, created: Self.date)
         let v = KeyView.json(k)
         #expect(Self.keys(v) == ["agent", "created", "fingerprint", "sealed"])
         #expect(v["agent"] == .string(k.agent.description))
@@ -166,8 +182,9 @@ import Testing
     }
 
     @Test func configFieldNames() {
-        let s = ConfigSetting(name: "site.port", value: "65430", defaultValue: "65430", isSet: false, isValid: true,
-                              range: "1-65535", summary: "TCP port")
+        let s = ConfigSetting(
+            name: "site.port", value: "65430", defaultValue: "65430", isSet: false, isValid: true,
+            range: "1-65535", summary: "TCP port")
         let v = ConfigView.json(s)
         #expect(Self.keys(v) == ["default", "key", "range", "set", "summary", "valid", "value"])
         #expect(v["key"] == "site.port")

@@ -58,9 +58,13 @@ final class AdminServe {
 
 /// `PRAGMA integrity_check` through Python's sqlite3 (independent of chipsite).
 func integrityCheck(_ db: String) throws -> String {
-    let r = try run("/usr/bin/env", ["python3", "-c",
-                                     "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma integrity_check').fetchone()[0])",
-                                     db])
+    let r = try run(
+        "/usr/bin/env",
+        [
+            "python3", "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma integrity_check').fetchone()[0])",
+            db
+        ])
     return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
@@ -128,8 +132,9 @@ func integrityCheck(_ db: String) throws -> String {
         // Written while serve holds the file open: it lands in site.db-wal first.
         #expect(try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db]).code == 0)
         #expect(serve.stop() == 0)
-        #expect(!FileManager.default.fileExists(atPath: db + "-wal") || (fileBytes(db + "-wal")?.isEmpty ?? true),
-                "serve checkpoints when it stops")
+        #expect(
+            !FileManager.default.fileExists(atPath: db + "-wal") || (fileBytes(db + "-wal")?.isEmpty ?? true),
+            "serve checkpoints when it stops")
         let copy = dir.file("copy.db")
         try FileManager.default.copyItem(atPath: db, toPath: copy)
         let status = try json(try chipsite(["status", "--db", copy, "--json"]).stdout)
@@ -168,7 +173,9 @@ func integrityCheck(_ db: String) throws -> String {
 
         // A foreign SQLite file, a damaged backup, a truncated and a corrupt gzip.
         let foreign = dir.file("foreign.sqlite")
-        _ = try run("/usr/bin/env", ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()", foreign])
+        _ = try run(
+            "/usr/bin/env",
+            ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()", foreign])
         expectOneLineError(try chipsite(["restore", foreign, "--db", dir.file("r.db")]), containing: "not a chipsite site")
         var damaged = try #require(fileBytes(backup))
         for i in stride(from: 4096 + 100, to: min(damaged.count, 4096 * 6), by: 7) { damaged[i] ^= 0x5A }

@@ -63,9 +63,13 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         #expect(try chipsite(["init", "--db", db, "--host", "h.example", "--port", "\(port)"]).code == 0)
         let fd = try adminHoldPort(port)
         defer { close(fd) }
-        _ = try run("/usr/bin/env", ["python3", "-c",
-                                     "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"insert into config values('peer.max_frame','9')\"); c.commit()",
-                                     db])
+        _ = try run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"insert into config values('peer.max_frame','9')\"); c.commit()",
+                db
+            ])
         let r = try chipsite(["doctor", "--db", db])
         #expect(r.code == 1)
         #expect(r.stderr.isEmpty, "the FAIL lines say it all: \(r.stderr)")
@@ -75,8 +79,9 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         #expect(fails.contains { $0.contains("peer.max_frame") && $0.contains("chipsite config set peer.max_frame 65536") })
         #expect(try json(try chipsite(["doctor", "--db", db, "--json"]).stdout)["ok"] as? Bool == false)
         // serve refuses the bad setting before it listens, in one line.
-        expectOneLineError(try chipsite(["serve", "--db", db, "--listen", "127.0.0.1:0"], timeout: 20),
-                           containing: "config set peer.max_frame")
+        expectOneLineError(
+            try chipsite(["serve", "--db", db, "--listen", "127.0.0.1:0"], timeout: 20),
+            containing: "config set peer.max_frame")
 
         let missing = try chipsite(["doctor", "--db", dir.file("none.db")])
         #expect(missing.code == 1)
@@ -89,10 +94,15 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         #expect(try chipsite(["init", "--db", db, "--host", "h.example", "--port", "\(try adminFreePort())"]).code == 0)
         let current = try #require(try json(try chipsite(["status", "--db", db, "--json"]).stdout)["schema_version"] as? Int)
         // Make it a file from before the last migration (invoices).
-        _ = try run("/usr/bin/env", ["python3", "-c", """
-            import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("drop table invoices")
-            c.execute("delete from grdb_migrations where identifier='2026-11-25 invoices'"); c.commit()
-            """, db])
+        _ = try run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                """
+                import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("drop table invoices")
+                c.execute("delete from grdb_migrations where identifier='2026-11-25 invoices'"); c.commit()
+                """, db
+            ])
         let r = try chipsite(["doctor", "--db", db])
         #expect(r.code == 0, "\(r.stdout)")
         #expect(r.stdout.contains("schema migrated from version \(current - 1) to \(current)"), "\(r.stdout)")

@@ -24,8 +24,9 @@ import TestSupport
         expectOneLineError(try chipsite(["key", "seal", "--new-passphrase-file", p2, "--db", db]), containing: "already sealed")
         // Wrong current passphrase: nothing changes.
         let before = fileBytes(db)
-        expectOneLineError(try chipsite(["key", "passphrase", "--passphrase-file", p2, "--new-passphrase-file", p1, "--db", db]),
-                           containing: "wrong passphrase")
+        expectOneLineError(
+            try chipsite(["key", "passphrase", "--passphrase-file", p2, "--new-passphrase-file", p1, "--db", db]),
+            containing: "wrong passphrase")
         expectOneLineError(try chipsite(["key", "unseal", "--db", db]), containing: "sealed")
         #expect(fileBytes(db) == before)
 
@@ -54,13 +55,18 @@ import TestSupport
         let chad = try json(try chipsite(["user", "show", "alice", "--db", db, "--json"]).stdout)["chad"] as? String
         #expect(chad?.contains(agent) == true)
 
-        _ = try run("/usr/bin/env", ["python3", "-c", """
-            import sqlite3,sys
-            c=sqlite3.connect(sys.argv[1])
-            c.execute("insert into tallies (uuid,cuid,side,partner_agent,partner_cuid,partner_host,partner_port,state,core,created,updated) values (?,?,?,?,?,?,?,?,?,?,?)",
-                      ('1'*36,'alice','stock','A'*43,'bob','b.example',65430,'open','{}','now','now'))
-            c.commit()
-            """, db])
+        _ = try run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                """
+                import sqlite3,sys
+                c=sqlite3.connect(sys.argv[1])
+                c.execute("insert into tallies (uuid,cuid,side,partner_agent,partner_cuid,partner_host,partner_port,state,core,created,updated) values (?,?,?,?,?,?,?,?,?,?,?)",
+                          ('1'*36,'alice','stock','A'*43,'bob','b.example',65430,'open','{}','now','now'))
+                c.commit()
+                """, db
+            ])
         let before = fileBytes(db)
         let refused = try chipsite(["key", "new", "--db", db])
         expectOneLineError(refused, containing: "partners know the old agent id")

@@ -103,7 +103,7 @@ import TestSupport
             ("nocert", variant { $0.removeValue(forKey: "certificate") }, "without certificate"),
             ("created", variant { $0["created"] = "yesterday" }, "created"),
             ("lockedtext", variant { $0["locked"] = "yes" }, "without locked"),
-            ("nolocked", variant { $0.removeValue(forKey: "locked") }, "without locked"),
+            ("nolocked", variant { $0.removeValue(forKey: "locked") }, "without locked")
         ]
         for (name, object, needle) in cases {
             expectOneLineError(try chipsite(["user", "import", try write(name + ".json", object), "--db", b]), containing: needle)

@@ -61,7 +61,8 @@ import TestSupport
         #expect(fileBytes(junk) == before)
 
         let foreign = dir.file("foreign.sqlite")
-        let made = try run("/usr/bin/python3", ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()", foreign])
+        let made = try run(
+            "/usr/bin/python3", ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()", foreign])
         #expect(made.code == 0)
         let foreignBefore = fileBytes(foreign)
         expectOneLineError(try chipsite(["status", "--db", foreign]), containing: "not a chipsite site")
@@ -80,7 +81,8 @@ import TestSupport
         expectOneLineError(try chipsite(["status", "--no-such-flag"]), code: 2, containing: "see `chipsite status --help`")
         expectOneLineError(try chipsite(["user", "add", "--name", "A"]), code: 2, containing: "Missing expected argument")
         expectOneLineError(try chipsite(["user", "add", "a", "--name", "A", "--type", "x"]), code: 2, containing: "--type must be p or o")
-        expectOneLineError(try chipsite(["chit", "list", "--limit", "0"]), code: 2, containing: "--limit must be 1-100000 (see `chipsite chit list --help`)")
+        expectOneLineError(
+            try chipsite(["chit", "list", "--limit", "0"]), code: 2, containing: "--limit must be 1-100000 (see `chipsite chit list --help`)")
         expectOneLineError(try chipsite(["serve", "--listen", "nowhere"]), code: 2, containing: "--listen must be HOST:PORT")
         expectOneLineError(try chipsite(["lockdown", "maybe"]), code: 2, containing: "maybe")
         let help = try chipsite(["--help"])
@@ -104,16 +106,19 @@ import TestSupport
         // No passphrase and no terminal: a clear error, nothing written.
         let before = try chipsite(["user", "list", "--db", db, "--json"])
         expectOneLineError(try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db]), containing: "sealed")
-        expectOneLineError(try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db, "--passphrase-file", wrong]),
-                           containing: "wrong passphrase")
+        expectOneLineError(
+            try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db, "--passphrase-file", wrong]),
+            containing: "wrong passphrase")
         #expect(try chipsite(["user", "list", "--db", db, "--json"]).stdout == before.stdout)
 
-        let added = try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db, "--json"],
-                                 environment: ["CHIPSITE_PASSPHRASE_FILE": pass])
+        let added = try chipsite(
+            ["user", "add", "alice", "--name", "Alice", "--db", db, "--json"],
+            environment: ["CHIPSITE_PASSPHRASE_FILE": pass])
         #expect(added.code == 0, "\(added.stderr)")
         #expect(try json(added.stdout)["sealed"] as? Bool == true)
-        expectOneLineError(try chipsite(["init", "--db", dir.file("other.db"), "--passphrase-file", dir.file("nope")]),
-                           containing: "cannot read passphrase file")
+        expectOneLineError(
+            try chipsite(["init", "--db", dir.file("other.db"), "--passphrase-file", dir.file("nope")]),
+            containing: "cannot read passphrase file")
     }
 }
 

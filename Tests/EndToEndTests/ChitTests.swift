@@ -34,11 +34,13 @@ import TestSupport
     @Test func overTheLimitIsRefusedWithAClearMessage() throws {
         let t = try OpenTally(limit: "10")
         // Whose limit it is, how much fits, and how to get more.
-        expectOneLineError(try t.a.cli(["pay", "alice", t.id, "10.001"]),
-                           containing: "the credit bob grants alice on this tally (10 CHIPs): at most 10 CHIPs can be paid now")
+        expectOneLineError(
+            try t.a.cli(["pay", "alice", t.id, "10.001"]),
+            containing: "the credit bob grants alice on this tally (10 CHIPs): at most 10 CHIPs can be paid now")
         // alice grants bob nothing on this tally.
-        expectOneLineError(try t.b.cli(["pay", "bob", t.id, "1"]),
-                           containing: "the credit alice grants bob on this tally (0 CHIPs): nothing can be paid now; to pay more, alice pays bob first")
+        expectOneLineError(
+            try t.b.cli(["pay", "bob", t.id, "1"]),
+            containing: "the credit alice grants bob on this tally (0 CHIPs): nothing can be paid now; to pay more, alice pays bob first")
         expectOneLineError(try t.a.cli(["pay", "alice", t.id, "1.0001"]), code: 2, containing: "invalid amount")
         expectOneLineError(try t.a.cli(["pay", "alice", "bob:\(try t.b.agent())@127.0.0.1:\(t.b.port)", "0"]), code: 2, containing: "more than 0")
         expectOneLineError(try t.b.cli(["pay", "alice", t.id, "1"]), containing: "belongs to bob")
@@ -109,7 +111,9 @@ import TestSupport
         }
         #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(3) })")
         let converged = try eventually(90) { try t.converged(2 * each + 1) }
-        #expect(converged, "chains: a \(String(describing: try? t.a.tally(t.id)["chain_length"])), b \(String(describing: try? t.b.tally(t.id)["chain_length"]))")
+        #expect(
+            converged,
+            "chains: a \(String(describing: try? t.a.tally(t.id)["chain_length"])), b \(String(describing: try? t.b.tally(t.id)["chain_length"]))")
         let ta = try t.a.tally(t.id), tb = try t.b.tally(t.id)
         #expect(ta["balance"] as? Int == 300_000 + each * 1000 - each * 500)
         #expect(ta["balance"] as? Int == tb["balance"] as? Int)
@@ -121,7 +125,8 @@ import TestSupport
             let v = try site.cli(["tally", "verify", t.id, "--json"])
             #expect(v.code == 0, "\(v.stdout)")
             #expect(try json(v.stdout)["ok"] as? Bool == true)
-            let chits = try json(try site.cli(["chit", "list", "--tally", t.id, "--limit", "5000", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
+            let chits =
+                try json(try site.cli(["chit", "list", "--tally", t.id, "--limit", "5000", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
             #expect(chits.count == 2 * each + 1, "no chit lost or doubled")
             #expect(Set(chits.compactMap { $0["id"] as? String }).count == 2 * each + 1)
             #expect(chits.allSatisfy { $0["state"] as? String == "chained" })
@@ -146,11 +151,12 @@ import TestSupport
         let paid = try t.a.cli(["chit", "accept", String(first.prefix(8)), "--json"])
         #expect(paid.code == 0, "\(paid.stderr)")
         #expect(try t.a.cli(["chit", "refuse", second, "--reason", "too much"]).code == 0)
-        #expect(try eventually {
-            let bs = try invoices(t.b)
-            return bs.first { $0["id"] as? String == first }?["state"] as? String == "paid"
-                && bs.first { $0["id"] as? String == second }?["state"] as? String == "refused"
-        })
+        #expect(
+            try eventually {
+                let bs = try invoices(t.b)
+                return bs.first { $0["id"] as? String == first }?["state"] as? String == "paid"
+                    && bs.first { $0["id"] as? String == second }?["state"] as? String == "refused"
+            })
         #expect(try invoices(t.b).first { $0["id"] as? String == second }?["note"] as? String == "too much")
         #expect(try eventually { try t.converged(1) })
         #expect(try t.b.tally(t.id)["balance"] as? Int == 12_500)
@@ -175,8 +181,18 @@ import TestSupport
         let paid = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 3) { worker in
             switch worker {
-            case 0: for _ in 0..<60 { if let r = try? siteA.cli(["pay", "alice", id, "1"]) { r.code == 0 ? paid.withLock { $0 += 1 } : print("pay failed: \(r.stderr)") } }
-            case 1: for _ in 0..<60 { if let r = try? siteB.cli(["pay", "bob", id, "0.5"]) { r.code == 0 ? paid.withLock { $0 += 1 } : print("pay failed: \(r.stderr)") } }
+            case 0:
+                for _ in 0..<60 {
+                    if let r = try? siteA.cli(["pay", "alice", id, "1"]) {
+                        r.code == 0 ? paid.withLock { $0 += 1 } : print("pay failed: \(r.stderr)")
+                    }
+                }
+            case 1:
+                for _ in 0..<60 {
+                    if let r = try? siteB.cli(["pay", "bob", id, "0.5"]) {
+                        r.code == 0 ? paid.withLock { $0 += 1 } : print("pay failed: \(r.stderr)")
+                    }
+                }
             default:
                 _ = waitUntil(timeout: 60) { paid.withLock { $0 } >= 10 }
                 _ = try? siteA.cli(["backup", backups[0]])
@@ -192,10 +208,15 @@ import TestSupport
             let v = try chipsite(["tally", "verify", t.id, "--db", restored, "--json"])
             let ok = try json(v.stdout)["ok"] as? Bool
             #expect(v.code == 0 && ok == true, "\(v.stdout)")
-            let integrity = try run("/usr/bin/env", ["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma integrity_check').fetchone()[0])", restored])
+            let integrity = try run(
+                "/usr/bin/env",
+                ["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma integrity_check').fetchone()[0])", restored]
+            )
             #expect(integrity.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
         }
         let converged = try eventually(60) { try t.converged(121) }
-        #expect(converged, "a: \(String(describing: try? t.a.tally(t.id)["chain_length"])) b: \(String(describing: try? t.b.tally(t.id)["chain_length"]))")
+        #expect(
+            converged, "a: \(String(describing: try? t.a.tally(t.id)["chain_length"])) b: \(String(describing: try? t.b.tally(t.id)["chain_length"]))"
+        )
     }
 }

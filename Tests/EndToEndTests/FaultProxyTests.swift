@@ -119,7 +119,9 @@ import TestSupport
         // Both chains converge through the faults, with no manual step.
         let total = 2 * each + 1
         let converged = eventually(90) { p.converged(id, length: total) }
-        #expect(converged, """
+        #expect(
+            converged,
+            """
             seed \(seed): chains a \(String(describing: p.field(p.a, id, "chain_length"))), \
             b \(String(describing: p.field(p.b, id, "chain_length"))) of \(total)
             \(p.faults)
@@ -134,7 +136,8 @@ import TestSupport
             let v = try site.cli(["tally", "verify", id, "--json"])
             #expect(v.code == 0, "\(v.stdout)")
             #expect(try json(v.stdout)["ok"] as? Bool == true, "\(v.stdout)")
-            let chits = try json(try site.cli(["chit", "list", "--tally", id, "--limit", "5000", "--json"]).stdout)["chits"]
+            let chits =
+                try json(try site.cli(["chit", "list", "--tally", id, "--limit", "5000", "--json"]).stdout)["chits"]
                 as? [[String: Any]] ?? []
             #expect(chits.count == total, "no chit lost or doubled")
             #expect(Set(chits.compactMap { $0["id"] as? String }).count == total)
@@ -144,9 +147,12 @@ import TestSupport
         let sa1 = p.proxyA.stats, sb1 = p.proxyB.stats
         #expect(sa1.dropped + sb1.dropped > 0 && sa1.splits + sb1.splits > 0 && sa1.duplicates + sb1.duplicates > 0, "\(p.faults)")
         // How often each site applied a tally `open` (2 or 3 without loops; see PropertyTests' KnownBug.openPingPong).
-        let opens = [p.a, p.b].map { ((try? String(contentsOfFile: $0.db + ".log", encoding: .utf8)) ?? "").components(separatedBy: "tally open").count - 1 }
-        print("FaultProxyTests: seed \(seed): payments in \(Int(paid)) s, converged in \(Int(Date().timeIntervalSince(started))) s; "
-              + "tally open applied \(opens[0])× on a, \(opens[1])× on b; \(p.faults)")
+        let opens = [p.a, p.b].map {
+            ((try? String(contentsOfFile: $0.db + ".log", encoding: .utf8)) ?? "").components(separatedBy: "tally open").count - 1
+        }
+        print(
+            "FaultProxyTests: seed \(seed): payments in \(Int(paid)) s, converged in \(Int(Date().timeIntervalSince(started))) s; "
+                + "tally open applied \(opens[0])× on a, \(opens[1])× on b; \(p.faults)")
     }
 
     /// The proxy itself: bytes arrive intact and in order through splits,

@@ -23,9 +23,10 @@ func toolExists(_ name: String) -> Bool {
     @Test(.enabled(if: toolExists("dpkg-deb"), "needs dpkg-deb (make deps installs dpkg-dev)"))
     func debUnpacksToAWorkingSite() throws {
         let dir = try TempDir()
-        let built = try run("/bin/bash", [repoRoot + "/packaging/build-deb.sh", dir.file("dist")],
-                            environment: ["CHIPSITE_DEB_BIN": try chipsiteBinary(), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"],
-                            timeout: 300)
+        let built = try run(
+            "/bin/bash", [repoRoot + "/packaging/build-deb.sh", dir.file("dist")],
+            environment: ["CHIPSITE_DEB_BIN": try chipsiteBinary(), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"],
+            timeout: 300)
         #expect(built.code == 0, "\(built.stderr)")
         let version = try packagedVersion()
         let arch = try run("/usr/bin/dpkg", ["--print-architecture"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -56,9 +57,11 @@ func toolExists(_ name: String) -> Bool {
         let manText = try run("/bin/sh", ["-c", "gzip -dc '\(man)chipsite.1.gz'"])
         #expect(manText.stdout.contains(".Sh NAME") || manText.stdout.contains(".SH NAME"))
 
-        for (path, marker) in [("/usr/share/bash-completion/completions/chipsite", "complete"),
-                               ("/usr/share/zsh/vendor-completions/_chipsite", "#compdef chipsite"),
-                               ("/usr/share/fish/vendor_completions.d/chipsite.fish", "complete -c 'chipsite'")] {
+        for (path, marker) in [
+            ("/usr/share/bash-completion/completions/chipsite", "complete"),
+            ("/usr/share/zsh/vendor-completions/_chipsite", "#compdef chipsite"),
+            ("/usr/share/fish/vendor_completions.d/chipsite.fish", "complete -c 'chipsite'")
+        ] {
             let text = (try? String(contentsOfFile: root + path, encoding: .utf8)) ?? ""
             #expect(text.contains(marker) && text.contains("backup"), "\(path)")
         }
@@ -70,11 +73,13 @@ func toolExists(_ name: String) -> Bool {
 
         let unitPath = root + "/lib/systemd/system/chipsite.service"
         let unit = try String(contentsOfFile: unitPath, encoding: .utf8)
-        for line in ["ExecStart=/usr/bin/chipsite serve --db /var/lib/chipsite/site.db", "User=chipsite", "StateDirectory=chipsite",
-                     "StateDirectoryMode=0700", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-                     "PrivateDevices=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectControlGroups=yes",
-                     "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces=yes", "LockPersonality=yes",
-                     "MemoryDenyWriteExecute=yes", "SystemCallArchitectures=native", "CapabilityBoundingSet=\n", "Restart=on-failure"] {
+        for line in [
+            "ExecStart=/usr/bin/chipsite serve --db /var/lib/chipsite/site.db", "User=chipsite", "StateDirectory=chipsite",
+            "StateDirectoryMode=0700", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+            "PrivateDevices=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectControlGroups=yes",
+            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces=yes", "LockPersonality=yes",
+            "MemoryDenyWriteExecute=yes", "SystemCallArchitectures=native", "CapabilityBoundingSet=\n", "Restart=on-failure"
+        ] {
             #expect(unit.contains(line), "unit lacks \(line)")
         }
         if toolExists("systemd-analyze") {
@@ -89,7 +94,9 @@ func toolExists(_ name: String) -> Bool {
         for script in ["postinst", "prerm", "postrm"] {
             let text = try String(contentsOfFile: repoRoot + "/packaging/debian/" + script, encoding: .utf8)
             let commands = text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") && !$0.contains("echo ") }
-            #expect(!commands.contains { $0.contains("rm ") || $0.contains("mv ") || $0.contains("> /var/lib") || $0.contains("chipsite init") }, "\(script)")
+            #expect(
+                !commands.contains { $0.contains("rm ") || $0.contains("mv ") || $0.contains("> /var/lib") || $0.contains("chipsite init") },
+                "\(script)")
         }
         let control = dir.file("control")
         #expect(try run("/usr/bin/dpkg-deb", ["-e", deb, control]).code == 0)

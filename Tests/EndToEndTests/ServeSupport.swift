@@ -22,10 +22,12 @@ final class ServeProcess: Sendable {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null") ?? FileHandle.nullDevice
-        if let log = FileHandle(forWritingAtPath: db + ".log") ?? {
-            _ = FileManager.default.createFile(atPath: db + ".log", contents: nil)
-            return FileHandle(forWritingAtPath: db + ".log")
-        }() {
+        if let log = FileHandle(forWritingAtPath: db + ".log")
+            ?? {
+                _ = FileManager.default.createFile(atPath: db + ".log", contents: nil)
+                return FileHandle(forWritingAtPath: db + ".log")
+            }()
+        {
             log.seekToEndOfFile()
             process.standardError = log
         }
@@ -152,13 +154,20 @@ enum PeerVenv {
         try lock.withLock { _ in
             let python = path + "/bin/python"
             if FileManager.default.isExecutableFile(atPath: python),
-               (try? run(python, ["-c", "import noise, nacl"]).code) == 0 { return python }
+                (try? run(python, ["-c", "import noise, nacl"]).code) == 0
+            {
+                return python
+            }
             let tmp = path + ".tmp-\(getpid())"
             try? FileManager.default.removeItem(atPath: tmp)
             let made = try run("/usr/bin/env", ["python3", "-m", "venv", tmp], timeout: 120)
             guard made.code == 0 else { throw RunError("python3 -m venv failed: \(made.stderr)") }
-            let pip = try run(tmp + "/bin/python", ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                                     "noiseprotocol", "pynacl"], timeout: 300)
+            let pip = try run(
+                tmp + "/bin/python",
+                [
+                    "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "noiseprotocol", "pynacl"
+                ], timeout: 300)
             guard pip.code == 0 else { throw RunError("pip install noiseprotocol pynacl failed: \(pip.stderr)") }
             try? FileManager.default.removeItem(atPath: path)
             try FileManager.default.moveItem(atPath: tmp, toPath: path)
@@ -178,15 +187,20 @@ enum PeerVenv {
 
 /// A digest of every row of every table of an SQLite file (to show nothing changed).
 func contentDigest(_ db: String) throws -> String {
-    let r = try run("/usr/bin/env", ["python3", "-c", """
-        import sqlite3, sys, hashlib
-        c = sqlite3.connect(sys.argv[1])
-        h = hashlib.sha256()
-        for (t,) in c.execute("select name from sqlite_master where type='table' order by name"):
-            for row in c.execute('select * from "%s" order by 1' % t):
-                h.update(repr(row).encode())
-        print(h.hexdigest())
-        """, db])
+    let r = try run(
+        "/usr/bin/env",
+        [
+            "python3", "-c",
+            """
+            import sqlite3, sys, hashlib
+            c = sqlite3.connect(sys.argv[1])
+            h = hashlib.sha256()
+            for (t,) in c.execute("select name from sqlite_master where type='table' order by name"):
+                for row in c.execute('select * from "%s" order by 1' % t):
+                    h.update(repr(row).encode())
+            print(h.hexdigest())
+            """, db
+        ])
     guard r.code == 0 else { throw RunError("digest: \(r.stderr)") }
     return r.stdout
 }

@@ -43,8 +43,10 @@ import TestSupport
         defer { if healthy.isRunning { healthy.terminate() } }
 
         // i-token: a second I with the one-time token the interop peer already used.
-        let cases = ["len0", "len16", "len65537", "lenmax", "header", "t-first", "k-first", "garbage", "n-unknown", "i-bad-token",
-                     "i-token:\(token):bob", "slowloris"]
+        let cases = [
+            "len0", "len16", "len65537", "lenmax", "header", "t-first", "k-first", "garbage", "n-unknown", "i-bad-token",
+            "i-token:\(token):bob", "slowloris"
+        ]
         nonisolated(unsafe) var results = [String: [String: Any]]()
         let lock = NSLock()
         DispatchQueue.concurrentPerform(iterations: cases.count) { i in

@@ -46,8 +46,9 @@ import TestSupport
             sys.stdout.write(out.decode(errors="replace"))
             sys.exit(os.waitstatus_to_exitcode(status))
             """
-        return try run("/usr/bin/env", ["python3", "-c", driver, try chipsiteBinary()] + args,
-                       environment: ["ANSWERS": answers.joined(separator: "\u{1f}")], timeout: TimeInterval(timeout + 10))
+        return try run(
+            "/usr/bin/env", ["python3", "-c", driver, try chipsiteBinary()] + args,
+            environment: ["ANSWERS": answers.joined(separator: "\u{1f}")], timeout: TimeInterval(timeout + 10))
     }
 
     @Test func sealWithAPromptedPassphraseThatIsNotEchoed() throws {
@@ -75,12 +76,14 @@ import TestSupport
     @Test func readOnlyDirectoryIsAClearError() throws {
         let dir = try TempDir()
         let locked = dir.file("ro")
-        try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: 0o555])
+        try FileManager.default.createDirectory(
+            atPath: locked, withIntermediateDirectories: false,
+            attributes: [.posixPermissions: 0o555])
         chmod(dir.path, 0o755)
         let args = ["init", "--db", locked + "/site.db", "--host", "h.example"]
         // Root may write anywhere, so as root the binary runs as nobody.
-        let r = geteuid() == 0
+        let r =
+            geteuid() == 0
             ? try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", try chipsiteBinary()] + args)
             : try chipsite(args)
         expectOneLineError(r, containing: "Permission denied")

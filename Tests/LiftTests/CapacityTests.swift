@@ -7,8 +7,10 @@ import Testing
         let d = TradingVariables.defaults(limit: 1000)
         #expect(d == (try TradingVariables(target: 0, bound: 1000, reward: 0, clutch: 0, limit: 1000)))
         #expect((try? TradingVariables(target: 1000, bound: 1000, reward: 1_000_000, clutch: -1_000_000, limit: 1000)) != nil)
-        let bad: [(Int64, Int64, Int64, Int64)] = [(-1, 10, 0, 0), (11, 10, 0, 0), (0, 1001, 0, 0), (0, 10, 1_000_001, 0),
-                                                    (0, 10, 0, -1_000_001), (0, 10, -1, 0), (0, 10, 5, -6)]
+        let bad: [(Int64, Int64, Int64, Int64)] = [
+            (-1, 10, 0, 0), (11, 10, 0, 0), (0, 1001, 0, 0), (0, 10, 1_000_001, 0),
+            (0, 10, 0, -1_000_001), (0, 10, -1, 0), (0, 10, 5, -6)
+        ]
         for (t, b, r, c) in bad {
             #expect(throws: LiftError.self, "\(t) \(b) \(r) \(c)") { try TradingVariables(target: t, bound: b, reward: r, clutch: c, limit: 1000) }
         }

@@ -27,15 +27,18 @@ enum Fx {
     static func userKey(_ cuid: String) -> SigningKey { key(UInt8(truncatingIfNeeded: cuid.utf8.reduce(7) { $0 &* 31 &+ Int($1) })) }
 
     static func cert(_ cuid: String, site n: Int) -> JSONValue {
-        let c = try? Certificate(chad: chad(cuid, site: n), type: .person, name: cuid, email: nil, publicKey: userKey(cuid).publicKey,
-                                 date: "2026-11-01T00:00:00.000Z")
+        let c = try? Certificate(
+            chad: chad(cuid, site: n), type: .person, name: cuid, email: nil, publicKey: userKey(cuid).publicKey,
+            date: "2026-11-01T00:00:00.000Z")
         return c?.json ?? .null
     }
 
-    static func tally(_ uuid: String, stock: (String, Int), foil: (String, Int), stockLimit: Int64 = 100_000, foilLimit: Int64 = 100_000) -> TallyCore {
-        let core = try? TallyCore(uuid: uuid, date: "2026-11-02T00:00:00.000Z", memo: nil,
-                                  stock: (cert(stock.0, site: stock.1), ["limit": .integer(stockLimit)]),
-                                  foil: (cert(foil.0, site: foil.1), ["limit": .integer(foilLimit)]))
+    static func tally(_ uuid: String, stock: (String, Int), foil: (String, Int), stockLimit: Int64 = 100_000, foilLimit: Int64 = 100_000) -> TallyCore
+    {
+        let core = try? TallyCore(
+            uuid: uuid, date: "2026-11-02T00:00:00.000Z", memo: nil,
+            stock: (cert(stock.0, site: stock.1), ["limit": .integer(stockLimit)]),
+            foil: (cert(foil.0, site: foil.1), ["limit": .integer(foilLimit)]))
         guard let core else { fatalError("valid tally core") }
         return core
     }
@@ -54,12 +57,15 @@ enum Fx {
     static func nonce(_ tally: String, qid: String = Fx.qid) -> String { HopNonce.nonce(qid: qid, tally: tally) ?? "" }
 
     /// A circular header over `path` (default: the two test tallies), R = site 9.
-    static func header(uuid: String = headerUUID, kind: LiftKind = .circ, units: Int64 = 1000, life: Int64 = 60_000,
-                       path: [String]? = nil, find: LiftFind? = nil, origin: SigningKey = originKey) -> LiftHeader {
-        let h = try? LiftHeader.make(uuid: uuid, kind: kind, qid: qid, date: ts(t0), deadline: ts(t0 + life), units: units,
-                                     path: path ?? [nonce(tallyUUID), nonce(otherTallyUUID)], referee: site(refereeN),
-                                     find: kind == .line ? (find ?? LiftFind(agent: site(3).agent, seal: "c2VhbGVk")) : nil,
-                                     originKey: origin)
+    static func header(
+        uuid: String = headerUUID, kind: LiftKind = .circ, units: Int64 = 1000, life: Int64 = 60_000,
+        path: [String]? = nil, find: LiftFind? = nil, origin: SigningKey = originKey
+    ) -> LiftHeader {
+        let h = try? LiftHeader.make(
+            uuid: uuid, kind: kind, qid: qid, date: ts(t0), deadline: ts(t0 + life), units: units,
+            path: path ?? [nonce(tallyUUID), nonce(otherTallyUUID)], referee: site(refereeN),
+            find: kind == .line ? (find ?? LiftFind(agent: site(3).agent, seal: "c2VhbGVk")) : nil,
+            originKey: origin)
         guard let h else { fatalError("valid header") }
         return h
     }

@@ -6,8 +6,9 @@ import Testing
     @Test func fipsVectors() {
         // FIPS 180-2 appendix A and the NIST examples.
         #expect(Hex.encode(SHA1.hash(Array("abc".utf8))) == "a9993e364706816aba3e25717850c26c9cd0d89d")
-        #expect(Hex.encode(SHA1.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
-            == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
+        #expect(
+            Hex.encode(SHA1.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
         #expect(Hex.encode(SHA1.hash([])) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
         #expect(Hex.encode(SHA1.hash([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
         let long = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
@@ -25,8 +26,9 @@ import Testing
 @Suite struct UUIDv5Tests {
     @Test func rfc9562Example() {
         // RFC 9562 appendix A.4: the DNS namespace and "www.example.com".
-        #expect(UUIDv5.make(namespace: "6ba7b810-9dad-11d1-80b4-00c04fd430c8", name: Array("www.example.com".utf8))
-            == "2ed6657d-e927-568b-95e1-2665a8aea6a2")
+        #expect(
+            UUIDv5.make(namespace: "6ba7b810-9dad-11d1-80b4-00c04fd430c8", name: Array("www.example.com".utf8))
+                == "2ed6657d-e927-568b-95e1-2665a8aea6a2")
     }
 
     @Test func liftChitUUID() {
@@ -59,7 +61,8 @@ import Testing
         let h = Fx.header()
         let origin = Base64URL.encode(Fx.originKey.publicKey)
         let r = Fx.site(Fx.refereeN)
-        let expected = #"{"date":"2026-12-01T12:00:00.000Z","deadline":"2026-12-01T12:01:00.000Z","kind":"circ","origin":""#
+        let expected =
+            #"{"date":"2026-12-01T12:00:00.000Z","deadline":"2026-12-01T12:01:00.000Z","kind":"circ","origin":""#
             + origin + #"","path":[""# + Fx.nonce(Fx.tallyUUID) + #"",""# + Fx.nonce(Fx.otherTallyUUID)
             + #""],"qid":"AAECAwQFBgcICQoLDA0ODw","referee":{"agent":""# + r.agent.description
             + #"","host":"site9.example.org","port":65439},"units":1000,"uuid":"6f1c3a52-8d2e-4b7a-9c41-2e5d8f0a7b13","version":1}"#
@@ -86,7 +89,8 @@ import Testing
         let h = Fx.header()
         let core = Fx.tally(Fx.tallyUUID, stock: ("alice", 1), foil: ("bob", 2))
         let chit = try LiftChit.make(header: h, tally: Fx.tallyUUID, by: .foil, agentKey: Fx.siteKey(2))
-        let expected = #"{"by":"foil","date":"2026-12-01T12:00:00.000Z","lift":""# + h.hash + #"","tally":""# + Fx.tallyUUID
+        let expected =
+            #"{"by":"foil","date":"2026-12-01T12:00:00.000Z","lift":""# + h.hash + #"","tally":""# + Fx.tallyUUID
             + #"","type":"lift","units":1000,"uuid":"0f727647-7a34-5afc-83a6-98fb824e2a8c"}"#
         #expect(chit.core.canonicalString == expected)
         #expect(chit.hash == Base64URL.encode(Crypto.sha256(Array(expected.utf8))))
@@ -105,8 +109,9 @@ import Testing
         #expect(h.verify(.commit, sign: commit))
         #expect(!h.verify(.abort, sign: commit))
         let d = Fx.decision(h, .good)
-        #expect(d.decision.canonicalString == #"{"commit":""# + commit + #"","date":"2026-12-01T12:00:01.000Z","lift":""# + h.hash
-            + #"","referee":""# + Fx.site(Fx.refereeN).agent.description + #"","result":"good"}"#)
+        #expect(
+            d.decision.canonicalString == #"{"commit":""# + commit + #"","date":"2026-12-01T12:00:01.000Z","lift":""# + h.hash
+                + #"","referee":""# + Fx.site(Fx.refereeN).agent.description + #"","result":"good"}"#)
         #expect(d.problem(for: h) == nil)
         #expect(try SignedDecision(json: d.json) == d)
         #expect(Fx.decision(h, .void).decision["commit"] == nil)

@@ -11,8 +11,9 @@ import Testing
     var now: Int64 { Fx.t0 + 2000 }
 
     func relaySnapshot(answer: LiftAnswer? = nil) -> LiftCall.Snapshot {
-        LiftCall.Snapshot(site: Fx.site(2), record: relay, promisedHop: 1, promiseAnswer: answer,
-                          predecessor: LiftCall.Predecessor(hop: 0, user: alice, ours: bob))
+        LiftCall.Snapshot(
+            site: Fx.site(2), record: relay, promisedHop: 1, promiseAnswer: answer,
+            predecessor: LiftCall.Predecessor(hop: 0, user: alice, ours: bob))
     }
     func originSnapshot(_ record: LiftRecord? = nil) -> LiftCall.Snapshot {
         LiftCall.Snapshot(site: Fx.site(1), record: record ?? origin, promisedHop: 1, originKey: Fx.originKey)
@@ -21,7 +22,9 @@ import Testing
     var arriveSign: String { LiftAct.arrive.sign(lift: header.hash, key: Fx.siteKey(3)) }
 
     func passedBack(_ d: Decision) -> [LiftMessage.Body] {
-        d.effects.compactMap { if case .enqueue(let to, LiftTopic.back(header.hash), .lift(let m), _) = $0, to == alice { return m.body }; return nil }
+        d.effects.compactMap {
+            if case .enqueue(let to, LiftTopic.back(header.hash), .lift(let m), _) = $0, to == alice { return m.body }; return nil
+        }
     }
     func called(_ d: Decision) -> LiftAct? {
         for e in d.effects { if case .setLiftState(_, .call, let act) = e { return act } }
@@ -39,7 +42,10 @@ import Testing
         let later = LiftCall.decide(fromCarol(.refuse(lift: header.hash, hop: 1, reason: .route)), snapshot: relaySnapshot(answer: .ack), now: now)
         #expect(passedBack(later) == [.refuse(lift: header.hash, hop: 0, reason: .route)])
         #expect(later.replies.count == 1)
-        #expect(!later.effects.contains { if case .setPromiseAnswer = $0 { return true }; return false })
+        #expect(
+            !later.effects.contains {
+                if case .setPromiseAnswer = $0 { return true }; return false
+            })
     }
 
     @Test func aRelayPassesVerifiedArrivalsBack() {

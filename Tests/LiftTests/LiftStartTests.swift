@@ -13,17 +13,25 @@ import Testing
     let pad = Fx.nonce("dddddddd-dddd-4ddd-8ddd-dddddddddddd")
 
     var foreign: [RouteDiscovery.Foreign] {
-        [RouteDiscovery.Foreign(uuid: tc, user: alice, partner: zed,
-                                half: LiftHalf(tally: tc, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: -500)),
-         RouteDiscovery.Foreign(uuid: t0a, user: alice, partner: bob,
-                                half: LiftHalf(tally: t0a, side: .foil, stockLimit: 700, foilLimit: 1000, balance: 0)),
-         RouteDiscovery.Foreign(uuid: t0b, user: amy, partner: carol,
-                                half: LiftHalf(tally: t0b, side: .foil, stockLimit: 900, foilLimit: 1000, balance: 0))]
+        [
+            RouteDiscovery.Foreign(
+                uuid: tc, user: alice, partner: zed,
+                half: LiftHalf(tally: tc, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: -500)),
+            RouteDiscovery.Foreign(
+                uuid: t0a, user: alice, partner: bob,
+                half: LiftHalf(tally: t0a, side: .foil, stockLimit: 700, foilLimit: 1000, balance: 0)),
+            RouteDiscovery.Foreign(
+                uuid: t0b, user: amy, partner: carol,
+                half: LiftHalf(tally: t0b, side: .foil, stockLimit: 900, foilLimit: 1000, balance: 0))
+        ]
     }
     var internalTallies: [RouteDiscovery.Internal] {
-        [RouteDiscovery.Internal(uuid: t3, stock: alice.cuid, foil: amy.cuid,
-                                 stockHalf: LiftHalf(tally: t3, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: 400),
-                                 foilHalf: LiftHalf(tally: t3, side: .foil, stockLimit: 1000, foilLimit: 1000, balance: 400))]
+        [
+            RouteDiscovery.Internal(
+                uuid: t3, stock: alice.cuid, foil: amy.cuid,
+                stockHalf: LiftHalf(tally: t3, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: 400),
+                foilHalf: LiftHalf(tally: t3, side: .foil, stockLimit: 1000, foilLimit: 1000, balance: 400))
+        ]
     }
     func ask(units: Int64 = 1000, min: Int64 = 100, padding: [String] = []) -> LiftStart.Ask {
         LiftStart.Ask(qid: Fx.qid, units: units, min: min, referee: Fx.site(1), padding: padding)
@@ -43,15 +51,18 @@ import Testing
         #expect(try LiftStart.circular(ask(min: 501), foreign: foreign, internalTallies: internalTallies).isEmpty)
         // Out of range asks are refused.
         #expect(throws: LiftStart.Problem.self) { try LiftStart.circular(ask(min: 0), foreign: foreign, internalTallies: internalTallies) }
-        #expect(throws: LiftStart.Problem.self) { try LiftStart.circular(ask(padding: [pad, pad, pad]), foreign: foreign, internalTallies: internalTallies) }
+        #expect(throws: LiftStart.Problem.self) {
+            try LiftStart.circular(ask(padding: [pad, pad, pad]), foreign: foreign, internalTallies: internalTallies)
+        }
     }
 
     @Test func execMakesTheSegmentAndThePromise() throws {
         let qs = try LiftStart.circular(ask(padding: [pad]), foreign: foreign, internalTallies: internalTallies)
         let q = qs[1]
         let route = FoundRoute(path: [pad, Fx.nonce(t0b), Fx.nonce("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee"), Fx.nonce(tc)], max: 450)
-        let d = try LiftStart.exec(q, route: route, uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey, siteKey: Fx.siteKey(1),
-                                   foreign: foreign, internalTallies: internalTallies)
+        let d = try LiftStart.exec(
+            q, route: route, uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey, siteKey: Fx.siteKey(1),
+            foreign: foreign, internalTallies: internalTallies)
         guard case .insertLiftRecord(let record)? = d.effects.first else {
             Issue.record("no record")
             return
@@ -72,12 +83,14 @@ import Testing
 
         // A route that does not start with O's path, or carries under min.
         #expect(throws: LiftStart.Problem.self) {
-            try LiftStart.exec(q, route: FoundRoute(path: [Fx.nonce(t0b)], max: 450), uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey,
-                               siteKey: Fx.siteKey(1), foreign: foreign, internalTallies: internalTallies)
+            try LiftStart.exec(
+                q, route: FoundRoute(path: [Fx.nonce(t0b)], max: 450), uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey,
+                siteKey: Fx.siteKey(1), foreign: foreign, internalTallies: internalTallies)
         }
         #expect(throws: LiftStart.Problem.noRoute) {
-            try LiftStart.exec(q, route: FoundRoute(path: route.path, max: 99), uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey,
-                               siteKey: Fx.siteKey(1), foreign: foreign, internalTallies: internalTallies)
+            try LiftStart.exec(
+                q, route: FoundRoute(path: route.path, max: 99), uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey,
+                siteKey: Fx.siteKey(1), foreign: foreign, internalTallies: internalTallies)
         }
     }
 
@@ -89,18 +102,23 @@ import Testing
         #expect(q.kind == .line && q.find == .payee(find) && q.ttl == LiftLimits.maxTTLLine)
         // A linear lift carries exactly its units, or does not start.
         let route = FoundRoute(path: q.path + [Fx.nonce("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee")], max: 1000)
-        let d = try LiftStart.exec(qs[0], route: route, uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey, siteKey: Fx.siteKey(1),
-                                   foreign: foreign, internalTallies: internalTallies)
+        let d = try LiftStart.exec(
+            qs[0], route: route, uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey, siteKey: Fx.siteKey(1),
+            foreign: foreign, internalTallies: internalTallies)
         guard case .insertLiftRecord(let r)? = d.effects.first else { return }
         #expect(r.header.units == 300 && r.header.find == find)
         #expect(throws: LiftStart.Problem.noRoute) {
-            try LiftStart.exec(qs[0], route: FoundRoute(path: route.path, max: 299), uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey,
-                               siteKey: Fx.siteKey(1), foreign: foreign, internalTallies: internalTallies)
+            try LiftStart.exec(
+                qs[0], route: FoundRoute(path: route.path, max: 299), uuid: Fx.headerUUID, now: Fx.t0, originKey: Fx.originKey,
+                siteKey: Fx.siteKey(1), foreign: foreign, internalTallies: internalTallies)
         }
         // No tally toward the payee's site: every capable one is asked (all
         // carry 300, so by uuid), tc too (alice may owe zed 500 more).
         let elsewhere = LiftFind(agent: Fx.site(7).agent, seal: "c2VhbGVk")
-        #expect(try LiftStart.linear(ask(units: 300, min: 300), payor: alice.cuid, find: elsewhere, foreign: foreign,
-                                     internalTallies: internalTallies).map(\.t0) == [t0a, t0b, tc])
+        #expect(
+            try LiftStart.linear(
+                ask(units: 300, min: 300), payor: alice.cuid, find: elsewhere, foreign: foreign,
+                internalTallies: internalTallies
+            ).map(\.t0) == [t0a, t0b, tc])
     }
 }

@@ -12,10 +12,14 @@ import Testing
         let lift = v.liftMessages.map(\.json)
         let route: [JSONValue] = [
             v.route(.query(v.query)).json,
-            v.route(.query(RouteQuery(qid: Fx.qid, kind: .line, units: 9, min: 9, ttl: 5, wait: 5000, referee: Fx.site(9),
-                                      find: .payee(LiftFind(agent: Fx.site(3).agent, seal: "c2VhbGVk")), path: [Fx.nonce(Fx.tallyUUID)]))).json,
+            v.route(
+                .query(
+                    RouteQuery(
+                        qid: Fx.qid, kind: .line, units: 9, min: 9, ttl: 5, wait: 5000, referee: Fx.site(9),
+                        find: .payee(LiftFind(agent: Fx.site(3).agent, seal: "c2VhbGVk")), path: [Fx.nonce(Fx.tallyUUID)]))
+            ).json,
             v.route(.good(qid: Fx.qid, routes: [FoundRoute(path: [Fx.nonce(Fx.tallyUUID)], max: 7)])).json,
-            v.route(.noRoute(qid: Fx.qid, reason: .time)).json,
+            v.route(.noRoute(qid: Fx.qid, reason: .time)).json
         ]
         return lift + route
     }
@@ -65,8 +69,9 @@ import Testing
                     continue
                 }
                 read += 1
-                #expect(parsed.json.canonicalBytes == mutated.canonicalBytes,
-                        "seed \(seed): \(mutated.canonicalString) read as \(parsed.json.canonicalString)")
+                #expect(
+                    parsed.json.canonicalBytes == mutated.canonicalBytes,
+                    "seed \(seed): \(mutated.canonicalString) read as \(parsed.json.canonicalString)")
             }
         }
         // Both outcomes happen: the run is not vacuous.

@@ -11,17 +11,20 @@ import Testing
     var now: Int64 { Fx.t0 + 1000 }
 
     var inbound: PromiseDialog.Inbound {
-        PromiseDialog.Inbound(core: Fx.tally(t1, stock: ("bob", 2), foil: ("alice", 1)), user: bob, partner: alice,
-                              half: LiftHalf(tally: t1, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: -500))
+        PromiseDialog.Inbound(
+            core: Fx.tally(t1, stock: ("bob", 2), foil: ("alice", 1)), user: bob, partner: alice,
+            half: LiftHalf(tally: t1, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: -500))
     }
     func outgoing(carolLimit: Int64 = 700) -> RouteDiscovery.Foreign {
-        RouteDiscovery.Foreign(uuid: t2, user: bob, partner: carol,
-                               half: LiftHalf(tally: t2, side: .foil, stockLimit: carolLimit, foilLimit: 1000, balance: 0))
+        RouteDiscovery.Foreign(
+            uuid: t2, user: bob, partner: carol,
+            half: LiftHalf(tally: t2, side: .foil, stockLimit: carolLimit, foilLimit: 1000, balance: 0))
     }
     var internalT3: RouteDiscovery.Internal {
-        RouteDiscovery.Internal(uuid: t3, stock: bob.cuid, foil: dave.cuid,
-                                stockHalf: LiftHalf(tally: t3, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: 400),
-                                foilHalf: LiftHalf(tally: t3, side: .foil, stockLimit: 1000, foilLimit: 1000, balance: 400))
+        RouteDiscovery.Internal(
+            uuid: t3, stock: bob.cuid, foil: dave.cuid,
+            stockHalf: LiftHalf(tally: t3, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: 400),
+            foilHalf: LiftHalf(tally: t3, side: .foil, stockLimit: 1000, foilLimit: 1000, balance: 400))
     }
 
     func header(units: Int64 = 400, kind: LiftKind = .circ, path: [String]? = nil) -> LiftHeader {
@@ -32,8 +35,9 @@ import Testing
         return LiftMessage(to: .user(bob), from: .user(alice), body: .promise(header: h, hop: hop, chit: chit))
     }
     func snapshot(_ change: (inout PromiseDialog.Snapshot) -> Void = { _ in }) -> PromiseDialog.Snapshot {
-        var s = PromiseDialog.Snapshot(site: Fx.site(2), tallies: [inbound], foreign: [outgoing()], internalTallies: [internalT3],
-                                       unlocked: [bob.cuid, dave.cuid])
+        var s = PromiseDialog.Snapshot(
+            site: Fx.site(2), tallies: [inbound], foreign: [outgoing()], internalTallies: [internalT3],
+            unlocked: [bob.cuid, dave.cuid])
         change(&s)
         return s
     }
@@ -78,7 +82,7 @@ import Testing
             ("signed by another site", promise(h, signer: Fx.siteKey(3)), snapshot()),
             ("on the wrong hop", promise(h, hop: 1), snapshot()),
             ("a chit for another tally", promise(h, tally: t2), snapshot()),
-            ("no open tally", promise(h), snapshot { $0.tallies = [] }),
+            ("no open tally", promise(h), snapshot { $0.tallies = [] })
         ]
         for (what, m, s) in cases {
             let d = decide(m, s)
@@ -105,13 +109,16 @@ import Testing
             (.busy, h, decide(promise(h), snapshot { $0.withPartner = LiftLimits.maxLiftsPerPartner })),
             (.route, h, decide(promise(h), snapshot { $0.record = LiftRecord(header: h, role: .relay, state: .part, hop: 3, answer: .ack) })),
             (.route, h, decide(promise(h), snapshot { $0.foreign = [] })),
-            (.capacity, h, decide(promise(h), snapshot { $0.foreign = [outgoing(carolLimit: 399)] })),
+            (.capacity, h, decide(promise(h), snapshot { $0.foreign = [outgoing(carolLimit: 399)] }))
         ]
         for (reason, h, d) in cases {
             #expect(refusal(d) == reason)
             #expect(d.effects.count == 2, "\(reason): the chit and the record")
             #expect(d.effects.last == .insertLiftRecord(LiftRecord(header: h, role: .relay, state: .part, hop: 0, answer: .refuse(reason))))
-            #expect(!d.effects.contains { if case .enqueue = $0 { return true }; return false })
+            #expect(
+                !d.effects.contains {
+                    if case .enqueue = $0 { return true }; return false
+                })
         }
         // Exactly 7 s left is enough.
         #expect(answer(decide(promise(h), at: h.deadlineMs - 7000)) == .ack(lift: h.hash, hop: 0, of: .promise))
@@ -142,11 +149,20 @@ import Testing
         #expect(LiftAct.arrive.verify(arrive.first ?? "", lift: h.hash, publicKey: Fx.site(2).agent.publicKey))
         // Bob himself as the payee: no internal hop.
         let direct = decide(promise(h), snapshot { $0.seal = SealContents(qid: Fx.qid, cuid: bob.cuid, units: 400) })
-        #expect(direct.effects.filter { if case .insertLiftChit = $0 { return true }; return false }.count == 1)
+        #expect(
+            direct.effects.filter {
+                if case .insertLiftChit = $0 { return true }; return false
+            }.count == 1)
         // Seal that does not fit, a locked payee, and a payee too far.
         #expect(refusal(decide(promise(h), snapshot { $0.seal = nil })) == .route)
         #expect(refusal(decide(promise(h), snapshot { $0.seal = SealContents(qid: Fx.qid, cuid: dave.cuid, units: 401) })) == .route)
-        #expect(refusal(decide(promise(h), snapshot { $0.seal = seal; $0.unlocked = [bob.cuid] })) == .route)
+        #expect(
+            refusal(
+                decide(
+                    promise(h),
+                    snapshot {
+                        $0.seal = seal; $0.unlocked = [bob.cuid]
+                    })) == .route)
         let far = header(units: 1450, kind: .line, path: [Fx.nonce(t1)])
         #expect(refusal(decide(promise(far), snapshot { $0.seal = SealContents(qid: Fx.qid, cuid: dave.cuid, units: 1450) })) == .capacity)
     }
@@ -158,11 +174,19 @@ import Testing
         #expect(d.effects.count == 1)  // without the origin key there is no call
         // O, still in exec: the check passes and it commits; a failed check aborts.
         let exec = LiftRecord(header: h, role: .origin, state: .exec, hop: nil, answer: nil)
-        let o = decide(promise(h, hop: 1), snapshot { $0.record = exec; $0.originKey = Fx.originKey })
+        let o = decide(
+            promise(h, hop: 1),
+            snapshot {
+                $0.record = exec; $0.originKey = Fx.originKey
+            })
         #expect(o.effects.contains(.setLiftState(lift: h.hash, state: .call, call: .commit)))
         let big = header(units: 501, path: [Fx.nonce(t2), Fx.nonce(t1)])
         let bigExec = LiftRecord(header: big, role: .origin, state: .exec, hop: nil, answer: nil)
-        let aborted = decide(promise(big, hop: 1), snapshot { $0.record = bigExec; $0.originKey = Fx.originKey })
+        let aborted = decide(
+            promise(big, hop: 1),
+            snapshot {
+                $0.record = bigExec; $0.originKey = Fx.originKey
+            })
         #expect(aborted.effects.contains(.setLiftState(lift: big.hash, state: .call, call: .abort)))
         #expect(answer(aborted) == .ack(lift: big.hash, hop: 1, of: .promise))
     }

@@ -15,8 +15,9 @@ struct RefereeBook {
         case .call(_, let h, _), .query(let h): header = h
         default: return nil
         }
-        let d = Referee.decide(m, snapshot: Referee.Snapshot(site: Fx.site(Fx.refereeN), stored: decisions[header.hash]), now: now,
-                               key: Fx.siteKey(Fx.refereeN))
+        let d = Referee.decide(
+            m, snapshot: Referee.Snapshot(site: Fx.site(Fx.refereeN), stored: decisions[header.hash]), now: now,
+            key: Fx.siteKey(Fx.refereeN))
         for effect in d.effects {
             if case .storeRefereeDecision(let s) = effect, decisions[s.lift] == nil { decisions[s.lift] = s }
         }
@@ -30,10 +31,12 @@ struct RefereeBook {
     var deadline: Int64 { header.deadlineMs }
     let asker = LiftParty.agent(Fx.agent(Fx.key(77)))
     var commit: LiftMessage {
-        LiftMessage(to: .site(Fx.site(9)), from: asker, body: .call(.commit, header: header, sign: LiftAct.commit.sign(lift: header.hash, key: Fx.originKey)))
+        LiftMessage(
+            to: .site(Fx.site(9)), from: asker, body: .call(.commit, header: header, sign: LiftAct.commit.sign(lift: header.hash, key: Fx.originKey)))
     }
     var abort: LiftMessage {
-        LiftMessage(to: .site(Fx.site(9)), from: asker, body: .call(.abort, header: header, sign: LiftAct.abort.sign(lift: header.hash, key: Fx.originKey)))
+        LiftMessage(
+            to: .site(Fx.site(9)), from: asker, body: .call(.abort, header: header, sign: LiftAct.abort.sign(lift: header.hash, key: Fx.originKey)))
     }
     var query: LiftMessage { LiftMessage(to: .site(Fx.site(9)), from: asker, body: .query(header: header)) }
 
@@ -113,22 +116,26 @@ struct RefereeBook {
         // Another referee named.
         #expect(decide(commit, now: deadline - 1, site: 3).ignored != nil)
         // An abort's signature offered as a commit, a commit signed by another key.
-        let swapped = LiftMessage(to: .site(Fx.site(9)), from: asker,
-                                  body: .call(.commit, header: header, sign: LiftAct.abort.sign(lift: header.hash, key: Fx.originKey)))
+        let swapped = LiftMessage(
+            to: .site(Fx.site(9)), from: asker,
+            body: .call(.commit, header: header, sign: LiftAct.abort.sign(lift: header.hash, key: Fx.originKey)))
         #expect(decide(swapped, now: deadline - 1).ignored != nil)
-        let forged = LiftMessage(to: .site(Fx.site(9)), from: asker,
-                                 body: .call(.commit, header: header, sign: LiftAct.commit.sign(lift: header.hash, key: Fx.key(43))))
+        let forged = LiftMessage(
+            to: .site(Fx.site(9)), from: asker,
+            body: .call(.commit, header: header, sign: LiftAct.commit.sign(lift: header.hash, key: Fx.key(43))))
         #expect(decide(forged, now: deadline - 1).ignored != nil)
         // A commit for another lift's header.
         let other = Fx.header(uuid: "7a2d4b63-9e3f-4c8b-8d52-3f6e9a1b8c24")
-        let otherCommit = LiftMessage(to: .site(Fx.site(9)), from: asker,
-                                      body: .call(.commit, header: other, sign: LiftAct.commit.sign(lift: header.hash, key: Fx.originKey)))
+        let otherCommit = LiftMessage(
+            to: .site(Fx.site(9)), from: asker,
+            body: .call(.commit, header: other, sign: LiftAct.commit.sign(lift: header.hash, key: Fx.originKey)))
         #expect(decide(otherCommit, now: deadline - 1).ignored != nil)
         // Past the keep period: a lift never seen.
         #expect(decide(query, now: deadline + LiftLimits.keepMs).ignored != nil)
         #expect(decide(query, now: deadline + LiftLimits.keepMs - 1).ignored == nil)
         // A signing key that is not the site's.
-        #expect(Referee.decide(commit, snapshot: Referee.Snapshot(site: Fx.site(9), stored: nil), now: deadline - 1, key: Fx.siteKey(3)).ignored != nil)
+        #expect(
+            Referee.decide(commit, snapshot: Referee.Snapshot(site: Fx.site(9), stored: nil), now: deadline - 1, key: Fx.siteKey(3)).ignored != nil)
         // Not a referee message.
         #expect(decide(LiftMessage(to: .site(Fx.site(9)), from: asker, body: .pending(lift: header.hash, hop: nil, retry: 1)), now: 0).ignored != nil)
     }
@@ -178,8 +185,10 @@ struct RefereeBook {
     let carol = Fx.chad("carol", site: 3)  // successor's user, hop 1
 
     var neighbours: [DecisionApply.Neighbour] {
-        [DecisionApply.Neighbour(hop: 0, user: bob, ours: alice, successor: false, answered: true),
-         DecisionApply.Neighbour(hop: 1, user: carol, ours: alice, successor: true, answered: true)]
+        [
+            DecisionApply.Neighbour(hop: 0, user: bob, ours: alice, successor: false, answered: true),
+            DecisionApply.Neighbour(hop: 1, user: carol, ours: alice, successor: true, answered: true)
+        ]
     }
 
     func fromBob(_ d: SignedDecision) -> LiftMessage { LiftMessage(to: .user(alice), from: .user(bob), body: .decision(d, hop: 0)) }
@@ -190,10 +199,14 @@ struct RefereeBook {
         DecisionApply.Snapshot(header: header, held: held, known: known, neighbours: n ?? neighbours)
     }
     func enqueued(_ d: Decision) -> [Int] {
-        d.effects.compactMap { if case .enqueue(_, _, .lift(let m), _) = $0 { return m.hop }; return nil }
+        d.effects.compactMap {
+            if case .enqueue(_, _, .lift(let m), _) = $0 { return m.hop }; return nil
+        }
     }
     func acked(_ d: Decision) -> Bool {
-        d.replies.contains { if case .lift(let m) = $0, case .ack(_, 0, _) = m.body { return true }; return false }
+        d.replies.contains {
+            if case .lift(let m) = $0, case .ack(_, 0, _) = m.body { return true }; return false
+        }
     }
 
     @Test func judge() {
@@ -205,7 +218,8 @@ struct RefereeBook {
         #expect(DecisionApply.judge(good, header: header, held: [void]) == .upgrade)
         #expect(DecisionApply.judge(void, header: header, held: [good]) == .proof)
         #expect(DecisionApply.judge(void, header: header, held: [void, good]) == .repeated)
-        if case .invalid = DecisionApply.judge(Fx.decision(header, .good, key: Fx.siteKey(4)), header: header, held: []) {} else {
+        if case .invalid = DecisionApply.judge(Fx.decision(header, .good, key: Fx.siteKey(4)), header: header, held: []) {
+        } else {
             Issue.record("a decision not by R was taken")
         }
     }
@@ -247,7 +261,10 @@ struct RefereeBook {
     @Test func goodThenVoidIsProofOnly() {
         let good = Fx.decision(header, .good), void = Fx.decision(header, .void)
         let d = DecisionApply.decide(fromBob(void), snapshot: snapshot(held: [good]))
-        #expect(!d.effects.contains { if case .applyLiftDecision = $0 { return true }; return false })
+        #expect(
+            !d.effects.contains {
+                if case .applyLiftDecision = $0 { return true }; return false
+            })
         #expect(d.effects.contains(.storeDecisionProof(void)))
         #expect(enqueued(d).isEmpty)
         #expect(acked(d))

@@ -17,37 +17,49 @@ struct DiscoveryWorld {
 
     /// Bob as the stock on T1 with balance -500: alice's lift may clear 500 into his half.
     var t1: RouteDiscovery.Foreign {
-        RouteDiscovery.Foreign(uuid: Self.t1, user: bob, partner: alice,
-                               half: LiftHalf(tally: Self.t1, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: -500))
+        RouteDiscovery.Foreign(
+            uuid: Self.t1, user: bob, partner: alice,
+            half: LiftHalf(tally: Self.t1, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: -500))
     }
     /// Bob as the foil on T2, carol's limit `carolLimit`.
     func t2(carolLimit: Int64 = 700) -> RouteDiscovery.Foreign {
-        RouteDiscovery.Foreign(uuid: Self.t2, user: bob, partner: carol,
-                               half: LiftHalf(tally: Self.t2, side: .foil, stockLimit: carolLimit, foilLimit: 1000, balance: 0))
+        RouteDiscovery.Foreign(
+            uuid: Self.t2, user: bob, partner: carol,
+            half: LiftHalf(tally: Self.t2, side: .foil, stockLimit: carolLimit, foilLimit: 1000, balance: 0))
     }
     /// Dave as the foil on T4, erin's limit 900.
     var t4: RouteDiscovery.Foreign {
-        RouteDiscovery.Foreign(uuid: Self.t4, user: dave, partner: erin,
-                               half: LiftHalf(tally: Self.t4, side: .foil, stockLimit: 900, foilLimit: 1000, balance: 0))
+        RouteDiscovery.Foreign(
+            uuid: Self.t4, user: dave, partner: erin,
+            half: LiftHalf(tally: Self.t4, side: .foil, stockLimit: 900, foilLimit: 1000, balance: 0))
     }
     /// Bob the stock, dave the foil, dave owes bob `debt`: bob → dave carries `debt` circularly.
     func t3(debt: Int64 = 400) -> RouteDiscovery.Internal {
-        RouteDiscovery.Internal(uuid: Self.t3, stock: bob.cuid, foil: dave.cuid,
-                                stockHalf: LiftHalf(tally: Self.t3, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: debt),
-                                foilHalf: LiftHalf(tally: Self.t3, side: .foil, stockLimit: 1000, foilLimit: 1000, balance: debt))
+        RouteDiscovery.Internal(
+            uuid: Self.t3, stock: bob.cuid, foil: dave.cuid,
+            stockHalf: LiftHalf(tally: Self.t3, side: .stock, stockLimit: 1000, foilLimit: 1000, balance: debt),
+            foilHalf: LiftHalf(tally: Self.t3, side: .foil, stockLimit: 1000, foilLimit: 1000, balance: debt))
     }
 
-    func snapshot(foreign: [RouteDiscovery.Foreign]? = nil, seen: Bool = false, overLimit: Bool = false, accepts: Bool = true,
-                  seal: SealContents? = nil) -> RouteDiscovery.Snapshot {
-        RouteDiscovery.Snapshot(site: Fx.site(2).agent, foreign: foreign ?? [t1, t2(), t4], internalTallies: [t3()],
-                                unlocked: [bob.cuid, dave.cuid], seen: seen, overLimit: overLimit, acceptsReferee: accepts, seal: seal)
+    func snapshot(
+        foreign: [RouteDiscovery.Foreign]? = nil, seen: Bool = false, overLimit: Bool = false, accepts: Bool = true,
+        seal: SealContents? = nil
+    ) -> RouteDiscovery.Snapshot {
+        RouteDiscovery.Snapshot(
+            site: Fx.site(2).agent, foreign: foreign ?? [t1, t2(), t4], internalTallies: [t3()],
+            unlocked: [bob.cuid, dave.cuid], seen: seen, overLimit: overLimit, acceptsReferee: accepts, seal: seal)
     }
 
-    func query(kind: LiftKind = .circ, units: Int64 = 1000, min: Int64 = 100, ttl: Int64 = 3, wait: Int64 = 4000,
-               find: RouteFind? = nil, path: [String]? = nil) -> RouteMessage {
-        RouteMessage(to: bob, from: alice, body: .query(RouteQuery(
-            qid: Fx.qid, kind: kind, units: units, min: min, ttl: ttl, wait: wait, referee: Fx.site(9),
-            find: find ?? .hop(Fx.nonce(Self.closing)), path: path ?? [Fx.nonce(Self.t1)])))
+    func query(
+        kind: LiftKind = .circ, units: Int64 = 1000, min: Int64 = 100, ttl: Int64 = 3, wait: Int64 = 4000,
+        find: RouteFind? = nil, path: [String]? = nil
+    ) -> RouteMessage {
+        RouteMessage(
+            to: bob, from: alice,
+            body: .query(
+                RouteQuery(
+                    qid: Fx.qid, kind: kind, units: units, min: min, ttl: ttl, wait: wait, referee: Fx.site(9),
+                    find: find ?? .hop(Fx.nonce(Self.closing)), path: path ?? [Fx.nonce(Self.t1)])))
     }
 }
 
@@ -96,8 +108,9 @@ struct DiscoveryWorld {
         }
         #expect(routes == [FoundRoute(path: [Fx.nonce(DiscoveryWorld.t1), Fx.nonce(DiscoveryWorld.t2)], max: 500)])
         // Carol's limit 300 caps the segment; under min it is no match, and there is nowhere else to go.
-        let small = RouteDiscovery.decide(w.query(min: 301, find: .hop(Fx.nonce(DiscoveryWorld.t2))),
-                                          snapshot: w.snapshot(foreign: [w.t1, w.t2(carolLimit: 300)]))
+        let small = RouteDiscovery.decide(
+            w.query(min: 301, find: .hop(Fx.nonce(DiscoveryWorld.t2))),
+            snapshot: w.snapshot(foreign: [w.t1, w.t2(carolLimit: 300)]))
         #expect(noneReason(small) == .noRoute)
     }
 
@@ -127,8 +140,9 @@ struct DiscoveryWorld {
     @Test func fanOutIsFour() {
         let many = (0..<6).map { n in
             let uuid = "7777777\(n)-7777-4777-8777-777777777777"
-            return RouteDiscovery.Foreign(uuid: uuid, user: w.bob, partner: Fx.chad("p\(n)", site: 10 + n),
-                                          half: LiftHalf(tally: uuid, side: .foil, stockLimit: Int64(100 + 50 * n), foilLimit: 0, balance: 0))
+            return RouteDiscovery.Foreign(
+                uuid: uuid, user: w.bob, partner: Fx.chad("p\(n)", site: 10 + n),
+                half: LiftHalf(tally: uuid, side: .foil, stockLimit: Int64(100 + 50 * n), foilLimit: 0, balance: 0))
         }
         guard case .forward(let forwards, _, _) = RouteDiscovery.decide(w.query(), snapshot: w.snapshot(foreign: [w.t1] + many)) else {
             Issue.record("no forward")
@@ -149,8 +163,12 @@ struct DiscoveryWorld {
         }
         #expect(routes == [FoundRoute(path: [Fx.nonce(DiscoveryWorld.t1)], max: 300)])
         // Any mismatch: none, never forwarded.
-        for bad in [nil, SealContents(qid: Fx.qid, cuid: w.dave.cuid, units: 301), SealContents(qid: Fx.nonce(DiscoveryWorld.t1).prefix(22).description,
-                    cuid: w.dave.cuid, units: 300), SealContents(qid: Fx.qid, cuid: Fx.cuid("zed"), units: 300)] {
+        for bad in [
+            nil, SealContents(qid: Fx.qid, cuid: w.dave.cuid, units: 301),
+            SealContents(
+                qid: Fx.nonce(DiscoveryWorld.t1).prefix(22).description,
+                cuid: w.dave.cuid, units: 300), SealContents(qid: Fx.qid, cuid: Fx.cuid("zed"), units: 300)
+        ] {
             #expect(noneReason(RouteDiscovery.decide(q, snapshot: w.snapshot(seal: bad))) == .noRoute)
         }
         // Toward site 4: only the tally whose partner is there.
@@ -169,13 +187,21 @@ struct DiscoveryWorld {
         let p4 = [Fx.nonce(DiscoveryWorld.t1), Fx.nonce(DiscoveryWorld.t4)]
         let x = Fx.nonce("88888888-8888-4888-8888-888888888888"), y = Fx.nonce("99999999-9999-4999-8999-999999999999")
         let replies: [String: RouteMessage] = [
-            DiscoveryWorld.t2: RouteMessage(to: w.bob, from: w.carol, body: .good(qid: Fx.qid, routes: [
-                FoundRoute(path: p2 + [x, y], max: 450), FoundRoute(path: p2 + [x], max: 450),
-                FoundRoute(path: p4 + [x], max: 900),  // not what was sent on T2: ignored
-            ])),
-            DiscoveryWorld.t4: RouteMessage(to: w.dave, from: w.erin, body: .good(qid: Fx.qid, routes: [
-                FoundRoute(path: p4 + [y], max: 1000), FoundRoute(path: p4 + [x], max: 50),  // under min
-            ])),
+            DiscoveryWorld.t2: RouteMessage(
+                to: w.bob, from: w.carol,
+                body: .good(
+                    qid: Fx.qid,
+                    routes: [
+                        FoundRoute(path: p2 + [x, y], max: 450), FoundRoute(path: p2 + [x], max: 450),
+                        FoundRoute(path: p4 + [x], max: 900)  // not what was sent on T2: ignored
+                    ])),
+            DiscoveryWorld.t4: RouteMessage(
+                to: w.dave, from: w.erin,
+                body: .good(
+                    qid: Fx.qid,
+                    routes: [
+                        FoundRoute(path: p4 + [y], max: 1000), FoundRoute(path: p4 + [x], max: 50)  // under min
+                    ]))
         ]
         guard let a = RouteDiscovery.answer(q, forwards: forwards, replies: replies), case .good(_, let routes) = a.body else {
             Issue.record("no answer")
@@ -193,9 +219,10 @@ struct DiscoveryWorld {
         let users = (0...5).map { Fx.cuid("u\($0)") }
         let tallies = (0..<5).map { n in
             let uuid = "aaaaaaa\(n)-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
-            return RouteDiscovery.Internal(uuid: uuid, stock: users[n], foil: users[n + 1],
-                                           stockHalf: LiftHalf(tally: uuid, side: .stock, stockLimit: 0, foilLimit: 1000, balance: 100),
-                                           foilHalf: LiftHalf(tally: uuid, side: .foil, stockLimit: 0, foilLimit: 1000, balance: 100))
+            return RouteDiscovery.Internal(
+                uuid: uuid, stock: users[n], foil: users[n + 1],
+                stockHalf: LiftHalf(tally: uuid, side: .stock, stockLimit: 0, foilLimit: 1000, balance: 100),
+                foilHalf: LiftHalf(tally: uuid, side: .foil, stockLimit: 0, foilLimit: 1000, balance: 100))
         }
         let reached = RouteDiscovery.reach(from: users[0], width: 500, min: 50, kind: .circ, tallies)
         #expect(reached[users[4]]?.hops.count == 4)

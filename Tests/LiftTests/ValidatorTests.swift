@@ -24,7 +24,9 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         // find: exactly for line.
         #expect(throws: LiftError.self) { try LiftHeader(json: resigned(h.core.with("find", Fx.header(kind: .line).core["find"]))) }
         #expect(throws: LiftError.self) { try LiftHeader(json: resigned(Fx.header(kind: .line).core.with("find", nil))) }
-        #expect(throws: LiftError.self) { try LiftHeader(json: resigned(Fx.header(kind: .line).core.with("find", ["agent": .string(Fx.site(3).agent.description)]))) }
+        #expect(throws: LiftError.self) {
+            try LiftHeader(json: resigned(Fx.header(kind: .line).core.with("find", ["agent": .string(Fx.site(3).agent.description)])))
+        }
     }
 
     @Test func rangesAndFormats() {
@@ -38,14 +40,15 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
             ("deadline", "2026-12-01T11:59:59.999Z"),  // before date
             ("deadline", "2026-12-01T12:02:00.001Z"),  // 120.001 s
             ("referee", Fx.chad("r", site: 9).json),  // a user's CHAD, not a site address
-            ("referee", ["agent": .string(Fx.site(9).agent.description), "host": "site9.example.org"]),
+            ("referee", ["agent": .string(Fx.site(9).agent.description), "host": "site9.example.org"])
         ]
         for (key, value) in bad {
             #expect(throws: LiftError.self, "\(key) = \(value.canonicalString)") { try LiftHeader(json: resigned(core.with(key, value))) }
         }
         // Exactly 120 s and eight entries are allowed.
         #expect((try? LiftHeader(json: resigned(core.with("deadline", "2026-12-01T12:02:00.000Z")))) != nil)
-        #expect((try? LiftHeader(json: resigned(core.with("path", .array([JSONValue](repeating: .string(Fx.nonce(Fx.tallyUUID)), count: 8)))))) != nil)
+        #expect(
+            (try? LiftHeader(json: resigned(core.with("path", .array([JSONValue](repeating: .string(Fx.nonce(Fx.tallyUUID)), count: 8)))))) != nil)
     }
 
     @Test func hashAndSignature() throws {
@@ -101,7 +104,8 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         for (key, value) in [("date", JSONValue.string(Fx.ts(Fx.t0 + 1))), ("units", 999), ("uuid", .string(Fx.otherTallyUUID))] {
             let core = chit.core.with(key, value)
             let sign = Base64URL.encode(Fx.siteKey(2).sign(core.canonicalBytes))
-            let forged = try LiftChit(json: core.with("sign", .string(sign)).with("hash", .string(Base64URL.encode(Crypto.sha256(core.canonicalBytes)))))
+            let forged = try LiftChit(
+                json: core.with("sign", .string(sign)).with("hash", .string(Base64URL.encode(Crypto.sha256(core.canonicalBytes)))))
             #expect(forged.mismatch(header) != nil, "\(key)")
         }
     }
@@ -122,7 +126,9 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         #expect(throws: LiftError.self) { try SignedDecision(decision: void.decision.with("commit", .string(good.commit ?? "")), sign: void.sign) }
         #expect(throws: LiftError.self) { try SignedDecision(decision: good.decision.with("result", "void"), sign: good.sign) }
         #expect(throws: LiftError.self) { try SignedDecision(json: good.json.with("extra", 1)) }
-        #expect(throws: LiftError.self) { try SignedDecision.make(lift: header.hash, result: .good, date: Fx.ts(Fx.t0), commit: nil, key: Fx.siteKey(9)) }
+        #expect(throws: LiftError.self) {
+            try SignedDecision.make(lift: header.hash, result: .good, date: Fx.ts(Fx.t0), commit: nil, key: Fx.siteKey(9))
+        }
     }
 
     @Test func validity() throws {
@@ -134,12 +140,14 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         let other = Fx.header(uuid: "7a2d4b63-9e3f-4c8b-8d52-3f6e9a1b8c24")
         #expect(Fx.decision(other, .void).problem(for: header) != nil)
         // A good whose commit is not the origin's: R cannot make a lift good alone.
-        let fake = try SignedDecision.make(lift: header.hash, result: .good, date: Fx.ts(Fx.t0),
-                                           commit: LiftAct.commit.sign(lift: header.hash, key: Fx.siteKey(9)), key: Fx.siteKey(9))
+        let fake = try SignedDecision.make(
+            lift: header.hash, result: .good, date: Fx.ts(Fx.t0),
+            commit: LiftAct.commit.sign(lift: header.hash, key: Fx.siteKey(9)), key: Fx.siteKey(9))
         #expect(fake.problem(for: header) == "the good decision's commit does not verify with the origin")
         // An abort's signature is no commit.
-        let abort = try SignedDecision.make(lift: header.hash, result: .good, date: Fx.ts(Fx.t0),
-                                            commit: LiftAct.abort.sign(lift: header.hash, key: Fx.originKey), key: Fx.siteKey(9))
+        let abort = try SignedDecision.make(
+            lift: header.hash, result: .good, date: Fx.ts(Fx.t0),
+            commit: LiftAct.abort.sign(lift: header.hash, key: Fx.originKey), key: Fx.siteKey(9))
         #expect(abort.problem(for: header) != nil)
         // A signature altered after the fact.
         let d = Fx.decision(header, .void)
@@ -154,8 +162,9 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
     let bob = Fx.chad("bob", site: 2)
 
     var query: RouteQuery {
-        RouteQuery(qid: Fx.qid, kind: .circ, units: 1000, min: 500, ttl: 3, wait: 4000, referee: Fx.site(9),
-                   find: .hop(Fx.nonce(Fx.otherTallyUUID)), path: [Fx.nonce(Fx.tallyUUID)])
+        RouteQuery(
+            qid: Fx.qid, kind: .circ, units: 1000, min: 500, ttl: 3, wait: 4000, referee: Fx.site(9),
+            find: .hop(Fx.nonce(Fx.otherTallyUUID)), path: [Fx.nonce(Fx.tallyUUID)])
     }
 
     func route(_ body: RouteMessage.Body) -> RouteMessage { RouteMessage(to: alice, from: bob, body: body) }
@@ -164,7 +173,7 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         let messages: [RouteMessage] = [
             route(.query(query)),
             route(.good(qid: Fx.qid, routes: [FoundRoute(path: [Fx.nonce(Fx.tallyUUID)], max: 7)])),
-            route(.noRoute(qid: Fx.qid, reason: .noRoute)),
+            route(.noRoute(qid: Fx.qid, reason: .noRoute))
         ]
         for m in messages {
             let text = m.json.canonicalString
@@ -181,9 +190,11 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
             #expect(throws: LiftError.self, "without \(key)") { try RouteQuery(object: q.with(key, nil)) }
             #expect(throws: LiftError.self, "null \(key)") { try RouteQuery(object: q.with(key, .null)) }
         }
-        let bad: [(String, JSONValue)] = [("extra", 1), ("min", 0), ("min", 1001), ("units", 0), ("ttl", -1), ("wait", -1),
-                                          ("kind", "line"),  // a circular find
-                                          ("find", ["hop": "x"]), ("path", []), ("qid", "x")]
+        let bad: [(String, JSONValue)] = [
+            ("extra", 1), ("min", 0), ("min", 1001), ("units", 0), ("ttl", -1), ("wait", -1),
+            ("kind", "line"),  // a circular find
+            ("find", ["hop": "x"]), ("path", []), ("qid", "x")
+        ]
         for (key, value) in bad {
             #expect(throws: LiftError.self, "\(key)") { try RouteQuery(object: q.with(key, value)) }
         }
@@ -192,7 +203,8 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         #expect((try? RouteQuery(object: q.with("ttl", 4)))?.limitProblem == nil)
         #expect((try? RouteQuery(object: q.with("wait", 5001)))?.limitProblem != nil)
         #expect((try? RouteQuery(object: q.with("wait", 5000)))?.limitProblem == nil)
-        #expect((try? RouteQuery(object: q.with("path", .array([JSONValue](repeating: .string(Fx.nonce(Fx.tallyUUID)), count: 9)))))?.limitProblem != nil)
+        #expect(
+            (try? RouteQuery(object: q.with("path", .array([JSONValue](repeating: .string(Fx.nonce(Fx.tallyUUID)), count: 9)))))?.limitProblem != nil)
     }
 
     @Test func routeAnswersStrict() {
@@ -223,7 +235,7 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
             LiftMessage(to: a, from: b, body: .status(lift: h, hop: 1)),
             LiftMessage(to: r, from: o, body: .query(header: header)),
             LiftMessage(to: o, from: r, body: .pending(lift: h, hop: nil, retry: 5000)),
-            LiftMessage(to: b, from: a, body: .pending(lift: h, hop: 1, retry: 2000)),
+            LiftMessage(to: b, from: a, body: .pending(lift: h, hop: 1, retry: 2000))
         ]
     }
 
@@ -240,10 +252,16 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
         for m in liftMessages {
             let j = m.json
             #expect(throws: MessageError.self, "\(m.action) extra envelope key") { try LiftMessage(json: j.with("extra", 1)) }
-            #expect(throws: MessageError.self, "\(m.action) extra object key") { try LiftMessage(json: j.with("object", j["object"]?.with("extra", 1))) }
+            #expect(throws: MessageError.self, "\(m.action) extra object key") {
+                try LiftMessage(json: j.with("object", j["object"]?.with("extra", 1)))
+            }
             for key in j["object"]?.objectValue?.keys.sorted() ?? [] where m.action != .promise {
-                #expect(throws: MessageError.self, "\(m.action) without \(key)") { try LiftMessage(json: j.with("object", j["object"]?.with(key, nil))) }
-                #expect(throws: MessageError.self, "\(m.action) null \(key)") { try LiftMessage(json: j.with("object", j["object"]?.with(key, .null))) }
+                #expect(throws: MessageError.self, "\(m.action) without \(key)") {
+                    try LiftMessage(json: j.with("object", j["object"]?.with(key, nil)))
+                }
+                #expect(throws: MessageError.self, "\(m.action) null \(key)") {
+                    try LiftMessage(json: j.with("object", j["object"]?.with(key, .null)))
+                }
             }
             for key in ["to", "from"] {
                 #expect(throws: MessageError.self, "\(m.action) without \(key)") { try LiftMessage(json: j.with(key, nil)) }
@@ -270,7 +288,7 @@ func resigned(_ core: JSONValue, key: SigningKey = Fx.originKey) -> JSONValue {
             ("a chit of another lift (swapped header)", object.with("chit", secondChit.json)),
             ("an altered header", object.with("lift", header.json.with("units", 5))),
             ("a chit missing a key", object.with("chit", object["chit"]?.with("uuid", nil))),
-            ("a hop beyond the path", object.with("hop", 2)),
+            ("a hop beyond the path", object.with("hop", 2))
         ]
         for (what, o) in cases {
             let m = try LiftMessage(json: promise.with("object", o))

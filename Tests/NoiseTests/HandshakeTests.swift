@@ -2,15 +2,19 @@ import Testing
 @_spi(Testing) import Noise
 
 /// Runs a whole handshake in memory and returns both transports.
-func handshake(_ pattern: HandshakePattern, hash: NoiseHash = .blake2b,
-               initiatorStatic: KeyPair? = nil, responderStatic: KeyPair? = nil,
-               payloads: [[UInt8]] = []) throws -> (Handshake, Handshake, Transport, Transport) {
+func handshake(
+    _ pattern: HandshakePattern, hash: NoiseHash = .blake2b,
+    initiatorStatic: KeyPair? = nil, responderStatic: KeyPair? = nil,
+    payloads: [[UInt8]] = []
+) throws -> (Handshake, Handshake, Transport, Transport) {
     let iRemote = pattern.responderPreMessage.contains(.s) ? responderStatic?.publicKey : nil
     let rRemote = pattern.initiatorPreMessage.contains(.s) ? initiatorStatic?.publicKey : nil
-    let i = try Handshake(pattern: pattern, hash: hash, initiator: true,
-                          localStatic: initiatorStatic, remoteStatic: iRemote)
-    let r = try Handshake(pattern: pattern, hash: hash, initiator: false,
-                          localStatic: responderStatic, remoteStatic: rRemote)
+    let i = try Handshake(
+        pattern: pattern, hash: hash, initiator: true,
+        localStatic: initiatorStatic, remoteStatic: iRemote)
+    let r = try Handshake(
+        pattern: pattern, hash: hash, initiator: false,
+        localStatic: responderStatic, remoteStatic: rRemote)
     var index = 0
     while !i.isComplete {
         let (w, rd) = i.isWriteTurn ? (i, r) : (r, i)
@@ -28,8 +32,9 @@ func handshake(_ pattern: HandshakePattern, hash: NoiseHash = .blake2b,
 
     @Test(arguments: HandshakePattern.all)
     func everyPatternRoundTrips(_ pattern: HandshakePattern) throws {
-        let (i, r, it, rt) = try handshake(pattern, initiatorStatic: alice, responderStatic: bob,
-                                           payloads: [[1, 2, 3], [4, 5], [6]])
+        let (i, r, it, rt) = try handshake(
+            pattern, initiatorStatic: alice, responderStatic: bob,
+            payloads: [[1, 2, 3], [4, 5], [6]])
         #expect(i.handshakeHash == r.handshakeHash)
         #expect(it.handshakeHash == i.handshakeHash && i.handshakeHash.count == 64)
         let msg = try it.encrypt([9, 9, 9])
@@ -52,11 +57,14 @@ func handshake(_ pattern: HandshakePattern, hash: NoiseHash = .blake2b,
     }
 
     @Test func siteProtocolsByName() throws {
-        for name in ["Noise_IK_25519_ChaChaPoly_BLAKE2b", "Noise_N_25519_ChaChaPoly_BLAKE2b",
-                     "Noise_KK_25519_ChaChaPoly_BLAKE2b"] {
+        for name in [
+            "Noise_IK_25519_ChaChaPoly_BLAKE2b", "Noise_N_25519_ChaChaPoly_BLAKE2b",
+            "Noise_KK_25519_ChaChaPoly_BLAKE2b"
+        ] {
             let p = try NoiseProtocol(name: name)
-            let i = try Handshake(protocolName: name, initiator: true,
-                                  localStatic: p.pattern.name == "N" ? nil : alice, remoteStatic: bob.publicKey)
+            let i = try Handshake(
+                protocolName: name, initiator: true,
+                localStatic: p.pattern.name == "N" ? nil : alice, remoteStatic: bob.publicKey)
             #expect(i.noiseProtocol.name == name)
         }
     }

@@ -5,8 +5,10 @@ import Testing
     let alice = KeyPair.generate(), bob = KeyPair.generate()
 
     func ik() throws -> (Handshake, Handshake) {
-        (try Handshake(pattern: .IK, initiator: true, localStatic: alice, remoteStatic: bob.publicKey),
-         try Handshake(pattern: .IK, initiator: false, localStatic: bob))
+        (
+            try Handshake(pattern: .IK, initiator: true, localStatic: alice, remoteStatic: bob.publicKey),
+            try Handshake(pattern: .IK, initiator: false, localStatic: bob)
+        )
     }
 
     /// Flips one bit at every byte of IK message 1 (e | s+tag | payload | tag)

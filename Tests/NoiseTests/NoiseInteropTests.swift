@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @_spi(Testing) import Noise
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct InteropError: Error, CustomStringConvertible {
@@ -30,8 +30,9 @@ func runBounded(_ executable: String, _ arguments: [String], timeout: TimeInterv
     try? handle.close()
     let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
     guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-        throw InteropError(description: "\(executable) \(arguments.joined(separator: " ")) failed "
-            + "(status \(process.terminationStatus)): \(output.suffix(2000))")
+        throw InteropError(
+            description: "\(executable) \(arguments.joined(separator: " ")) failed "
+                + "(status \(process.terminationStatus)): \(output.suffix(2000))")
     }
     return output
 }
@@ -53,8 +54,12 @@ enum PythonNoise {
             try? fm.removeItem(at: tmp)
             try runBounded("/usr/bin/env", ["python3", "-m", "venv", tmp.path], timeout: 120)
             let tmpPython = tmp.appendingPathComponent("bin/python").path
-            try runBounded(tmpPython, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                       "noiseprotocol"], timeout: 300)
+            try runBounded(
+                tmpPython,
+                [
+                    "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "noiseprotocol"
+                ], timeout: 300)
             try? fm.removeItem(at: venv)
             try fm.moveItem(at: tmp, to: venv)
             try runBounded(python, ["-c", "import noise.connection"], timeout: 60)
@@ -175,10 +180,12 @@ struct InteropCase: CustomTestStringConvertible, Sendable {
         // Handshake payload sizes per round: the round's size, capped to what each message can carry.
         var rounds: [[Int]] = []
         for size in Self.sizes {
-            let probe = try Handshake(protocol: proto, initiator: true, localStatic: initiatorStatic,
-                                      remoteStatic: initiatorKnows, ephemeral: nil)
-            let r = try Handshake(protocol: proto, initiator: false, localStatic: responderStatic,
-                                  remoteStatic: responderKnows, ephemeral: nil)
+            let probe = try Handshake(
+                protocol: proto, initiator: true, localStatic: initiatorStatic,
+                remoteStatic: initiatorKnows, ephemeral: nil)
+            let r = try Handshake(
+                protocol: proto, initiator: false, localStatic: responderStatic,
+                remoteStatic: responderKnows, ephemeral: nil)
             var perMessage: [Int] = []
             while !probe.isComplete {
                 let (w, rd) = probe.isWriteTurn ? (probe, r) : (r, probe)
@@ -191,14 +198,17 @@ struct InteropCase: CustomTestStringConvertible, Sendable {
             m.map(String.init).joined(separator: ",") + ":" + String(i == rounds.count - 1 ? Self.transportMessages : 4)
         }.joined(separator: ";")
 
-        let peer = try PythonPeer(python: python, arguments: [
-            c.protocolName, c.swiftInitiator ? "responder" : "initiator",
-            peerStatic.map { hex($0.privateKey) } ?? "-", peerRemote.map { hex($0) } ?? "-", spec,
-        ], timeout: 240)
+        let peer = try PythonPeer(
+            python: python,
+            arguments: [
+                c.protocolName, c.swiftInitiator ? "responder" : "initiator",
+                peerStatic.map { hex($0.privateKey) } ?? "-", peerRemote.map { hex($0) } ?? "-", spec
+            ], timeout: 240)
 
         for (r, perMessage) in rounds.enumerated() {
-            let hs = try Handshake(pattern: pattern, initiator: c.swiftInitiator, prologue: [],
-                                   localStatic: swiftStatic, remoteStatic: swiftRemote)
+            let hs = try Handshake(
+                pattern: pattern, initiator: c.swiftInitiator, prologue: [],
+                localStatic: swiftStatic, remoteStatic: swiftRemote)
             var i = 0
             while !hs.isComplete {
                 let want = payload(perMessage[i], 1000 * r + i)

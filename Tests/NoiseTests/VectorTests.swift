@@ -64,12 +64,14 @@ func loadVectors() throws -> [(file: String, vector: NoiseVector)] {
         let respRemote = pattern.initiatorPreMessage.contains(.s) ? try v.resp_remote_static.map(hex) : nil
         if let initRemote, let respStatic { #expect(initRemote == respStatic.publicKey, "\(label)") }
 
-        let initiator = try Handshake(protocol: proto, initiator: true, prologue: hex(v.init_prologue),
-                                      localStatic: initStatic, remoteStatic: initRemote,
-                                      ephemeral: KeyPair(privateKey: hex(v.init_ephemeral)))
-        let responder = try Handshake(protocol: proto, initiator: false, prologue: hex(v.resp_prologue),
-                                      localStatic: respStatic, remoteStatic: respRemote,
-                                      ephemeral: v.resp_ephemeral.map { try KeyPair(privateKey: hex($0)) })
+        let initiator = try Handshake(
+            protocol: proto, initiator: true, prologue: hex(v.init_prologue),
+            localStatic: initStatic, remoteStatic: initRemote,
+            ephemeral: KeyPair(privateKey: hex(v.init_ephemeral)))
+        let responder = try Handshake(
+            protocol: proto, initiator: false, prologue: hex(v.resp_prologue),
+            localStatic: respStatic, remoteStatic: respRemote,
+            ephemeral: v.resp_ephemeral.map { try KeyPair(privateKey: hex($0)) })
 
         var initT: Transport?, respT: Transport?
         for (i, m) in v.messages.enumerated() {
@@ -99,7 +101,8 @@ func loadVectors() throws -> [(file: String, vector: NoiseVector)] {
         }
         #expect(initiator.isComplete && responder.isComplete, "\(label)")
         if pattern.responderPreMessage.contains(.s) || pattern.messages.contains(where: { $0.contains(.s) }),
-           let respStatic, let rs = initT?.remoteStaticKey {
+            let respStatic, let rs = initT?.remoteStaticKey
+        {
             #expect(rs == respStatic.publicKey)
         }
     }

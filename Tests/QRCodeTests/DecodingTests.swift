@@ -5,8 +5,10 @@ import Testing
 /// Encodes, writes a PNG, and decodes it with zbarimg: the result must be
 /// the input, byte for byte. Returns the code (nil when zbarimg is missing).
 @discardableResult
-func roundTrip(_ bytes: [UInt8], ecl: ErrorCorrection = .medium, forcedMask: Int? = nil, scale: Int = 3,
-               sourceLocation: SourceLocation = #_sourceLocation) throws -> QRCode? {
+func roundTrip(
+    _ bytes: [UInt8], ecl: ErrorCorrection = .medium, forcedMask: Int? = nil, scale: Int = 3,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> QRCode? {
     guard Zbar.isAvailable(sourceLocation: sourceLocation) else { return nil }
     let code = try QRCode.encode(bytes, ecl: ecl, forcedMask: forcedMask)
     let directory = try TemporaryDirectory()
@@ -14,9 +16,10 @@ func roundTrip(_ bytes: [UInt8], ecl: ErrorCorrection = .medium, forcedMask: Int
     let file = directory.file("code.png")
     try Data(code.pngData(scale: scale)).write(to: file)
     let decoded = try Zbar.decode(file)
-    #expect(decoded == bytes,
-            "version \(code.version)-\(ecl) mask \(code.mask): decoded \(decoded.count) bytes, expected \(bytes.count)",
-            sourceLocation: sourceLocation)
+    #expect(
+        decoded == bytes,
+        "version \(code.version)-\(ecl) mask \(code.mask): decoded \(decoded.count) bytes, expected \(bytes.count)",
+        sourceLocation: sourceLocation)
     return code
 }
 
@@ -31,8 +34,9 @@ let invitationLink: String = {
 @Suite("Decoding with zbarimg")
 struct DecodingTests {
     @Test func zbarimgIsInstalled() {
-        #expect(FileManager.default.isExecutableFile(atPath: Zbar.path),
-                "\(Zbar.path) is missing: install Debian's zbar-tools (CI does; the tests install nothing)")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: Zbar.path),
+            "\(Zbar.path) is missing: install Debian's zbar-tools (CI does; the tests install nothing)")
     }
 
     @Test func shortText() throws {

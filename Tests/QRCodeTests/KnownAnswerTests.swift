@@ -8,8 +8,10 @@ import Testing
 struct KnownAnswerTests {
     /// ISO/IEC 18004 Annex I: "01234567" in numeric mode, version 1-M.
     @Test func reedSolomonOfTheStandardsExample() {
-        let data: [UInt8] = [0x10, 0x20, 0x0C, 0x56, 0x61, 0x80, 0xEC, 0x11,
-                             0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11]
+        let data: [UInt8] = [
+            0x10, 0x20, 0x0C, 0x56, 0x61, 0x80, 0xEC, 0x11,
+            0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11
+        ]
         let ec: [UInt8] = [0xA5, 0x24, 0xD4, 0xC1, 0xED, 0x36, 0xC7, 0x87, 0x2C, 0x55]
         #expect(GaloisField.errorCorrectionCodewords(for: data, degree: 10) == ec)
     }
@@ -47,14 +49,22 @@ struct KnownAnswerTests {
     /// ISO/IEC 18004 Annex C, Table C.1: all 32 format information words.
     @Test func formatInformation() {
         let table: [ErrorCorrection: [Int]] = [
-            .low: [0b111011111000100, 0b111001011110011, 0b111110110101010, 0b111100010011101,
-                   0b110011000101111, 0b110001100011000, 0b110110001000001, 0b110100101110110],
-            .medium: [0b101010000010010, 0b101000100100101, 0b101111001111100, 0b101101101001011,
-                      0b100010111111001, 0b100000011001110, 0b100111110010111, 0b100101010100000],
-            .quartile: [0b011010101011111, 0b011000001101000, 0b011111100110001, 0b011101000000110,
-                        0b010010010110100, 0b010000110000011, 0b010111011011010, 0b010101111101101],
-            .high: [0b001011010001001, 0b001001110111110, 0b001110011100111, 0b001100111010000,
-                    0b000011101100010, 0b000001001010101, 0b000110100001100, 0b000100000111011],
+            .low: [
+                0b111011111000100, 0b111001011110011, 0b111110110101010, 0b111100010011101,
+                0b110011000101111, 0b110001100011000, 0b110110001000001, 0b110100101110110
+            ],
+            .medium: [
+                0b101010000010010, 0b101000100100101, 0b101111001111100, 0b101101101001011,
+                0b100010111111001, 0b100000011001110, 0b100111110010111, 0b100101010100000
+            ],
+            .quartile: [
+                0b011010101011111, 0b011000001101000, 0b011111100110001, 0b011101000000110,
+                0b010010010110100, 0b010000110000011, 0b010111011011010, 0b010101111101101
+            ],
+            .high: [
+                0b001011010001001, 0b001001110111110, 0b001110011100111, 0b001100111010000,
+                0b000011101100010, 0b000001001010101, 0b000110100001100, 0b000100000111011
+            ]
         ]
         for (ecl, words) in table {
             for (mask, word) in words.enumerated() {
@@ -88,7 +98,7 @@ struct KnownAnswerTests {
         let expected: [(Int, ErrorCorrection, Int)] = [
             (1, .low, 17), (1, .medium, 14), (1, .quartile, 11), (1, .high, 7),
             (9, .medium, 180), (10, .medium, 213), (20, .medium, 666),
-            (40, .low, 2953), (40, .medium, 2331), (40, .quartile, 1663), (40, .high, 1273),
+            (40, .low, 2953), (40, .medium, 2331), (40, .quartile, 1663), (40, .high, 1273)
         ]
         for (version, ecl, capacity) in expected {
             #expect(QRCode.byteCapacity(version: version, ecl: ecl) == capacity, "\(version)-\(ecl)")
@@ -122,8 +132,11 @@ struct KnownAnswerTests {
     /// 0100 | 00000101 | 'c' 'h' 'i' 'p' 's' | 0000 | pad 0xEC 0x11 ….
     @Test func dataCodewords() {
         let codewords = SymbolLayout.dataCodewords(Array("chips".utf8), version: 1, ecl: .medium)
-        #expect(codewords == [0x40, 0x56, 0x36, 0x86, 0x97, 0x07, 0x30,
-                              0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11, 0xEC])
+        #expect(
+            codewords == [
+                0x40, 0x56, 0x36, 0x86, 0x97, 0x07, 0x30,
+                0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11, 0xEC, 0x11, 0xEC
+            ])
     }
 
     /// Version 5-Q has two blocks of 15 and two of 16 data codewords

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 import CZlib
 import Testing
@@ -141,7 +141,8 @@ struct RendererTests {
         for command in path.split(separator: "z") {
             let scanner = Scanner(string: String(command))
             var x = 0, y = 0, run = 0, back = 0
-            let ok = scanner.scanString("M") != nil && scanner.scanInt(&x) && scanner.scanInt(&y)
+            let ok =
+                scanner.scanString("M") != nil && scanner.scanInt(&x) && scanner.scanInt(&y)
                 && scanner.scanString("h") != nil && scanner.scanInt(&run)
                 && scanner.scanString("v1h") != nil && scanner.scanInt(&back) && scanner.isAtEnd
             #expect(ok && back == -run, "unexpected path command \(command)")
@@ -159,8 +160,10 @@ final class SVGCollector: NSObject, XMLParserDelegate {
     var elements: [String] = []
     var attributes: [String: [String: String]] = [:]
 
-    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+        qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]
+    ) {
         elements.append(elementName)
         attributes[elementName] = attributeDict
     }

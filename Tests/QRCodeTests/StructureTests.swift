@@ -68,8 +68,10 @@ struct StructureTests {
             for mask in 0..<QRCode.maskPatternCount {
                 let code = try QRCode.encode(Array("format".utf8), ecl: ecl, forcedMask: mask)
                 let n = code.size
-                let first: [(Int, Int)] = [(0, 8), (1, 8), (2, 8), (3, 8), (4, 8), (5, 8), (7, 8), (8, 8),
-                                           (8, 7), (8, 5), (8, 4), (8, 3), (8, 2), (8, 1), (8, 0)]
+                let first: [(Int, Int)] = [
+                    (0, 8), (1, 8), (2, 8), (3, 8), (4, 8), (5, 8), (7, 8), (8, 8),
+                    (8, 7), (8, 5), (8, 4), (8, 3), (8, 2), (8, 1), (8, 0)
+                ]
                 let second: [(Int, Int)] = (0..<7).map { (8, n - 1 - $0) } + (0..<8).map { (n - 8 + $0, 8) }
                 let expected = FormatInformation.formatBits(ecl: ecl, mask: mask)
                 for positions in [first, second] {

@@ -15,8 +15,9 @@ enum Zbar {
     /// Whether zbarimg is installed; records a test issue when it is not.
     static func isAvailable(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
         if FileManager.default.isExecutableFile(atPath: path) { return true }
-        Issue.record("\(path) is missing: install Debian's zbar-tools (apt-get install zbar-tools) to run the QR decoding tests",
-                     sourceLocation: sourceLocation)
+        Issue.record(
+            "\(path) is missing: install Debian's zbar-tools (apt-get install zbar-tools) to run the QR decoding tests",
+            sourceLocation: sourceLocation)
         return false
     }
 

@@ -29,6 +29,6 @@ import Testing
         }
         #expect(count >= 25, "seeds missing")
         // The seeds hold a good request for every command of 10.6.
-        #expect(parsed == Set(UserCommand.names))
+        #expect(parsed == Set(DeviceCommand.names))
     }
 }

@@ -11,8 +11,12 @@ let date = "2026-11-24T21:00:00.000Z"
 let hash = Base64URL.encode(Crypto.sha256([1, 2, 3]))
 let sig = Base64URL.encode([UInt8](repeating: 7, count: 64))
 let userKey = SigningKey.generate()
-let siteAgent: AgentID = { guard let a = try? AgentID(publicKey: SigningKey.generate().publicKey) else { preconditionFailure() }; return a }()
-let deviceID: DeviceID = { guard let d = try? DeviceID(publicKey: Crypto.randomBytes(32)) else { preconditionFailure() }; return d }()
+let siteAgent: AgentID = {
+    guard let a = try? AgentID(publicKey: SigningKey.generate().publicKey) else { preconditionFailure() }; return a
+}()
+let deviceID: DeviceID = {
+    guard let d = try? DeviceID(publicKey: Crypto.randomBytes(32)) else { preconditionFailure() }; return d
+}()
 let bob: CHAD = {
     guard let c = try? CHAD(cuid: CUID("bob"), agent: siteAgent, address: SiteAddress(host: "chips.example.org", port: 65430)) else {
         preconditionFailure()
@@ -43,7 +47,7 @@ func closes(_ bytes: [UInt8]) -> Bool {
 }
 
 /// For each command of 10.6: args as a device sends them, and what they parse to.
-func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
+func happy(_ name: String) throws -> (JSONValue?, DeviceCommand) {
     let chit = try Chit(tally: uuid, by: .foil, uuid: uuid2, date: date, units: 1500, memo: "lunch", ref: ["invoice": .string(uuid)], key: userKey)
     let invite = try TallyTicket(token: String(repeating: "ab", count: 16), expires: date, chad: bob)
     let signArgs = TallySignArgs(uuid: uuid, revision: 2, hash: hash, sign: sig)
@@ -61,8 +65,10 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
     case "tally.list": return (["state": "open", "limit": 10, "after": "c1"], .tallyList(state: .open, page: UserPage(limit: 10, after: "c1")))
     case "tally.show": return (["uuid": .string(uuid)], .tallyShow(uuid: uuid))
     case "tally.invite":
-        return (["side": "foil", "limit": 100_000, "memo": "m", "reuse": true, "expires": "48h", "for": bob.json],
-                .tallyInvite(TallyInviteArgs(side: .foil, limit: 100_000, memo: "m", reuse: true, expires: 48 * 3600, requester: bob)))
+        return (
+            ["side": "foil", "limit": 100_000, "memo": "m", "reuse": true, "expires": "48h", "for": bob.json],
+            .tallyInvite(TallyInviteArgs(side: .foil, limit: 100_000, memo: "m", reuse: true, expires: 48 * 3600, requester: bob))
+        )
     case "tally.redeem": return (["invite": .string(invite.link)], .tallyRedeem(try TallyTicket(parsing: invite.link)))
     case "tally.offer": return (signJSON, .tallyOffer(signArgs))
     case "tally.accept": return (signJSON, .tallyAccept(signArgs))
@@ -71,8 +77,10 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
     case "chit.list": return (["tally": .string(uuid), "state": "chained"], .chitList(tally: uuid, state: "chained", page: UserPage()))
     case "chit.pay": return (["chit": chit.core, "sign": .string(chit.sign)], .chitPay(core: chit.core, uuid: uuid2, sign: chit.sign))
     case "chit.request":
-        return (["tally": .string(uuid), "units": 2500, "memo": "invoice 7", "ref": ["n": 7]],
-                .chitRequest(tally: uuid, units: 2500, memo: "invoice 7", ref: ["n": 7]))
+        return (
+            ["tally": .string(uuid), "units": 2500, "memo": "invoice 7", "ref": ["n": 7]],
+            .chitRequest(tally: uuid, units: 2500, memo: "invoice 7", ref: ["n": 7])
+        )
     case "chit.refuse": return (["tally": .string(uuid), "uuid": .string(uuid2), "reason": "no"], .chitRefuse(tally: uuid, uuid: uuid2, reason: "no"))
     case "lift.invoice": return (["units": 10], .liftInvoice(units: 10, memo: nil, ref: nil))
     case "lift.pay": return (["auth": auth.json], .liftPay(auth, sign: nil))
@@ -88,7 +96,7 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
 }
 
 @Suite struct UserCommandTests {
-    @Test(arguments: UserCommand.names)
+    @Test(arguments: DeviceCommand.names)
     func happyParse(_ name: String) throws {
         let (args, expected) = try happy(name)
         let idem = expected.idempotency == .idem ? "9b2e4c1a-1b2d-4c8e-8f10-2a3b4c5d6e7f" : nil
@@ -104,7 +112,7 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
     }
 
     @Test func everyCommandOf10_6IsCovered() {
-        #expect(UserCommand.names.count == 25 && Set(UserCommand.names).count == 25)
+        #expect(DeviceCommand.names.count == 25 && Set(DeviceCommand.names).count == 25)
     }
 
     @Test func meKeyTakeFetchAndPageDefaults() throws {
@@ -129,7 +137,7 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
             #"{"id":"a","cmd":"ping","args":{"x":1,"x":2}}"#,
             "{\"id\":\"a\",\"cmd\":\"ping\",\"args\":" + String(repeating: "[", count: 32) + String(repeating: "]", count: 32) + "}",
             "{\"id\":\"a\",\"cmd\":\"\\ud800\"}",
-            "{\"id\":\"a\",\"cmd\":\"ping\",\"args\":{\"n\":01}}",
+            "{\"id\":\"a\",\"cmd\":\"ping\",\"args\":{\"n\":01}}"
         ]
         for c in cases { #expect(closes(Array(c.utf8)), "\(c.prefix(60))") }
         // Nesting of 32 is read (and the extra field is bad_request, not a close).
@@ -146,7 +154,7 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
             #"{"id":"a","cmd":"chit.request","args":{"tally":"\#(uuid)","units":9007199254740992}}"#,
             #"{"id":"a","cmd":"chit.request","args":{"tally":"\#(uuid)","units":-9007199254740992}}"#,
             #"{"id":"a","cmd":"chit.request","args":{"tally":"\#(uuid)","units":123456789012345678901234567890}}"#,
-            #"{"id":"a","cmd":"ping","args":{},"x":[2.5]}"#,
+            #"{"id":"a","cmd":"ping","args":{},"x":[2.5]}"#
         ]
         for c in cases {
             guard case .failure(.reply(let id, let e)) = parse(Array(c.utf8)) else { Issue.record("not a reply: \(c)"); continue }
@@ -184,11 +192,25 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
             ("tally.offer", ["uuid": .string(uuid), "revision": 0, "hash": .string(hash)]),
             ("tally.offer", ["uuid": .string(uuid), "revision": 1, "hash": "short"]),
             ("tally.offer", ["uuid": .string(uuid), "revision": 1, "hash": .string(hash), "sign": 5]),
-            ("tally.trade", ["trade": ["tally": .string(uuid), "side": "stock", "target": 10, "bound": 5, "reward": 0, "clutch": 0, "date": .string(date)]]),
-            ("tally.trade", ["trade": ["tally": .string(uuid), "side": "stock", "target": 0, "bound": 5, "reward": -5, "clutch": 0, "date": .string(date)]]),
+            (
+                "tally.trade",
+                ["trade": ["tally": .string(uuid), "side": "stock", "target": 10, "bound": 5, "reward": 0, "clutch": 0, "date": .string(date)]]
+            ),
+            (
+                "tally.trade",
+                ["trade": ["tally": .string(uuid), "side": "stock", "target": 0, "bound": 5, "reward": -5, "clutch": 0, "date": .string(date)]]
+            ),
             ("tally.trade", ["trade": ["tally": .string(uuid), "side": "stock", "target": 0, "bound": 5, "reward": 0, "clutch": 0, "date": "now"]]),
             ("lift.pay", ["auth": ["uuid": .string(uuid), "date": .string(date), "to": ["cuid": "bob"], "units": 5]]),
-            ("lift.pay", ["auth": ["uuid": .string(uuid), "date": .string(date), "to": ["cuid": "bob", "agent": .string(siteAgent.description), "x": 1], "units": 5]]),
+            (
+                "lift.pay",
+                [
+                    "auth": [
+                        "uuid": .string(uuid), "date": .string(date), "to": ["cuid": "bob", "agent": .string(siteAgent.description), "x": 1],
+                        "units": 5
+                    ]
+                ]
+            ),
             ("device.revoke", ["device": "abc"]),
             ("device.ticket", ["scopes": ["read", "admin"]]),
             ("device.ticket", ["scopes": ["read", "read"]]),
@@ -196,8 +218,14 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
             ("device.ticket", ["expires": "8d"]),
             ("events.subscribe", ["topics": ["chits"]]),
             ("events.subscribe", ["since": -1]),
-            ("me.signkey", ["key": ["agent": .string(siteAgent.description), "cuid": "alice", "public": ["kty": "OKP"], "date": .string(date)], "sign": .string(sig)]),
-            ("chit.refuse", ["tally": .string(uuid), "uuid": .string(uuid2), "reason": .string(String(repeating: "x", count: 201))]),
+            (
+                "me.signkey",
+                [
+                    "key": ["agent": .string(siteAgent.description), "cuid": "alice", "public": ["kty": "OKP"], "date": .string(date)],
+                    "sign": .string(sig)
+                ]
+            ),
+            ("chit.refuse", ["tally": .string(uuid), "uuid": .string(uuid2), "reason": .string(String(repeating: "x", count: 201))])
         ]
         for (cmd, args) in bad { #expect(code(request(cmd, args)) == .badRequest, "\(cmd) \(args.canonicalString)") }
         #expect(code(request("ping", "args")) == .badRequest)
@@ -211,8 +239,10 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
         #expect(code(Array(#"{"id":"a"}"#.utf8)) == .badRequest)
         #expect(code(Array(#"{"id":"a","cmd":"ping","extra":1}"#.utf8)) == .badRequest)
         // A request with no usable id is answered with id null.
-        for bad in [#"{"cmd":"ping"}"#, #"{"id":"","cmd":"ping"}"#, #"{"id":7,"cmd":"ping"}"#,
-                    "{\"id\":\"" + String(repeating: "i", count: 65) + "\",\"cmd\":\"ping\"}"] {
+        for bad in [
+            #"{"cmd":"ping"}"#, #"{"id":"","cmd":"ping"}"#, #"{"id":7,"cmd":"ping"}"#,
+            "{\"id\":\"" + String(repeating: "i", count: 65) + "\",\"cmd\":\"ping\"}"
+        ] {
             guard case .failure(let f) = parse(Array(bad.utf8)), case .reply(nil, let e) = f else { Issue.record("\(bad)"); continue }
             #expect(e.code == .badRequest)
             #expect(f.reply?["id"] == JSONValue.null)
@@ -227,18 +257,24 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
     }
 
     @Test func errorCodesHaveTheirWireNames() {
-        #expect(UserErrorCode.allCases.map(\.rawValue) == ["bad_request", "unknown_cmd", "forbidden", "not_found", "state", "limit",
-                                                            "sign_invalid", "conflict", "locked", "rate_limited", "too_large", "internal"])
+        #expect(
+            UserErrorCode.allCases.map(\.rawValue) == [
+                "bad_request", "unknown_cmd", "forbidden", "not_found", "state", "limit",
+                "sign_invalid", "conflict", "locked", "rate_limited", "too_large", "internal"
+            ])
     }
 
     @Test func repliesAndEventsEncode() {
         #expect(UserReply.ok(id: "1", data: ["time": .string(date)]).canonicalString == #"{"data":{"time":"\#(date)"},"id":"1","ok":true}"#)
         #expect(UserReply.ok(id: "1", data: [:], replayed: true)["replayed"] == true)
         let e = UserError(.notFound, "no such tally", detail: ["uuid": .string(uuid)])
-        #expect(UserReply.error(id: "2", e).canonicalString
-            == #"{"error":{"code":"not_found","detail":{"uuid":"\#(uuid)"},"message":"no such tally"},"id":"2","ok":false}"#)
+        #expect(
+            UserReply.error(id: "2", e).canonicalString
+                == #"{"error":{"code":"not_found","detail":{"uuid":"\#(uuid)"},"message":"no such tally"},"id":"2","ok":false}"#)
         #expect(UserReply.error(id: "2", UserError(.locked, "locked"))["error"]?["detail"] == nil)
-        #expect(UserEvent(topic: .chit, seq: 7, data: ["uuid": .string(uuid)]).json.canonicalString == #"{"data":{"uuid":"\#(uuid)"},"event":"chit","seq":7}"#)
+        #expect(
+            UserEvent(topic: .chit, seq: 7, data: ["uuid": .string(uuid)]).json.canonicalString
+                == #"{"data":{"uuid":"\#(uuid)"},"event":"chit","seq":7}"#)
         #expect(UserEvent.resync(latest: 9).canonicalString == #"{"event":"resync","seq":9}"#)
         #expect(UserPage.data(items: [1], next: nil).canonicalString == #"{"items":[1],"next":null}"#)
         #expect(UserEvent.signData(kind: .offer, uuid: uuid, core: [:], hash: hash)["kind"] == "offer")
@@ -246,7 +282,7 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
 
     @Test func scopesOfCommandsAndEvents() throws {
         let all = Set(UserScope.allCases)
-        for name in UserCommand.names {
+        for name in DeviceCommand.names {
             let command = try happy(name).1
             #expect(command.scope.permits(all), "\(name)")
             switch command.scope {
@@ -255,34 +291,36 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
             case .scope(let s): #expect(!command.scope.permits(all.subtracting([s])), "\(name)")
             }
         }
-        #expect(UserCommand.ping.scope == .any && UserCommand.meKeyTakeFetch.scope == .all)
-        #expect(UserCommand.chitPay(core: [:], uuid: uuid, sign: nil).scope == .scope(.pay))
-        #expect(UserCommand.chitRequest(tally: uuid, units: 1, memo: nil, ref: nil).scope == .scope(.request))
-        #expect(UserCommand.deviceList.scope == .scope(.devices) && UserCommand.eventsSubscribe(topics: nil, since: nil).scope == .scope(.read))
+        #expect(DeviceCommand.ping.scope == .any && DeviceCommand.meKeyTakeFetch.scope == .all)
+        #expect(DeviceCommand.chitPay(core: [:], uuid: uuid, sign: nil).scope == .scope(.pay))
+        #expect(DeviceCommand.chitRequest(tally: uuid, units: 1, memo: nil, ref: nil).scope == .scope(.request))
+        #expect(DeviceCommand.deviceList.scope == .scope(.devices) && DeviceCommand.eventsSubscribe(topics: nil, since: nil).scope == .scope(.read))
         // Events: read for all, devices for device, tally or pay for sign.
         #expect(!UserEvent.visible(topic: .chit, scopes: [.pay]))
         #expect(UserEvent.visible(topic: .chit, scopes: [.read]))
         #expect(!UserEvent.visible(topic: .device, scopes: [.read]) && UserEvent.visible(topic: .device, scopes: [.read, .devices]))
         #expect(!UserEvent.visible(topic: .sign, kind: .offer, scopes: [.read, .pay]))
         #expect(UserEvent.visible(topic: .sign, kind: .accept, scopes: [.read, .tally]))
-        #expect(UserEvent.visible(topic: .sign, kind: .invoice, scopes: [.read, .pay]) && !UserEvent.visible(topic: .sign, kind: .invoice, scopes: [.read, .tally]))
+        #expect(
+            UserEvent.visible(topic: .sign, kind: .invoice, scopes: [.read, .pay])
+                && !UserEvent.visible(topic: .sign, kind: .invoice, scopes: [.read, .tally]))
     }
 
     @Test func prechecksAndMintedScopes() throws {
         let all = Set(UserScope.allCases)
-        let pay = UserCommand.chitPay(core: [:], uuid: uuid, sign: nil)
+        let pay = DeviceCommand.chitPay(core: [:], uuid: uuid, sign: nil)
         #expect(pay.precheck(scopes: [.read], locked: false, custody: .site)?.code == .forbidden)
         #expect(pay.precheck(scopes: all, locked: true, custody: .site)?.code == .locked)
         #expect(pay.precheck(scopes: all, locked: false, custody: .device)?.code == .signInvalid)
         #expect(pay.precheck(scopes: all, locked: false, custody: .site) == nil)
-        #expect(UserCommand.chitPay(core: [:], uuid: uuid, sign: sig).precheck(scopes: all, locked: false, custody: .device) == nil)
+        #expect(DeviceCommand.chitPay(core: [:], uuid: uuid, sign: sig).precheck(scopes: all, locked: false, custody: .device) == nil)
         // Reads and device.revoke work when locked (10.4).
-        #expect(UserCommand.tallyShow(uuid: uuid).precheck(scopes: [.read], locked: true, custody: .device) == nil)
-        #expect(UserCommand.deviceRevoke(deviceID).precheck(scopes: [.devices], locked: true, custody: .site) == nil)
-        #expect(UserCommand.ping.precheck(scopes: [], locked: true, custody: .site) == nil)
-        #expect(try UserCommand.mintedScopes(asked: nil, holding: [.read, .devices]).get() == [.read, .devices])
-        #expect(try UserCommand.mintedScopes(asked: [.read], holding: [.read, .devices]).get() == [.read])
-        guard case .failure(let e) = UserCommand.mintedScopes(asked: [.read, .pay], holding: [.read, .devices]) else {
+        #expect(DeviceCommand.tallyShow(uuid: uuid).precheck(scopes: [.read], locked: true, custody: .device) == nil)
+        #expect(DeviceCommand.deviceRevoke(deviceID).precheck(scopes: [.devices], locked: true, custody: .site) == nil)
+        #expect(DeviceCommand.ping.precheck(scopes: [], locked: true, custody: .site) == nil)
+        #expect(try DeviceCommand.mintedScopes(asked: nil, holding: [.read, .devices]).get() == [.read, .devices])
+        #expect(try DeviceCommand.mintedScopes(asked: [.read], holding: [.read, .devices]).get() == [.read])
+        guard case .failure(let e) = DeviceCommand.mintedScopes(asked: [.read, .pay], holding: [.read, .devices]) else {
             Issue.record("minted a scope it does not hold"); return
         }
         #expect(e.code == .forbidden)
@@ -303,8 +341,8 @@ func happy(_ name: String) throws -> (JSONValue?, UserCommand) {
         #expect(refuse.fingerprint != other.fingerprint)
         #expect(refuse.fingerprint == (try parse(request("tally.refuse", try happy("tally.refuse").0, id: "again", idem: uuid)).get().fingerprint))
         // Replies with a secret are never cached; reads are not keyed.
-        #expect(!UserCommand.deviceTicket(scopes: nil, expires: nil).replyIsCached && !UserCommand.meKeyTakeFetch.replyIsCached)
-        #expect(UserCommand.tallyRefuse(uuid: uuid, revision: 1).replyIsCached && !UserCommand.ping.replyIsCached)
-        #expect(UserCommand.chitPay(core: [:], uuid: uuid, sign: nil).refusedWhenLocked && !UserCommand.deviceRevoke(deviceID).refusedWhenLocked)
+        #expect(!DeviceCommand.deviceTicket(scopes: nil, expires: nil).replyIsCached && !DeviceCommand.meKeyTakeFetch.replyIsCached)
+        #expect(DeviceCommand.tallyRefuse(uuid: uuid, revision: 1).replyIsCached && !DeviceCommand.ping.replyIsCached)
+        #expect(DeviceCommand.chitPay(core: [:], uuid: uuid, sign: nil).refusedWhenLocked && !DeviceCommand.deviceRevoke(deviceID).refusedWhenLocked)
     }
 }
