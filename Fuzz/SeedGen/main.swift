@@ -1,5 +1,6 @@
 import ChipChannel
 import ChipModel
+import ChipProtocol
 import Foundation
 import Noise
 
@@ -98,6 +99,90 @@ try seed(
 try seed(root, "chad", "json", bob.json.canonicalBytes)
 try seed(root, "chad", "text", Array(alice.description.utf8))
 try seed(root, "chad", "text-ipv6", Array("alice:\(a.agent)@[::1]:65430".utf8))
+// user_channel: control byte (bit 0 the answer, bit 7 the mode), then the device's
+// byte stream (mode 0) or 0x00-separated request plaintexts behind a real session (mode 1).
+let device = try KeyPair(privateKey: [UInt8](repeating: 0xD1, count: 32))
+let userTicket = try UserTicket(
+    address: SiteAddress(host: "127.0.0.1", port: UserPortDefaults.defaultPort), agent: b.agent,
+    user: CUID("alice"), token: String(repeating: "d1", count: 16), expires: nil)
+let (_, registerOut) = try UserChannelMachine.register(device: device, ticket: userTicket, deviceName: "Pixel 7")
+let (sessionClient, sessionOut) = try UserChannelMachine.session(device: device, site: b.agent)
+var userClient = sessionClient
+var userSite = UserChannelMachine.responder(local: b.local)
+func userFrames(_ actions: [UserChannelAction]) -> [Frame] {
+    actions.compactMap { if case .send(let f) = $0 { return f } else { return nil } }
+}
+let registerI = userFrames(registerOut)[0], sessionI = userFrames(sessionOut)[0]
+_ = userSite.receive(sessionI)
+guard let seedAlice = try? CUID("alice") else { fatalError("alice") }
+let userA = userFrames(userSite.answerSession(UserSessionGrant(user: seedAlice, custody: .site, scopes: Set(UserScope.allCases))))[0]
+_ = userClient.receive(userA)
+let userT = try userFrames(userClient.send(["id": "1", "cmd": "ping"]))
+try seed(root, "user_channel", "register", [0x01] + registerI.encoded)
+try seed(root, "user_channel", "register-refused", [0x00] + registerI.encoded)
+try seed(root, "user_channel", "session-t", [0x01] + ([sessionI] + userT).flatMap(\.encoded))
+try seed(root, "user_channel", "second-i", [0x01] + [sessionI, sessionI].flatMap(\.encoded))
+try seed(root, "user_channel", "t-before-i", [0x01] + userT.flatMap(\.encoded))
+try seed(root, "user_channel", "peer-ik", [0x01] + iFrame.encoded)
+try seed(root, "user_channel", "peer-n-k", [0x01] + [nFrame, kFrame].flatMap(\.encoded))
+let plaintexts = [#"{"id":"1","cmd":"ping"}"#, #"{"id":"2","cmd":"chit.request","args":{"units":1.5}}"#, #"{"id":"3","id":"4"}"#]
+try seed(root, "user_channel", "session-requests", [0x81] + Array(plaintexts.joined(separator: "\u{0}").utf8))
+try seed(root, "user_channel", "session-deep", [0x81] + Array((String(repeating: "[", count: 40) + String(repeating: "]", count: 40)).utf8))
+
+// user_command: one request per command of 10.6, and a few refusals.
+let u1 = Fixed.tallyUUID, u2 = Fixed.chitUUID
+let sig86 = Base64URL.encode([UInt8](repeating: 7, count: 64)), digest = Base64URL.encode(Crypto.sha256([1]))
+let deviceText = Base64URL.encode(device.publicKey)
+let commandArgs: [(String, JSONValue)] = [
+    ("ping", [:]), ("me.show", [:]),
+    (
+        "me.signkey",
+        [
+            "key": [
+                "agent": .string(b.agent.description), "cuid": "alice", "public": UserKeyJWK.json(publicKey: Fixed.aliceKey.publicKey),
+                "date": .string(Fixed.date)
+            ], "sign": .string(sig86)
+        ]
+    ),
+    ("me.key.take", ["step": "fetch"]),
+    (
+        "me.key.take",
+        [
+            "step": "confirm", "proof": ["act": "key.take", "cuid": "alice", "date": .string(Fixed.date), "device": .string(deviceText)],
+            "sign": .string(sig86)
+        ]
+    ),
+    ("tally.list", ["state": "open", "limit": 20, "after": "x"]), ("tally.show", ["uuid": .string(u1)]),
+    ("tally.invite", ["side": "stock", "limit": 1000, "memo": "m", "reuse": false, "expires": "48h", "for": alice.json]),
+    ("tally.redeem", ["invite": .string(ticket.link)]), ("tally.redeem", ["invite": ticket.json]),
+    ("tally.offer", ["uuid": .string(u1), "revision": 1, "hash": .string(digest), "sign": .string(sig86)]),
+    ("tally.accept", ["uuid": .string(u1), "revision": 1, "hash": .string(digest)]),
+    ("tally.refuse", ["uuid": .string(u1), "revision": 1]),
+    (
+        "tally.trade",
+        ["trade": ["tally": .string(u1), "side": "foil", "target": 0, "bound": 10, "reward": 0, "clutch": 1, "date": .string(Fixed.date)]]
+    ),
+    ("chit.list", ["tally": .string(u1), "state": "pending"]),
+    ("chit.pay", ["chit": Fixed.chit.core, "sign": .string(Fixed.chit.sign)]),
+    ("chit.request", ["tally": .string(u1), "units": 5, "memo": "m", "ref": ["n": 1]]),
+    ("chit.refuse", ["tally": .string(u1), "uuid": .string(u2), "reason": "no"]),
+    ("lift.invoice", ["units": 5, "memo": "m"]),
+    (
+        "lift.pay",
+        ["auth": ["uuid": .string(u2), "date": .string(Fixed.date), "to": ["cuid": "bob", "agent": .string(b.agent.description)], "units": 9]]
+    ),
+    ("lift.list", ["state": "good", "limit": 1]), ("lift.show", ["uuid": .string(u2)]),
+    ("device.list", [:]), ("device.revoke", ["device": .string(deviceText)]),
+    ("device.ticket", ["scopes": ["read", "pay"], "expires": "1d"]),
+    ("events.subscribe", ["topics": ["chit", "sign"], "since": 3]), ("events.unsubscribe", [:])
+]
+for (n, (cmd, args)) in commandArgs.enumerated() {
+    try seed(root, "user_command", "\(cmd)-\(n)", JSONValue.object(["id": .string("r\(n)"), "cmd": .string(cmd), "args": args]).canonicalBytes)
+}
+try seed(root, "user_command", "idem", Array(#"{"id":"i","cmd":"tally.refuse","args":{"uuid":"\#(u1)","revision":1},"idem":"\#(u2)"}"#.utf8))
+try seed(root, "user_command", "float", Array(#"{"id":"f","cmd":"chit.request","args":{"tally":"\#(u1)","units":1.5e3}}"#.utf8))
+try seed(root, "user_command", "unknown-cmd", Array(#"{"id":"u","cmd":"tally.delete"}"#.utf8))
+try seed(root, "user_command", "no-id", Array(#"{"cmd":"ping","args":{"n":[-9007199254740992]}}"#.utf8))
 
 // tally_dialog: [site and outbox bits, snapshot] + a real tally message.
 let tallySelectors: [String: [(UInt8, UInt8)]] = [
