@@ -19,7 +19,13 @@ extension SiteEngine {
             // An offer (a ticket's answer) or an open waits in the outbox.
             await flush(peer)
         case .ignored(let why) where m.action == .ticket:
+            // A first contact whose ticket is refused after the handshake
+            // (two requesters raced past the policy's check, and the other
+            // one won) is closed silently, as a refusal at the handshake is:
+            // the requester dials again, is refused there, and its request
+            // ends void instead of waiting on an open channel for ever.
             logger.info("ticket refused", metadata: ["why": "\(why)", "peer": "\(peer)"])
+            connection.close()
         case .ignored(let why):
             logger.debug("tally message ignored", metadata: ["why": "\(why)", "action": "\(m.action.rawValue)"])
         }

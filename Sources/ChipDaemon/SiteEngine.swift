@@ -192,13 +192,30 @@ public actor SiteEngine: PeerPolicy {
         await sendRefusals()
         for target in agents {
             // A ticket message only ever travels as the payload of IK (section 4),
-            // so a waiting one means a dial even when a channel is open.
+            // so a waiting one means a dial even when a channel is open, unless
+            // an open channel already carried it (its answer is on the way:
+            // the offer takes it out of the outbox; a closed channel means a
+            // new dial). So an issuer that answers with no offer is not
+            // redialed in a loop.
             if await openConnection(target.agent) != nil, !target.firstContact {
+                await flush(target.agent)
+            } else if target.firstContact, await firstContactCarried(to: target.agent) {
                 await flush(target.agent)
             } else {
                 startDial(target.agent, address: target.address)
             }
         }
+    }
+
+    /// Whether every first-contact message waiting for `agent` went out in
+    /// the IK of a channel with it that is still open.
+    private func firstContactCarried(to agent: AgentID) async -> Bool {
+        guard let waiting = try? store.outbox(for: agent).filter(\.firstContact).map(\.id), !waiting.isEmpty else { return false }
+        for id in channels[agent] ?? [] {
+            guard let state = connections[id], await state.connection.isOpen else { continue }
+            if waiting.allSatisfy({ state.sentOutbox.contains($0) }) { return true }
+        }
+        return false
     }
 
     /// Sends what partners still need for their chains to agree with ours:
