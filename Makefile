@@ -96,9 +96,9 @@ bench:
 fuzz:
 	@bash packaging/fuzz.sh $(SECONDS)
 
-# The smoke pass in `make test`: every target for 10 s.
+# The smoke pass in `make test`: every target for 6 s (17 targets; CI stays under 20 minutes).
 fuzz-smoke:
-	@bash packaging/fuzz.sh 10
+	@bash packaging/fuzz.sh 6
 
 clean:
 	rm -rf .build dist
