@@ -74,6 +74,12 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Whether `text` is exactly `count` lowercase hex digits (the form of
+    /// every token: tally and user tickets).
+    public static func isLowercase(_ text: String, count: Int) -> Bool {
+        text.utf8.count == count && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     /// Accepts upper or lower case; nil for odd length or a non-hex digit.
     public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)

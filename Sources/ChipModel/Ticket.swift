@@ -28,9 +28,7 @@ public struct TallyTicket: Sendable, Equatable {
 
     /// 32 lowercase hex digits (128 bits).
     public static func validate(token: String) throws(ModelError) {
-        guard token.utf8.count == tokenLength,
-            token.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
-        else { throw .malformed("a ticket token is 32 lowercase hex digits") }
+        guard Hex.isLowercase(token, count: tokenLength) else { throw .malformed("a ticket token is 32 lowercase hex digits") }
     }
 
     public var json: JSONValue {

@@ -65,15 +65,17 @@ extension SiteStore {
         switch action {
         case .offer:
             s.locked = try isLockedDown(db) || isUserLocked(db, a.to.cuid)
-            s.request = try Row.fetchOne(
+            // One read: the request's row holds both the record and, in its
+            // core column, whether it asked to accept at once.
+            if let row = try Row.fetchOne(
                 db,
                 sql: """
                     SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
-                    """, arguments: [TallyState.draft.rawValue, a.to.cuid.value, peer.description, a.partner.cuid.value]
-            ).map(tallyRecord)
-            if let request = s.request {
-                let core = try String.fetchOne(db, sql: "SELECT core FROM tallies WHERE uuid = ?", arguments: [request.uuid])
-                s.requestAccepts = (try core.map { try JSONValue(parsing: $0) })?[requestNoteKey]?["accept"]?.boolValue ?? false
+                    """, arguments: [TallyState.draft.rawValue, a.to.cuid.value, peer.description, a.partner.cuid.value])
+            {
+                s.request = try tallyRecord(row)
+                let core: String = row["core"]
+                s.requestAccepts = (try JSONValue(parsing: core))[requestNoteKey]?["accept"]?.boolValue ?? false
             }
             s.userCert = try userCert(db, a.to.cuid)
             s.acceptKey = acceptKey
