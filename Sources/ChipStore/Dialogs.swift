@@ -272,8 +272,7 @@ extension SiteStore {
                     """, arguments: [reason, now, uuid])
         case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
             .setLiftState, .setPromiseAnswer, .enqueueToReferee:
-            // Lifts (section 9): no lift dialog runs yet, so no decision carries these.
-            throw StoreError.damaged("lift records are not stored yet")
+            try applyLift(effect, db, now: now)
         }
     }
 

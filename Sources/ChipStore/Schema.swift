@@ -166,6 +166,127 @@ enum Schema {
                     CREATE INDEX invoices_tally ON invoices(tally, state);
                     """)
         }
+        m.registerMigration("2026-12-01 lifts") { db in
+            // Lift chits join the chits table (they are chained like any
+            // chit once good), so the table is rebuilt with its new CHECKs:
+            // SQLite cannot alter a CHECK in place. Foreign keys are checked
+            // at the end of the migration (GRDB's deferred checks).
+            try db.execute(
+                sql: """
+                    -- Chits (protocol sections 8 and 9.5). A `tran` or `set` chit is
+                    -- 'pending' until the foil's site places it in the chain, then
+                    -- 'chained' at `idx`, or 'refused'. A `lift` chit (its `lift`
+                    -- is the header hash H) is 'pend' (reserved, outside the chain),
+                    -- then 'good' until chained (the stock's side waits for the foil's
+                    -- `upd`), or 'void' (kept as evidence; chained only by a later
+                    -- good decision).
+                    CREATE TABLE chits_new (
+                        uuid       TEXT PRIMARY KEY NOT NULL CHECK (length(uuid) = 36),
+                        tally      TEXT NOT NULL REFERENCES tallies(uuid),
+                        by         TEXT NOT NULL CHECK (by IN ('stock', 'foil')),
+                        type       TEXT NOT NULL CHECK (type IN ('tran', 'set', 'lift')),
+                        units      INTEGER NOT NULL CHECK (units > 0 AND units <= 1000000000000000),
+                        core       TEXT NOT NULL,   -- canonical JSON of the signed chit core
+                        sign       TEXT NOT NULL,
+                        hash       TEXT NOT NULL,
+                        state      TEXT NOT NULL CHECK (state IN ('pending', 'chained', 'refused', 'pend', 'good', 'void')),
+                        idx        INTEGER CHECK (idx IS NULL OR idx >= 1),
+                        prior      TEXT,
+                        chain_hash TEXT,
+                        local      INTEGER NOT NULL CHECK (local IN (0, 1)),  -- made by this site (a user, or its agent for a lift)
+                        note       TEXT,
+                        created    TEXT NOT NULL,
+                        lift       TEXT CHECK (lift IS NULL OR length(lift) = 43),  -- H, for a lift chit
+                        CHECK ((state = 'chained') = (idx IS NOT NULL)),
+                        CHECK ((type = 'lift') = (lift IS NOT NULL)),
+                        CHECK (type = 'lift' OR state IN ('pending', 'chained', 'refused')),
+                        CHECK (type <> 'lift' OR state IN ('pend', 'good', 'void', 'chained')),
+                        UNIQUE (tally, idx)
+                    );
+                    INSERT INTO chits_new (uuid, tally, by, type, units, core, sign, hash, state, idx, prior, chain_hash, local, note, created)
+                        SELECT uuid, tally, by, type, units, core, sign, hash, state, idx, prior, chain_hash, local, note, created FROM chits;
+                    DROP TABLE chits;
+                    ALTER TABLE chits_new RENAME TO chits;
+                    CREATE INDEX chits_tally_state ON chits(tally, state);
+                    CREATE INDEX chits_lift ON chits(lift) WHERE lift IS NOT NULL;
+
+                    -- A tally half's trading variables (9.2), set by its user (or the
+                    -- admin for a site-custody user), never sent to the partner.
+                    -- Integer milliCHIPs and parts per million; NULL bound: the
+                    -- half's limit in the tally terms.
+                    ALTER TABLE tallies ADD COLUMN trade_target INTEGER NOT NULL DEFAULT 0 CHECK (trade_target >= 0);
+                    ALTER TABLE tallies ADD COLUMN trade_bound INTEGER CHECK (trade_bound IS NULL OR trade_bound >= trade_target);
+                    ALTER TABLE tallies ADD COLUMN trade_reward INTEGER NOT NULL DEFAULT 0
+                        CHECK (trade_reward BETWEEN -1000000 AND 1000000);
+                    ALTER TABLE tallies ADD COLUMN trade_clutch INTEGER NOT NULL DEFAULT 0
+                        CHECK (trade_clutch BETWEEN -1000000 AND 1000000 AND trade_reward + trade_clutch >= 0);
+
+                    -- Every lift header this site holds (9.5), by H: from its own
+                    -- start, a promise, or a chain entry. Kept at least as long as
+                    -- the referee keeps decisions (9.7: 400 days past the deadline).
+                    CREATE TABLE lift_headers (
+                        lift     TEXT PRIMARY KEY NOT NULL CHECK (length(lift) = 43),  -- H
+                        header   TEXT NOT NULL,   -- canonical JSON, with sign and hash
+                        kind     TEXT NOT NULL CHECK (kind IN ('circ', 'line')),
+                        units    INTEGER NOT NULL CHECK (units > 0 AND units <= 1000000000000000),
+                        deadline TEXT NOT NULL,
+                        referee  TEXT NOT NULL CHECK (length(referee) = 43),  -- R's agent
+                        created  TEXT NOT NULL
+                    ) WITHOUT ROWID;
+
+                    -- This site's record of a lift (9.9): originator draft/seek/exec/
+                    -- call/good/void; relay and terminus part/good/void.
+                    CREATE TABLE lifts (
+                        lift     TEXT PRIMARY KEY NOT NULL REFERENCES lift_headers(lift),
+                        role     TEXT NOT NULL CHECK (role IN ('origin', 'relay', 'terminus')),
+                        state    TEXT NOT NULL CHECK (state IN ('draft', 'seek', 'exec', 'call', 'part', 'good', 'void')),
+                        hop      INTEGER CHECK (hop IS NULL OR hop BETWEEN 0 AND 7),  -- the promise's hop (relay, terminus)
+                        answer   TEXT,            -- 'ack' or a refusal reason: the stored answer to that promise
+                        call     TEXT CHECK (call IS NULL OR call IN ('commit', 'abort')),  -- what O called
+                        internal TEXT NOT NULL DEFAULT '[]',  -- JSON array: the segment's internal tallies
+                        outgoing TEXT,            -- the outgoing foreign tally (origin, relay)
+                        promise_answer TEXT,      -- the answer to our promise on hop+1: 'ack' or a refusal reason
+                        origin_secret BLOB CHECK (origin_secret IS NULL OR length(origin_secret) IN (33, 73)),
+                                                  -- O's origin key, sealed like the agent key; NULL once final
+                        queries  INTEGER NOT NULL DEFAULT 0 CHECK (queries >= 0),  -- timeout queries sent (9.7)
+                        created  TEXT NOT NULL,
+                        updated  TEXT NOT NULL,
+                        CHECK ((role = 'origin') = (hop IS NULL)),
+                        CHECK (call IS NULL OR role = 'origin')
+                    ) WITHOUT ROWID;
+                    CREATE INDEX lifts_state ON lifts(state);
+
+                    -- Decisions this site took for a lift (9.7): the one applied
+                    -- (applied = 1) and, after an equivocation, the other as proof.
+                    CREATE TABLE lift_decisions (
+                        lift     TEXT NOT NULL REFERENCES lift_headers(lift),
+                        result   TEXT NOT NULL CHECK (result IN ('good', 'void')),
+                        decision TEXT NOT NULL,   -- canonical JSON {"decision","sign"}, as received
+                        applied  INTEGER NOT NULL CHECK (applied IN (0, 1)),
+                        created  TEXT NOT NULL,
+                        PRIMARY KEY (lift, result)
+                    ) WITHOUT ROWID;
+
+                    -- The referee's one decision per lift (9.7): written once (the
+                    -- transaction commits with synchronous=FULL before any answer
+                    -- carries it), never changed, kept 400 days past the deadline.
+                    CREATE TABLE referee_decisions (
+                        lift     TEXT PRIMARY KEY NOT NULL CHECK (length(lift) = 43),
+                        result   TEXT NOT NULL CHECK (result IN ('good', 'void')),
+                        decision TEXT NOT NULL,   -- canonical JSON {"decision","sign"}: the bytes every answer sends
+                        deadline TEXT NOT NULL,
+                        created  TEXT NOT NULL
+                    ) WITHOUT ROWID;
+
+                    -- Referees caught signing both results for one lift: off the
+                    -- accept list whatever `lift.referees` says (9.7).
+                    CREATE TABLE referees_dropped (
+                        agent   TEXT PRIMARY KEY NOT NULL CHECK (length(agent) = 43),
+                        lift    TEXT NOT NULL,    -- the lift that proved it
+                        created TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return m
     }
 
