@@ -345,17 +345,28 @@ public struct ChannelMachine {
 /// The envelope every application message has (section 5):
 /// `{"target":…,"action":…,"to":CHAD,"from":CHAD,…}`.
 public enum Envelope {
-    public static let targets: Set<String> = ["tally", "chit", "lift"]
+    public static let targets: Set<String> = ["tally", "chit", "route", "lift"]
 
     public static func check(_ message: JSONValue, local: AgentID, peer: AgentID) -> Result<Void, ModelError> {
         guard let target = message["target"]?.stringValue, targets.contains(target),
             let action = message["action"]?.stringValue, !action.isEmpty, action.utf8.count <= ChannelMachine.maxActionBytes
         else { return .failure(.malformed("message without a known target and action")) }
-        guard let toJSON = message["to"], let fromJSON = message["from"],
-            let to = try? CHAD(json: toJSON), let from = try? CHAD(json: fromJSON)
+        // Lift messages to and from a referee name sites, not users (9.6):
+        // a site address, or (an asker's `from`) only its agent.
+        let sites = target == "lift"
+        guard let to = party(message["to"], sites: sites), let from = party(message["from"], sites: sites)
         else { return .failure(.malformed("message without valid to and from CHADs")) }
         guard from.agent == peer else { return .failure(.invalid("from.agent is not the channel's peer")) }
         guard to.agent == local else { return .failure(.invalid("to.agent is not this site")) }
         return .success(())
+    }
+
+    /// The agent of a `to` or `from`: a CHAD, or for `sites` also an object
+    /// with an `agent` (the full check is the message parser's).
+    static func party(_ json: JSONValue?, sites: Bool) -> (agent: AgentID, Void)? {
+        guard let json else { return nil }
+        if let c = try? CHAD(json: json) { return (c.agent, ()) }
+        guard sites, let text = json["agent"]?.stringValue, let agent = try? AgentID(text) else { return nil }
+        return (agent, ())
     }
 }

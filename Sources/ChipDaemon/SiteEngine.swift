@@ -65,6 +65,14 @@ public actor SiteEngine: PeerPolicy {
     /// A retry after a store error or a failed send.
     static let retryAfterError: TimeInterval = 1
 
+    /// Route discovery in progress and the lift timers (LiftEngine.swift).
+    var liftState = LiftEngineState()
+    /// This site's agent (a lift may name it as referee: its messages to
+    /// itself are handled here, not dialed).
+    let ownAgent: AgentID?
+    /// How serve runs circular lifts.
+    var liftSettings = LiftEngineSettings()
+
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
 
@@ -79,6 +87,12 @@ public actor SiteEngine: PeerPolicy {
         self.random = random
         self.wake = wake ?? WakeUp(clock: clock, pending: true)
         changesSeen = (try? store.changeCount()) ?? 0
+        ownAgent = try? store.agent()
+    }
+
+    public func setLiftSettings(_ s: LiftEngineSettings) {
+        liftSettings = s
+        liftState.nextClear = nil
     }
 
     func attach(_ node: PeerNode) { self.node = node }
@@ -149,7 +163,8 @@ public actor SiteEngine: PeerPolicy {
             switch message {
             case .tally(let m): try await handleTally(m, from: peer, on: connection)
             case .chit(let m): try await handleChit(m, from: peer, on: connection)
-            case .route, .lift: logger.debug("no handler for this target yet", metadata: ["target": "\(message.target.rawValue)"])
+            case .route(let m): await handleRoute(m, from: peer, on: connection)
+            case .lift(let m): try await handleLift(m, from: peer, on: connection)
             }
         } catch {
             logger.warning("message not applied", metadata: ["action": "\(message.action)", "error": "\(error)"])
@@ -190,7 +205,9 @@ public actor SiteEngine: PeerPolicy {
         }
         await syncChains(with: nil)
         await sendRefusals()
-        for target in agents {
+        await deliverLocally()
+        await liftWork()
+        for target in agents where target.agent != ownAgent {
             // A ticket message only ever travels as the payload of IK (section 4),
             // so a waiting one means a dial even when a channel is open, unless
             // an open channel already carried it (its answer is on the way:
@@ -300,7 +317,7 @@ public actor SiteEngine: PeerPolicy {
     /// closed (and `closed` cleared its marks), so marks are not written back.
     private func isTracked(_ connection: PeerConnection) -> Bool { connections[connection.id] != nil }
 
-    private func openConnection(_ agent: AgentID) async -> PeerConnection? {
+    func openConnection(_ agent: AgentID) async -> PeerConnection? {
         for id in (channels[agent] ?? []).reversed() {
             if let c = connections[id]?.connection, await c.isOpen { return c }
         }
@@ -308,7 +325,7 @@ public actor SiteEngine: PeerPolicy {
     }
 
     /// A pass again a little later (a store error, a failed send).
-    private func retryLater() {
+    func retryLater() {
         wake.schedule(at: clock.now.addingTimeInterval(Self.retryAfterError))
     }
 

@@ -86,7 +86,8 @@ public enum Effect: Sendable, Equatable {
     /// before any answer carries it. Insert only: if the store already holds
     /// a decision for that H (a concurrent request won), it keeps that one
     /// and the engine decides the request again on it (9.7).
-    case storeRefereeDecision(SignedDecision)
+    /// `deadline`: the header's, kept with it (R keeps it 400 days past that).
+    case storeRefereeDecision(SignedDecision, deadline: String)
     /// A valid decision applied to the site's record and every chit whose
     /// `lift` is its H, good ones chained with no limit check (9.5, 9.7).
     case applyLiftDecision(SignedDecision)

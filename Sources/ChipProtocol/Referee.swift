@@ -87,7 +87,7 @@ public enum Referee {
                 lift: header.hash, result: result, date: Timestamp.format(millisecondsSince1970: now),
                 commit: commit, key: key)
         else { return .ignore("the decision could not be signed") }
-        return .apply([.storeRefereeDecision(d)], replies: [answer(.decision(d, hop: nil))])
+        return .apply([.storeRefereeDecision(d, deadline: header.deadline)], replies: [answer(.decision(d, hop: nil))])
     }
 }
 

@@ -80,6 +80,12 @@ public enum RouteDiscovery {
         public var internalHops: [String]
         public var capacity: Int64
         public var message: RouteMessage
+        public init(tally: String, internalHops: [String], capacity: Int64, message: RouteMessage) {
+            self.tally = tally
+            self.internalHops = internalHops
+            self.capacity = capacity
+            self.message = message
+        }
     }
 
     public enum Step: Sendable, Equatable {

@@ -278,6 +278,21 @@ enum Schema {
                         created  TEXT NOT NULL
                     ) WITHOUT ROWID;
 
+                    -- What a person asked serve to do about lifts (only the daemon
+                    -- speaks to the network; the CLI writes intent and pokes it):
+                    -- 'clear' looks for circular lifts now, 'pay' runs a linear lift.
+                    CREATE TABLE lift_requests (
+                        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+                        kind    TEXT NOT NULL CHECK (kind IN ('clear', 'pay')),
+                        cuid    TEXT,             -- the user: clear (optional), pay (the payor)
+                        params  TEXT NOT NULL DEFAULT '{}',  -- JSON (pay: the payee, units, memo)
+                        state   TEXT NOT NULL CHECK (state IN ('new', 'started', 'done')),
+                        lifts   TEXT NOT NULL DEFAULT '[]',  -- JSON array: the H of each lift it started
+                        note    TEXT,             -- why it ended with no lift
+                        created TEXT NOT NULL,
+                        updated TEXT NOT NULL
+                    );
+
                     -- Referees caught signing both results for one lift: off the
                     -- accept list whatever `lift.referees` says (9.7).
                     CREATE TABLE referees_dropped (

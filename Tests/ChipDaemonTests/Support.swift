@@ -36,9 +36,11 @@ final class TestSite: @unchecked Sendable {
     let inbox = Inbox()
     let path: String
 
-    init(dir: TempDir, name: String) throws {
+    /// `port`: the address written in the site file (its users' certificates);
+    /// `start(port:)` binds it when a test needs partners to dial what the certificates say.
+    init(dir: TempDir, name: String, port sitePort: Int = 65430) throws {
         path = dir.file("\(name).db")
-        store = try SiteStore.create(at: path, address: try SiteAddress(host: "127.0.0.1", port: 65430), passphrase: nil)
+        store = try SiteStore.create(at: path, address: try SiteAddress(host: "127.0.0.1", port: sitePort), passphrase: nil)
         key = try store.siteKey(sealingKey: nil)
         agent = try store.agent()
         try store.addUser(cuid: try CUID(name), name: name.capitalized, email: nil, sealingKey: nil)
@@ -53,7 +55,9 @@ final class TestSite: @unchecked Sendable {
         clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()
     ) async throws {
         var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        // CHIPSITE_TEST_LOG=debug shows the engines' logs.
+        logger.logLevel = ProcessInfo.processInfo.environment["CHIPSITE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        logger[metadataKey: "site"] = "\((path as NSString).lastPathComponent)"
         let d = try SiteDaemon(store: store, siteKey: key, sealingKey: nil, limits: limits, logger: logger, clock: clock, random: random)
         if watch { d.watchSiteFile(path) }
         let bound = try await d.start(host: "127.0.0.1", port: wanted)

@@ -124,20 +124,6 @@ struct E2ESite {
     func tally(_ id: String) throws -> [String: Any] { try json(try cli(["tally", "show", id, "--json"]).stdout) }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; fine for tests).
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
-
 /// Polls `condition` every 50 ms for at most `seconds` (TestSupport's `waitUntil`).
 func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
     try waitUntil(timeout: seconds, every: 0.05, condition)

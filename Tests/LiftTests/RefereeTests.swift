@@ -19,7 +19,7 @@ struct RefereeBook {
             m, snapshot: Referee.Snapshot(site: Fx.site(Fx.refereeN), stored: decisions[header.hash]), now: now,
             key: Fx.siteKey(Fx.refereeN))
         for effect in d.effects {
-            if case .storeRefereeDecision(let s) = effect, decisions[s.lift] == nil { decisions[s.lift] = s }
+            if case .storeRefereeDecision(let s, _) = effect, decisions[s.lift] == nil { decisions[s.lift] = s }
         }
         guard d.ignored == nil, case .lift(let answer)? = d.replies.first else { return nil }
         return answer.body
@@ -57,7 +57,7 @@ struct RefereeBook {
         #expect(s.problem(for: header) == nil)
         #expect(s.date == Fx.ts(deadline - 1))
         // Stored before any answer carries it, and answered on the request's channel to the asker.
-        #expect(d.effects == [.storeRefereeDecision(s)])
+        #expect(d.effects == [.storeRefereeDecision(s, deadline: header.deadline)])
         guard case .lift(let m)? = d.replies.first else { return }
         #expect(m.to == asker)
         #expect(m.from == .site(Fx.site(9)))
@@ -97,7 +97,7 @@ struct RefereeBook {
         let d = decide(query, now: deadline)
         let s = try #require(decision(d))
         #expect(s.result == .void)
-        #expect(d.effects == [.storeRefereeDecision(s)])
+        #expect(d.effects == [.storeRefereeDecision(s, deadline: header.deadline)])
     }
 
     @Test func theStoredDecisionIsAnsweredAsStored() throws {

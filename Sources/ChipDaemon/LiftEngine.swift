@@ -1,0 +1,331 @@
+import ChipChannel
+import ChipModel
+import ChipPeer
+import ChipProtocol
+import ChipStore
+import Foundation
+import Logging
+
+/// How serve runs circular lifts (config `lift.interval`, `lift.min`).
+public struct LiftEngineSettings: Sendable, Equatable {
+    /// Seconds between automatic circular passes; 0: none.
+    public var interval: TimeInterval
+    /// The least a lift carries (milliCHIPs).
+    public var min: Int64
+    public init(interval: TimeInterval = 60, min: Int64 = 1000) {
+        self.interval = interval
+        self.min = min
+    }
+}
+
+/// What the engine keeps in memory about lifts: route discovery (9.4's
+/// cache lives here, never in the file: route messages are not queued), and
+/// when the lift timers are due. Everything else is in the site file.
+struct LiftEngineState {
+    /// A query this site forwarded, waiting for its forwards' replies.
+    struct Forwarded {
+        let query: RouteMessage
+        /// The connection it came on (nil for our own discovery).
+        let inbound: PeerConnection?
+        let forwards: [RouteDiscovery.Forward]
+        var replies: [String: RouteMessage] = [:]
+        let answerAt: Date
+        /// Our own discovery: the queries O sent, and the request it serves.
+        var own: [LiftStart.Query]? = nil
+        var request: Int64? = nil
+    }
+    var forwarded: [String: Forwarded] = [:]
+    /// Qids seen (9.4: a qid is forwarded once), until they leave the cache.
+    var seen: [String: Date] = [:]
+    /// Queries per partner in the current second (9.9: ≤ 10/s).
+    var rate: [AgentID: (second: Int64, count: Int)] = [:]
+    /// The next automatic circular pass.
+    var nextClear: Date? = nil
+}
+
+extension SiteEngine {
+    // MARK: Routing
+
+    /// Target `route` (9.4): a query is answered, dropped or forwarded; a
+    /// reply to a query we forwarded is kept until all are in.
+    func handleRoute(_ m: RouteMessage, from peer: AgentID, on connection: PeerConnection) async {
+        guard m.from.agent == peer else { return logger.debug("route message from another agent than the channel's") }
+        switch m.body {
+        case .query(let q):
+            let now = clock.now
+            pruneSeen(now)
+            let second = clock.milliseconds / 1000
+            var r = liftState.rate[peer] ?? (second, 0)
+            if r.second != second { r = (second, 0) }
+            r.count += 1
+            liftState.rate[peer] = r
+            let overLimit = r.count > LiftLimits.queriesPerSecondPerPartner || liftState.forwarded.count >= LiftLimits.maxOpenQids
+            var snapshot: RouteDiscovery.Snapshot
+            do { snapshot = try store.routeSnapshot(m) } catch {
+                return logger.warning("cannot read for a route query", metadata: ["error": "\(error)"])
+            }
+            snapshot.seen = liftState.seen[q.qid] != nil
+            snapshot.overLimit = overLimit
+            let step = RouteDiscovery.decide(m, snapshot: snapshot)
+            switch step {
+            case .drop(let why):
+                logger.debug("route query dropped", metadata: ["why": "\(why)"])
+            case .answer(let reply):
+                liftState.seen[q.qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+                try? await connection.send(SiteMessage.route(reply).json)
+            case .forward(let forwards, _, let within):
+                liftState.seen[q.qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+                let at = now.addingTimeInterval(Double(within) / 1000)
+                liftState.forwarded[q.qid] = LiftEngineState.Forwarded(query: m, inbound: connection, forwards: forwards, answerAt: at)
+                wake.schedule(at: at)
+                for f in forwards {
+                    if await !sendDirect(.route(f.message), to: f.message.to.agent, address: f.message.to.address) {
+                        routeReply(
+                            RouteMessage(to: f.message.from, from: f.message.to, body: .noRoute(qid: q.qid, reason: .noRoute)),
+                            from: f.message.to.agent)
+                    }
+                }
+                await finishDiscovery(q.qid, force: false)
+            }
+        case .good, .noRoute:
+            routeReply(m, from: peer)
+            await finishDiscovery(m.qid, force: false)
+        }
+    }
+
+    /// Keeps a reply to one of our forwards (by the tally it went on).
+    private func routeReply(_ m: RouteMessage, from peer: AgentID) {
+        guard var f = liftState.forwarded[m.qid] else { return }
+        guard let sent = f.forwards.first(where: { $0.message.to == m.from && $0.message.from == m.to && $0.message.to.agent == peer }),
+            f.replies[sent.tally] == nil
+        else { return }
+        f.replies[sent.tally] = m
+        liftState.forwarded[m.qid] = f
+    }
+
+    /// Answers a forwarded query once every forward replied or its time is
+    /// up (`force`); for our own discovery, starts the lift on the best route.
+    func finishDiscovery(_ qid: String, force: Bool) async {
+        guard let f = liftState.forwarded[qid] else { return }
+        guard force || f.replies.count >= f.forwards.count else { return }
+        liftState.forwarded[qid] = nil
+        if let own = f.own {
+            await execBest(own, replies: f.replies, request: f.request)
+            return
+        }
+        guard let answer = RouteDiscovery.answer(f.query, forwards: f.forwards, replies: f.replies), let inbound = f.inbound else { return }
+        try? await inbound.send(SiteMessage.route(answer).json)
+    }
+
+    /// Discoveries whose time is up are answered with what came.
+    func finishDueDiscoveries() async {
+        let now = clock.now
+        for (qid, f) in liftState.forwarded where f.answerAt <= now { await finishDiscovery(qid, force: true) }
+        if let next = liftState.forwarded.values.map(\.answerAt).min() { wake.schedule(at: next) }
+    }
+
+    private func pruneSeen(_ now: Date) {
+        if liftState.seen.count > 4 * LiftLimits.maxOpenQids { liftState.seen = liftState.seen.filter { $0.value > now } }
+    }
+
+    // MARK: The originator
+
+    /// Looks for circular lifts through our users now (9.4 "Start", circular):
+    /// one discovery; the lift starts on the best route found.
+    func startCircular(request: Int64?) async {
+        let settings = liftSettings
+        do {
+            let want = try store.circularWant()
+            guard want >= settings.min else {
+                if let request { try store.updateLiftRequest(request, state: .done, note: "no debt to clear") }
+                return
+            }
+            guard let qid = HopNonce.qid(random: Crypto.randomBytes(HopNonce.qidBytes)) else { return }
+            let paddingCount = Int(random.double(in: 0...2.999))
+            let padding = (0..<paddingCount).map { _ in Base64URL.encode(Crypto.randomBytes(32)) }
+            let ask = LiftStart.Ask(
+                qid: qid, units: want, min: min(settings.min, want), referee: try store.liftSite(), padding: padding,
+                wait: LiftLimits.maxWaitMs)
+            let queries = try store.circularQueries(ask)
+            guard !queries.isEmpty else {
+                if let request { try store.updateLiftRequest(request, state: .done, note: "no circle of debt through this site's tallies") }
+                return
+            }
+            let now = clock.now
+            liftState.seen[qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+            let at = now.addingTimeInterval(Double(LiftLimits.maxWaitMs) / 1000)
+            let forwards = queries.map { q in
+                RouteDiscovery.Forward(tally: q.t0, internalHops: q.internalHops, capacity: q.capacity, message: q.message)
+            }
+            liftState.forwarded[qid] = LiftEngineState.Forwarded(
+                query: queries[0].message, inbound: nil, forwards: forwards, answerAt: at, own: queries, request: request)
+            if let request { try store.updateLiftRequest(request, state: .started) }
+            wake.schedule(at: at)
+            logger.info("looking for circular lifts", metadata: ["queries": "\(queries.count)", "units": "\(want)"])
+            for q in queries where await !sendDirect(.route(q.message), to: q.message.to.agent, address: q.message.to.address) {
+                routeReply(
+                    RouteMessage(to: q.message.from, from: q.message.to, body: .noRoute(qid: qid, reason: .noRoute)), from: q.message.to.agent)
+            }
+            await finishDiscovery(qid, force: false)
+        } catch {
+            logger.warning("cannot start a circular lift", metadata: ["error": "\(error)"])
+            if let request { try? store.updateLiftRequest(request, state: .done, note: "\(error)") }
+        }
+    }
+
+    /// `exec` on the widest route any of our queries found.
+    private func execBest(_ queries: [LiftStart.Query], replies: [String: RouteMessage], request: Int64?) async {
+        var best: (LiftStart.Query, FoundRoute)?
+        for q in queries {
+            guard case .query(let sent) = q.message.body, let reply = replies[q.t0], case .good(_, let routes) = reply.body else { continue }
+            for r in routes where r.path.starts(with: sent.path) {
+                let carried = min(r.max, q.capacity)
+                if carried > (best.map { min($0.1.max, $0.0.capacity) } ?? 0) { best = (q, r) }
+            }
+        }
+        guard let (q, route) = best else {
+            logger.info("no circular lift found")
+            if let request { try? store.updateLiftRequest(request, state: .done, note: "no route found") }
+            return
+        }
+        do {
+            let lift = try store.execLift(
+                q, route: route, uuid: UUID().uuidString.lowercased(), now: clock.milliseconds, originKey: SigningKey.generate(),
+                siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey)
+            logger.info("lift started", metadata: ["lift": "\(lift)", "hops": "\(route.path.count)"])
+            if let request { try store.updateLiftRequest(request, state: .done, lifts: [lift]) }
+            await flush(q.message.to.agent)
+            wake.signal()
+        } catch {
+            logger.info("lift not started", metadata: ["error": "\(error)"])
+            if let request { try? store.updateLiftRequest(request, state: .done, note: "\(error)") }
+        }
+    }
+
+    // MARK: Lift messages
+
+    /// Target `lift` (9.6, 9.7): each message is decided and applied in one
+    /// transaction; the replies go back on its channel; what it queued goes
+    /// out in the pass that follows.
+    func handleLift(_ m: LiftMessage, from peer: AgentID, on connection: PeerConnection?) async throws {
+        guard m.from.agent == peer else { return logger.debug("lift message from another agent than the channel's") }
+        let outcome = try store.receiveLift(
+            m, from: peer, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds)
+        switch outcome {
+        case .applied(let replies):
+            logger.debug("lift \(m.action.rawValue)", metadata: ["lift": "\(m.lift)"])
+            for reply in replies {
+                if let connection, reply.json["to"]?["agent"]?.stringValue != ownAgent?.description {
+                    try? await connection.send(reply.json)
+                } else if case .lift(let back) = reply {
+                    // An answer to ourselves (we are our own lift's referee).
+                    try await handleLift(back, from: peer, on: nil)
+                }
+            }
+            wake.signal()
+        case .ignored(let why):
+            logger.debug("lift message ignored", metadata: ["why": "\(why)", "action": "\(m.action.rawValue)"])
+        }
+    }
+
+    /// Outbox messages addressed to this site itself (we are our own lift's
+    /// referee, chipsite's default, 9.8) are handled here, not dialed.
+    func deliverLocally() async {
+        guard let own = ownAgent, let entries = try? store.outbox(for: own) else { return }
+        for entry in entries {
+            guard case .lift(let m)? = try? SiteMessage(json: entry.message) else {
+                try? store.removeOutbox(id: entry.id)
+                continue
+            }
+            do { try await handleLift(m, from: own, on: nil) } catch {
+                logger.warning("local lift message not applied", metadata: ["error": "\(error)"])
+                retryLater()
+                continue
+            }
+            // A call to ourselves is answered at once; the decision takes it out.
+            if (try? store.outbox(for: own).contains { $0.id == entry.id }) == true { try? store.removeOutbox(id: entry.id) }
+        }
+    }
+
+    // MARK: Timers
+
+    /// The lift timers, in each pass: O's abort at `deadline` − 1 s, 9.7's
+    /// timeout queries from `deadline` + 2 s, the automatic circular pass,
+    /// and people's requests. Arms the wake-up for the next one due.
+    func liftWork() async {
+        let now = clock.milliseconds
+        await finishDueDiscoveries()
+        if let requests = try? store.liftRequests(state: .new) {
+            for r in requests where r.kind == .clear { await startCircular(request: r.id) }
+        }
+        let settings = liftSettings
+        // The automatic circular pass: armed only while there is debt to
+        // clear, so an idle site arms no timer (a change re-arms it).
+        if settings.interval > 0 {
+            if let next = liftState.nextClear, next > clock.now {
+                wake.schedule(at: next)
+            } else if let want = try? store.circularWant(), want >= settings.min {
+                let due = liftState.nextClear != nil
+                liftState.nextClear = clock.now.addingTimeInterval(settings.interval)
+                if due { await startCircular(request: nil) }
+                if let at = liftState.nextClear { wake.schedule(at: at) }
+            } else {
+                liftState.nextClear = nil
+            }
+        }
+        guard let lifts = try? store.liftsInProgress() else { return retryLater() }
+        var due: Int64?
+        func arm(_ at: Int64) { due = min(due ?? at, at) }
+        for l in lifts {
+            if l.role == .origin, l.state == .exec {
+                let at = l.deadlineMs - LiftLimits.commitMarginMs
+                if now >= at { try? store.tickLift(l.lift, now: now, sealingKey: sealingKey) } else { arm(at) }
+            }
+            let jitter = Int64(random.double(in: 0...Double(LiftLimits.queryJitterMs)))
+            let at = LiftCall.nextQuery(deadline: l.deadlineMs, attempt: l.queries, jitter: jitter, lastAt: l.lastQueryMs)
+            if now >= at {
+                await sendTimeoutQueries(l.lift, now: now)
+                arm(now + LiftLimits.queryStartMs)
+            } else {
+                arm(at)
+            }
+        }
+        if let due { wake.schedule(at: Date(timeIntervalSince1970: Double(due) / 1000)) }
+    }
+
+    private func sendTimeoutQueries(_ lift: String, now: Int64) async {
+        guard let messages = try? store.timeoutQueries(lift, now: now) else { return }
+        for message in messages {
+            guard case .lift(let m) = message else { continue }
+            if m.to.agent == ownAgent {
+                try? await handleLift(m, from: m.to.agent, on: nil)
+            } else if case .user(let to) = m.to {
+                _ = await sendDirect(message, to: to.agent, address: to.address)
+            } else if case .site(let r) = m.to {
+                _ = await sendDirect(message, to: r.agent, address: r.address)
+            }
+        }
+    }
+
+    // MARK: Sending what is never queued
+
+    /// Sends `message` on an open channel with `agent`, dialing one if none
+    /// is open (the partner policy decides, as for any channel).
+    func sendDirect(_ message: SiteMessage, to agent: AgentID, address: SiteAddress) async -> Bool {
+        if let c = await openConnection(agent) {
+            do {
+                try await c.send(message.json)
+                return true
+            } catch { return false }
+        }
+        guard let node else { return false }
+        do {
+            let c = try await node.dial(host: address.host, port: address.port, remote: agent)
+            try await c.send(message.json)
+            return true
+        } catch {
+            logger.debug("cannot reach a lift neighbour", metadata: ["agent": "\(agent)", "error": "\(error)"])
+            return false
+        }
+    }
+}

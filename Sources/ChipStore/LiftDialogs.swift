@@ -1,0 +1,510 @@
+import ChipModel
+import ChipProtocol
+import Foundation
+import GRDB
+
+// The site's side of the lift dialogs (section 9): one message, one
+// transaction. Each entry point loads the snapshot its decider needs
+// (ChipProtocol: PromiseDialog, LiftCall, LiftAck, DecisionApply, Referee,
+// RouteDiscovery, LiftStart), asks it, and applies the effects in the same
+// write transaction; the engine sends the replies after the commit.
+
+/// A lift in progress, for the engine's timers (9.6 step 4, 9.7).
+public struct LiftInProgress: Sendable, Equatable {
+    public var lift: String
+    public var role: LiftRecord.Role
+    public var state: LiftRecord.State
+    public var deadlineMs: Int64
+    /// Timeout queries sent so far, and when the last was (ms).
+    public var queries: Int
+    public var lastQueryMs: Int64?
+}
+
+extension SiteStore {
+    /// The label an origin key is sealed under (as the agent key is).
+    static func originKeyLabel(_ lift: String) -> String { "chipsite origin key \(lift)" }
+
+    // MARK: Loading what the deciders see
+
+    static func liftSite(_ db: Database) throws -> LiftSite {
+        LiftSite(agent: try agent(db), address: try address(db))
+    }
+
+    /// The chits 9.2 counts on `tally`: pending `tran` chits, lift chits `pend` or good-not-chained.
+    static func heldChits(_ db: Database, tally: String) throws -> [HeldChit] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT c.uuid, c.type, c.by, c.units, h.referee FROM chits c LEFT JOIN lift_headers h ON h.lift = c.lift
+                WHERE c.tally = ? AND ((c.type <> 'lift' AND c.state = 'pending') OR (c.type = 'lift' AND c.state IN ('pend', 'good')))
+                """, arguments: [tally]
+        ).compactMap { row in
+            let type: String = row["type"], by: String = row["by"], referee: String? = row["referee"]
+            guard let side = TallySide(rawValue: by) else { return nil }
+            return HeldChit(
+                uuid: row["uuid"], kind: type == "lift" ? .lift : .tran, by: side, units: row["units"],
+                referee: referee.flatMap { try? AgentID($0) })
+        }
+    }
+
+    /// Our user's half of open tally `t`, for 9.2's checks.
+    static func liftHalf(_ db: Database, _ t: TallyRecord, core: TallyCore) throws -> LiftHalf {
+        let row = try Row.fetchOne(
+            db, sql: "SELECT trade_target, trade_bound, trade_reward, trade_clutch FROM tallies WHERE uuid = ?", arguments: [t.uuid])
+        let limit = core.limit(t.side)
+        var trade = TradingVariables.defaults(limit: limit)
+        if let row {
+            let bound: Int64? = row["trade_bound"]
+            if let stored = try? TradingVariables(
+                target: row["trade_target"], bound: bound ?? max(0, limit), reward: row["trade_reward"], clutch: row["trade_clutch"],
+                limit: max(0, limit))
+            {
+                trade = stored
+            }
+        }
+        return LiftHalf(
+            tally: t.uuid, side: t.side, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil), balance: t.balance,
+            held: try heldChits(db, tally: t.uuid), trade: trade)
+    }
+
+    /// Every open tally of an unlocked user, seen from our user's half (no
+    /// lifts through a locked user or a site in lockdown).
+    static func foreignTallies(_ db: Database) throws -> [RouteDiscovery.Foreign] {
+        if try isLockedDown(db) { return [] }
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT t.* FROM tallies t JOIN users u ON u.cuid = t.cuid WHERE t.state = ? AND u.locked = 0 ORDER BY t.uuid
+                """, arguments: [TallyState.open.rawValue])
+        var out = [RouteDiscovery.Foreign]()
+        for row in rows {
+            let t = try tallyRecord(row)
+            guard let core = t.core else { continue }
+            out.append(
+                RouteDiscovery.Foreign(
+                    uuid: t.uuid, user: core.cert(t.side).chad, partner: core.cert(t.side.other).chad,
+                    half: try liftHalf(db, t, core: core)))
+        }
+        return out
+    }
+
+    static func unlockedUsers(_ db: Database) throws -> Set<CUID> {
+        if try isLockedDown(db) { return [] }
+        return Set(try String.fetchAll(db, sql: "SELECT cuid FROM users WHERE locked = 0").compactMap { try? CUID($0) })
+    }
+
+    /// Whether R is on the accept list (9.8): any referee not caught
+    /// equivocating (chipsite's default, `lift.referees` = any).
+    static func acceptsReferee(_ db: Database, _ referee: AgentID) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM referees_dropped WHERE agent = ?", arguments: [referee.description]) == nil
+    }
+
+    /// Lifts in progress with `agent` (9.9's 64 per partner): distinct H of
+    /// `pend` lift chits on tallies with it.
+    static func liftsWithPartner(_ db: Database, _ agent: AgentID) throws -> Int {
+        try Int.fetchOne(
+            db,
+            sql: """
+                SELECT count(DISTINCT c.lift) FROM chits c JOIN tallies t ON t.uuid = c.tally
+                WHERE t.partner_agent = ? AND c.type = 'lift' AND c.state = 'pend'
+                """, arguments: [agent.description]) ?? 0
+    }
+
+    static func liftHeader(_ db: Database, _ lift: String) throws -> LiftHeader? {
+        guard let text = try String.fetchOne(db, sql: "SELECT header FROM lift_headers WHERE lift = ?", arguments: [lift]) else { return nil }
+        return try LiftHeader(json: try JSONValue(parsing: text))
+    }
+
+    static func answer(_ text: String?) -> LiftAnswer? {
+        guard let text else { return nil }
+        if text == "ack" { return .ack }
+        return LiftRefusal(rawValue: text).map { .refuse($0) }
+    }
+
+    static func answerText(_ a: LiftAnswer) -> String {
+        switch a {
+        case .ack: "ack"
+        case .refuse(let r): r.rawValue
+        }
+    }
+
+    /// Our record of H, with what the deciders need beside it.
+    struct StoredLift {
+        var record: LiftRecord
+        var promiseAnswer: LiftAnswer?
+        var originSecret: [UInt8]?
+        var queries: Int
+        var updated: String
+    }
+
+    static func storedLift(_ db: Database, _ lift: String) throws -> StoredLift? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT l.*, h.header FROM lifts l JOIN lift_headers h ON h.lift = l.lift WHERE l.lift = ?", arguments: [lift])
+        else { return nil }
+        return try storedLift(row)
+    }
+
+    static func storedLift(_ row: Row) throws -> StoredLift {
+        let header = try LiftHeader(json: try JSONValue(parsing: row["header"] as String))
+        let role: String = row["role"], state: String = row["state"], internalText: String = row["internal"]
+        guard let r = LiftRecord.Role(rawValue: role), let s = LiftRecord.State(rawValue: state) else { throw StoreError.damaged("lift state") }
+        let internalHops = (try? JSONValue(parsing: internalText))?.arrayValue?.compactMap(\.stringValue) ?? []
+        let secret: Data? = row["origin_secret"]
+        return StoredLift(
+            record: LiftRecord(
+                header: header, role: r, state: s, hop: row["hop"], answer: answer(row["answer"]), internalHops: internalHops,
+                outgoing: row["outgoing"]),
+            promiseAnswer: answer(row["promise_answer"]), originSecret: secret.map(Array.init), queries: row["queries"],
+            updated: row["updated"])
+    }
+
+    /// The hop of the promise a record sent: its outgoing tally's place in the path.
+    static func promisedHop(_ r: LiftRecord) -> Int? {
+        guard let out = r.outgoing, let nonce = HopNonce.nonce(qid: r.header.qid, tally: out) else { return nil }
+        return r.header.path.firstIndex(of: nonce)
+    }
+
+    static func originKey(_ stored: StoredLift?, sealingKey: SealingKey?) -> SigningKey? {
+        guard let stored, stored.record.role == .origin, let secret = stored.originSecret else { return nil }
+        return try? signingKey(from: secret, sealingKey: sealingKey, label: originKeyLabel(stored.record.header.hash))
+    }
+
+    /// The decisions held for H: the applied one first, then proof.
+    static func heldDecisions(_ db: Database, _ lift: String) throws -> [SignedDecision] {
+        try String.fetchAll(db, sql: "SELECT decision FROM lift_decisions WHERE lift = ? ORDER BY applied DESC", arguments: [lift])
+            .compactMap { try? SignedDecision(json: try JSONValue(parsing: $0)) }
+    }
+
+    /// Our open tally whose nonce is `path[hop]` of `header`.
+    static func tallyOnHop(_ db: Database, _ header: LiftHeader, hop: Int) throws -> TallyRecord? {
+        guard hop >= 0, hop < header.path.count else { return nil }
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM tallies WHERE state = ?", arguments: [TallyState.open.rawValue]) {
+            let t = try tallyRecord(row)
+            if HopNonce.nonce(qid: header.qid, tally: t.uuid) == header.path[hop] { return t }
+        }
+        return nil
+    }
+
+    /// Our neighbours on H (9.7): one per foreign tally holding a chit of H;
+    /// a tally we pay on leads to a successor, one we are paid on to a predecessor.
+    static func neighbours(_ db: Database, _ header: LiftHeader, stored: StoredLift?) throws -> [DecisionApply.Neighbour] {
+        var out = [DecisionApply.Neighbour]()
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT c.by, t.* FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.lift = ?", arguments: [header.hash])
+        for row in rows {
+            let t = try tallyRecord(row)
+            let by: String = row["by"]
+            guard let core = t.core, let nonce = HopNonce.nonce(qid: header.qid, tally: t.uuid),
+                let hop = header.path.firstIndex(of: nonce)
+            else { continue }
+            let successor = by == t.side.rawValue
+            var answered = true
+            if successor {
+                switch stored?.promiseAnswer {
+                case .refuse(.invalid), .refuse(.late), nil: answered = false
+                default: answered = true
+                }
+            }
+            out.append(
+                DecisionApply.Neighbour(
+                    hop: hop, user: core.cert(t.side.other).chad, ours: core.cert(t.side).chad, successor: successor, answered: answered))
+        }
+        return out
+    }
+
+    // MARK: Lift messages
+
+    /// Handles a lift message from `peer` at `now` (ms on this site's
+    /// clock). `siteKey` signs what this site signs (its segment's chits, an
+    /// arrive, a referee's decision); `sealingKey` opens a stored origin key.
+    public func receiveLift(_ m: LiftMessage, from peer: AgentID, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64) throws -> Outcome {
+        let stamp = Timestamp.format(millisecondsSince1970: now)
+        return try guardedWrite { db in
+            let decision: Decision
+            switch m.action {
+            case .promise:
+                decision = PromiseDialog.decide(m, snapshot: try Self.promiseSnapshot(db, m, sealingKey: sealingKey), now: now, key: siteKey)
+            case .refuse, .arrive:
+                decision = LiftCall.decide(m, snapshot: try Self.callSnapshot(db, m.lift, sealingKey: sealingKey), now: now)
+            case .ack:
+                let stored = try Self.storedLift(db, m.lift)
+                decision = LiftAck.decide(
+                    m,
+                    snapshot: LiftAck.Snapshot(
+                        known: stored != nil, promisedHop: stored.flatMap { Self.promisedHop($0.record) },
+                        promiseAnswered: stored?.promiseAnswer != nil))
+            case .good, .void:
+                decision = DecisionApply.decide(m, snapshot: try Self.decisionSnapshot(db, m.lift))
+            case .status:
+                decision = DecisionApply.status(m, held: try Self.heldDecisions(db, m.lift))
+            case .commit, .abort, .query:
+                let stored = try String.fetchOne(db, sql: "SELECT decision FROM referee_decisions WHERE lift = ?", arguments: [m.lift])
+                    .flatMap { try? SignedDecision(json: try JSONValue(parsing: $0)) }
+                decision = Referee.decide(m, snapshot: Referee.Snapshot(site: try Self.liftSite(db), stored: stored), now: now, key: siteKey)
+            case .pending:
+                decision = .ignore("pending: asked again on the timeout-query schedule")
+            }
+            return try Self.commit(decision, db, now: stamp)
+        }
+    }
+
+    static func promiseSnapshot(_ db: Database, _ m: LiftMessage, sealingKey: SealingKey?) throws -> PromiseDialog.Snapshot {
+        let site = try liftSite(db)
+        guard case .user(let to) = m.to, case .user(let from) = m.from, let hop = m.hop else {
+            return PromiseDialog.Snapshot(site: site, tallies: [])
+        }
+        let lift = m.lift
+        var s = PromiseDialog.Snapshot(site: site, tallies: [])
+        s.answered = answer(try String.fetchOne(db, sql: "SELECT answer FROM lifts WHERE lift = ? AND hop = ?", arguments: [lift, hop]))
+        guard case .promise(let header, _, let chit) = m.body else { return s }
+        s.holdsChit = try Bool.fetchOne(db, sql: "SELECT 1 FROM chits WHERE uuid = ?", arguments: [chit.uuid]) != nil
+        for row in try Row.fetchAll(
+            db, sql: "SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ?",
+            arguments: [TallyState.open.rawValue, to.cuid.value, from.agent.description, from.cuid.value])
+        {
+            let t = try tallyRecord(row)
+            guard let core = t.core else { continue }
+            s.tallies.append(
+                PromiseDialog.Inbound(
+                    core: core, user: core.cert(t.side).chad, partner: core.cert(t.side.other).chad, half: try liftHalf(db, t, core: core)))
+        }
+        s.acceptsReferee = try acceptsReferee(db, header.referee.agent)
+        s.withPartner = try liftsWithPartner(db, from.agent)
+        let stored = try storedLift(db, lift)
+        s.record = stored?.record
+        s.decided = try heldDecisions(db, lift).first
+        s.foreign = try foreignTallies(db)
+        s.unlocked = try unlockedUsers(db)
+        s.originKey = originKey(stored, sealingKey: sealingKey)
+        return s
+    }
+
+    static func callSnapshot(_ db: Database, _ lift: String, sealingKey: SealingKey?) throws -> LiftCall.Snapshot {
+        let site = try liftSite(db)
+        guard let stored = try storedLift(db, lift) else { return LiftCall.Snapshot(site: site, record: nil, promisedHop: nil) }
+        let r = stored.record
+        var predecessor: LiftCall.Predecessor?
+        if let hop = r.hop, let t = try tallyOnHop(db, r.header, hop: hop), let core = t.core {
+            predecessor = LiftCall.Predecessor(hop: hop, user: core.cert(t.side.other).chad, ours: core.cert(t.side).chad)
+        }
+        return LiftCall.Snapshot(
+            site: site, record: r, promisedHop: promisedHop(r), promiseAnswer: stored.promiseAnswer, predecessor: predecessor,
+            originKey: originKey(stored, sealingKey: sealingKey))
+    }
+
+    static func decisionSnapshot(_ db: Database, _ lift: String) throws -> DecisionApply.Snapshot {
+        let stored = try storedLift(db, lift)
+        guard let header = try stored?.record.header ?? liftHeader(db, lift) else { return DecisionApply.Snapshot(header: nil, known: false) }
+        let holdsChit = try Bool.fetchOne(db, sql: "SELECT 1 FROM chits WHERE lift = ? LIMIT 1", arguments: [lift]) != nil
+        return DecisionApply.Snapshot(
+            header: header, held: try heldDecisions(db, lift), known: stored != nil || holdsChit,
+            neighbours: try neighbours(db, header, stored: stored))
+    }
+
+    // MARK: Route discovery
+
+    /// What a route query `m` sees here (9.4): the engine adds whether the
+    /// qid was seen and whether a rate or count limit is passed.
+    public func routeSnapshot(_ m: RouteMessage) throws -> RouteDiscovery.Snapshot {
+        try guardedRead { db in
+            var referee: AgentID?
+            if case .query(let q) = m.body { referee = q.referee.agent }
+            return RouteDiscovery.Snapshot(
+                site: try Self.agent(db), foreign: try Self.foreignTallies(db), unlocked: try Self.unlockedUsers(db),
+                acceptsReferee: try referee.map { try Self.acceptsReferee(db, $0) } ?? false)
+        }
+    }
+
+    /// This site as a lift names it (the referee, O's `from` to R).
+    public func liftSite() throws -> LiftSite { try guardedRead { db in try Self.liftSite(db) } }
+
+    // MARK: The originator
+
+    /// The queries of a circular lift (9.4 "Start") from this site's open tallies now.
+    public func circularQueries(_ ask: LiftStart.Ask) throws -> [LiftStart.Query] {
+        let foreign = try guardedRead { db in try Self.foreignTallies(db) }
+        do { return try LiftStart.circular(ask, foreign: foreign, internalTallies: []) } catch { throw ModelError.invalid("\(error)") }
+    }
+
+    /// The most a circular lift could clear from here now: the largest debt
+    /// back to target on any open tally (0: nothing to clear).
+    public func circularWant() throws -> Int64 {
+        try guardedRead { db in try Self.foreignTallies(db).map { LiftCapacity.payee($0.half, kind: .circ) }.max() ?? 0 }
+    }
+
+    /// `exec` (9.6 step 1) in one transaction: the record, the origin key
+    /// (sealed like the agent key), O's segment chits and reservations, and
+    /// the first `promise` in the outbox. Returns H.
+    public func execLift(
+        _ q: LiftStart.Query, route: FoundRoute, uuid: String, now: Int64, originKey: SigningKey, siteKey: SigningKey,
+        sealingKey: SealingKey?
+    ) throws -> String {
+        let stamp = Timestamp.format(millisecondsSince1970: now)
+        return try guardedWrite { db in
+            let foreign = try Self.foreignTallies(db)
+            let decision: Decision
+            do {
+                decision = try LiftStart.exec(
+                    q, route: route, uuid: uuid, now: now, originKey: originKey, siteKey: siteKey, foreign: foreign, internalTallies: [])
+            } catch { throw ModelError.invalid("\(error)") }
+            // The tallies may have moved since the query: check the segment again.
+            guard let t0 = foreign.first(where: { $0.uuid == q.t0 }) else { throw ModelError.invalid("the outgoing tally is gone") }
+            var lift: String?
+            for effect in decision.effects {
+                if case .insertLiftRecord(let r) = effect { lift = r.header.hash }
+                if case .insertLiftChit(let c, let h, _) = effect, c.tally == t0.uuid,
+                    let why = LiftCapacity.payerRefusal(t0.half, units: h.units, referee: h.referee.agent, withPartner: 0)
+                {
+                    throw ModelError.invalid("the outgoing tally no longer carries the lift (\(why.rawValue))")
+                }
+            }
+            guard let lift else { throw StoreError.damaged("exec made no record") }
+            _ = try Self.commit(decision, db, now: stamp)
+            let sealed = Self.storedSeed(of: originKey, sealingKey: sealingKey, label: Self.originKeyLabel(lift))
+            try db.execute(sql: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(sealed), lift])
+            return lift
+        }
+    }
+
+    /// Lifts this site still has to see through: records in `exec`, `call`
+    /// or `part` (the engine's timers: O's abort at the deadline, 9.7's queries).
+    public func liftsInProgress() throws -> [LiftInProgress] {
+        try guardedRead { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT l.*, h.header FROM lifts l JOIN lift_headers h ON h.lift = l.lift WHERE l.state IN ('exec', 'call', 'part')
+                    """
+            ).map { row in
+                let s = try Self.storedLift(row)
+                let last: String? = s.queries > 0 ? s.updated : nil
+                return LiftInProgress(
+                    lift: s.record.header.hash, role: s.record.role, state: s.record.state, deadlineMs: s.record.header.deadlineMs,
+                    queries: s.queries, lastQueryMs: last.flatMap { Timestamp.parse($0) })
+            }
+        }
+    }
+
+    /// O's timer (9.6 step 4): a lift still in `exec` at `deadline` − 1 s is aborted.
+    public func tickLift(_ lift: String, now: Int64, sealingKey: SealingKey?) throws {
+        let stamp = Timestamp.format(millisecondsSince1970: now)
+        try guardedWrite { db in
+            guard let stored = try Self.storedLift(db, lift) else { return }
+            let s = try Self.callSnapshot(db, lift, sealingKey: sealingKey)
+            for effect in LiftCall.tick(stored.record, s, now: now) { try Self.apply(effect, db, now: stamp) }
+        }
+    }
+
+    /// 9.7's timeout queries for H: `status` to each neighbour and `query`
+    /// to R (sent, never queued), counted on the record.
+    public func timeoutQueries(_ lift: String, now: Int64) throws -> [SiteMessage] {
+        let stamp = Timestamp.format(millisecondsSince1970: now)
+        return try guardedWrite { db in
+            guard let stored = try Self.storedLift(db, lift), [.exec, .call, .part].contains(stored.record.state) else { return [] }
+            let header = stored.record.header
+            var out = [SiteMessage]()
+            for n in try Self.neighbours(db, header, stored: stored) {
+                out.append(.lift(LiftMessage(to: .user(n.user), from: .user(n.ours), body: .status(lift: lift, hop: n.hop))))
+            }
+            out.append(.lift(LiftMessage(to: .site(header.referee), from: .site(try Self.liftSite(db)), body: .query(header: header))))
+            try db.execute(sql: "UPDATE lifts SET queries = queries + 1, updated = ? WHERE lift = ?", arguments: [stamp, lift])
+            return out
+        }
+    }
+
+    // MARK: Applying lift effects (not chits and decisions: LiftChain.swift)
+
+    static func insertLiftRecord(_ db: Database, _ r: LiftRecord, now: String) throws {
+        try insertHeader(db, r.header, now: now)
+        let internalHops = JSONValue.array(r.internalHops.map(JSONValue.string)).canonicalString
+        try db.execute(
+            sql: """
+                INSERT INTO lifts (lift, role, state, hop, answer, internal, outgoing, created, updated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                r.header.hash, r.role.rawValue, r.state.rawValue, r.hop, r.answer.map(answerText), internalHops, r.outgoing, now, now
+            ])
+    }
+
+    /// Keeps a header once per H.
+    static func insertHeader(_ db: Database, _ h: LiftHeader, now: String) throws {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO lift_headers (lift, header, kind, units, deadline, referee, created) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [h.hash, h.json.canonicalString, h.kind.rawValue, h.units, h.deadline, h.referee.agent.description, now])
+    }
+}
+
+/// A person's request to serve about lifts (the CLI writes it, serve runs it).
+public struct LiftRequest: Sendable, Equatable {
+    public enum Kind: String, Sendable { case clear, pay }
+    public enum State: String, Sendable { case new, started, done }
+    public var id: Int64
+    public var kind: Kind
+    public var cuid: CUID?
+    public var params: JSONValue
+    public var state: State
+    /// The H of each lift it started.
+    public var lifts: [String]
+    public var note: String?
+}
+
+extension SiteStore {
+    /// Asks serve to look for circular lifts now (`lift clear`); returns the request's id.
+    public func requestClear(user: CUID?) throws -> Int64 {
+        let now = Self.now()
+        return try guardedWrite { db in
+            if let user, try String.fetchOne(db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [user.value]) == nil {
+                throw ModelError.invalid("no user \(user)")
+            }
+            try db.execute(
+                sql: "INSERT INTO lift_requests (kind, cuid, state, created, updated) VALUES ('clear', ?, 'new', ?, ?)",
+                arguments: [user?.value, now, now])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func liftRequests(state: LiftRequest.State? = nil) throws -> [LiftRequest] {
+        try guardedRead { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM lift_requests WHERE ? IS NULL OR state = ? ORDER BY id", arguments: [state?.rawValue, state?.rawValue]
+            ).map(Self.liftRequest)
+        }
+    }
+
+    public func liftRequest(_ id: Int64) throws -> LiftRequest? {
+        try guardedRead { db in try Row.fetchOne(db, sql: "SELECT * FROM lift_requests WHERE id = ?", arguments: [id]).map(Self.liftRequest) }
+    }
+
+    static func liftRequest(_ row: Row) throws -> LiftRequest {
+        let kind: String = row["kind"], state: String = row["state"], cuid: String? = row["cuid"]
+        let params: String = row["params"], lifts: String = row["lifts"]
+        guard let k = LiftRequest.Kind(rawValue: kind), let s = LiftRequest.State(rawValue: state) else {
+            throw StoreError.damaged("lift request state")
+        }
+        return LiftRequest(
+            id: row["id"], kind: k, cuid: try cuid.map { try CUID($0) }, params: (try? JSONValue(parsing: params)) ?? [:], state: s,
+            lifts: (try? JSONValue(parsing: lifts))?.arrayValue?.compactMap(\.stringValue) ?? [], note: row["note"])
+    }
+
+    /// The request moves on: `started` (its discovery runs), or `done` with
+    /// the lifts it started or why none.
+    public func updateLiftRequest(_ id: Int64, state: LiftRequest.State, lifts: [String] = [], note: String? = nil) throws {
+        let now = Self.now()
+        let list = JSONValue.array(lifts.map(JSONValue.string)).canonicalString
+        try guardedWrite { db in
+            try db.execute(
+                sql: "UPDATE lift_requests SET state = ?, lifts = ?, note = ?, updated = ? WHERE id = ?",
+                arguments: [state.rawValue, list, note, now, id])
+        }
+    }
+
+    /// The state of lift H in our record (nil: none).
+    public func liftState(_ lift: String) throws -> LiftRecord.State? {
+        try guardedRead { db in
+            try String.fetchOne(db, sql: "SELECT state FROM lifts WHERE lift = ?", arguments: [lift]).flatMap(LiftRecord.State.init)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import ChipModel
+import ChipProtocol
+import Foundation
+import Testing
+import TestSupport
+@testable import ChipDaemon
+@testable import ChipStore
+
+/// Lifts across real sites in one process: site files, serve's engine,
+/// Noise channels on loopback (section 9).
+@Suite(.serialized) struct LiftRingTests {
+    /// Three sites in a ring, a owes b, b owes c, c owes a: one circular lift
+    /// started by a (its own referee) clears the circle on every tally, both
+    /// halves of each agree, and the relays net zero.
+    @Test(.disabled("until lift chits are chained: the lift-chain work")) func aCircularLiftClearsARingOfThreeSites() async throws {
+        let net = try LiftNetwork(["a", "b", "c"])
+        try await net.start()
+        let ab = try net.openTally(stock: "b", foil: "a")
+        let bc = try net.openTally(stock: "c", foil: "b")
+        let ca = try net.openTally(stock: "a", foil: "c")
+        try net.pay("a", tally: ab, units: 10_000)
+        try net.pay("b", tally: bc, units: 10_000)
+        try net.pay("c", tally: ca, units: 10_000)
+        #expect(
+            try await eventually(20) {
+                try net.agree("a", "b", ab) && net.agree("b", "c", bc) && net.agree("c", "a", ca)
+                    && net.tally("a", ab).balance == 10_000
+            })
+        let request = try net["a"].store.requestClear(user: nil)
+        net["a"].daemon?.poke()
+        #expect(
+            try await eventually(30) {
+                let r = try net["a"].store.liftRequest(request)
+                guard let lift = r?.lifts.first else { return false }
+                return try net["a"].store.liftState(lift) == .good && net["b"].store.liftState(lift) == .good
+                    && net["c"].store.liftState(lift) == .good
+            }, "the lift ends good on every site")
+        let r = try net["a"].store.liftRequest(request)
+        #expect(r?.note == nil, "no lift: \(r?.note ?? "")")
+        #expect(
+            try await eventually(20) {
+                try net.agree("a", "b", ab) && net.agree("b", "c", bc) && net.agree("c", "a", ca) && net.tally("a", ab).balance == 0
+                    && net.tally("b", bc).balance == 0 && net.tally("c", ca).balance == 0
+            }, "every tally is cleared and both halves agree")
+        await net.stop()
+    }
+}
