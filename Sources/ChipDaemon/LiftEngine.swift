@@ -61,7 +61,7 @@ extension SiteEngine {
             liftState.rate[peer] = r
             let overLimit = r.count > LiftLimits.queriesPerSecondPerPartner || liftState.forwarded.count >= LiftLimits.maxOpenQids
             var snapshot: RouteDiscovery.Snapshot
-            do { snapshot = try store.routeSnapshot(m) } catch {
+            do { snapshot = try store.routeSnapshot(m, siteKey: try store.siteKey(sealingKey: sealingKey)) } catch {
                 return logger.warning("cannot read for a route query", metadata: ["error": "\(error)"])
             }
             snapshot.seen = liftState.seen[q.qid] != nil
@@ -151,26 +151,60 @@ extension SiteEngine {
                 if let request { try store.updateLiftRequest(request, state: .done, note: "no circle of debt through this site's tallies") }
                 return
             }
-            let now = clock.now
-            liftState.seen[qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
-            let at = now.addingTimeInterval(Double(LiftLimits.maxWaitMs) / 1000)
-            let forwards = queries.map { q in
-                RouteDiscovery.Forward(tally: q.t0, internalHops: q.internalHops, capacity: q.capacity, message: q.message)
-            }
-            liftState.forwarded[qid] = LiftEngineState.Forwarded(
-                query: queries[0].message, inbound: nil, forwards: forwards, answerAt: at, own: queries, request: request)
             if let request { try store.updateLiftRequest(request, state: .started) }
-            wake.schedule(at: at)
             logger.info("looking for circular lifts", metadata: ["queries": "\(queries.count)", "units": "\(want)"])
-            for q in queries where await !sendDirect(.route(q.message), to: q.message.to.agent, address: q.message.to.address) {
-                routeReply(
-                    RouteMessage(to: q.message.from, from: q.message.to, body: .noRoute(qid: qid, reason: .noRoute)), from: q.message.to.agent)
-            }
-            await finishDiscovery(qid, force: false)
+            await discover(qid: qid, queries, request: request)
         } catch {
             logger.warning("cannot start a circular lift", metadata: ["error": "\(error)"])
             if let request { try? store.updateLiftRequest(request, state: .done, note: "\(error)") }
         }
+    }
+
+    /// A linear lift (9.4 "Start", linear) for request `request`: the payee
+    /// sealed to its site, one discovery, the lift on the route found.
+    func startLinear(_ request: LiftRequest) async {
+        do {
+            guard let payor = request.cuid, let payee = request.params["cuid"]?.stringValue.flatMap({ try? CUID($0) }),
+                let agent = request.params["agent"]?.stringValue.flatMap({ try? AgentID($0) }),
+                let units = request.params["units"]?.integerValue
+            else { return try store.updateLiftRequest(request.id, state: .done, note: "a malformed pay request") }
+            guard let qid = HopNonce.qid(random: Crypto.randomBytes(HopNonce.qidBytes)) else { return }
+            let contents = SealContents(
+                qid: qid, cuid: payee, units: units, memo: request.params["memo"]?.stringValue, ref: request.params["ref"])
+            let find = LiftFind(agent: agent, seal: try SealedBox.seal(contents.json.canonicalBytes, to: agent))
+            let paddingCount = Int(random.double(in: 0...2.999))
+            let padding = (0..<paddingCount).map { _ in Base64URL.encode(Crypto.randomBytes(32)) }
+            let ask = LiftStart.Ask(
+                qid: qid, units: units, min: units, referee: try store.liftSite(), padding: padding, wait: LiftLimits.maxWaitMs)
+            let queries = try store.linearQueries(ask, payor: payor, find: find)
+            guard !queries.isEmpty else {
+                return try store.updateLiftRequest(request.id, state: .done, note: "no tally of \(payor) can carry \(Amount.format(units)) CHIPs")
+            }
+            try store.updateLiftRequest(request.id, state: .started)
+            await discover(qid: qid, queries, request: request.id)
+        } catch {
+            logger.warning("cannot start a linear lift", metadata: ["error": "\(error)"])
+            try? store.updateLiftRequest(request.id, state: .done, note: "\(error)")
+        }
+    }
+
+    /// Sends our own queries and waits (in memory, on the wake-up timer)
+    /// for their replies; `finishDiscovery` starts the lift.
+    private func discover(qid: String, _ queries: [LiftStart.Query], request: Int64?) async {
+        let now = clock.now
+        liftState.seen[qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+        let at = now.addingTimeInterval(Double(LiftLimits.maxWaitMs) / 1000)
+        let forwards = queries.map { q in
+            RouteDiscovery.Forward(tally: q.t0, internalHops: q.internalHops, capacity: q.capacity, message: q.message)
+        }
+        liftState.forwarded[qid] = LiftEngineState.Forwarded(
+            query: queries[0].message, inbound: nil, forwards: forwards, answerAt: at, own: queries, request: request)
+        wake.schedule(at: at)
+        for q in queries where await !sendDirect(.route(q.message), to: q.message.to.agent, address: q.message.to.address) {
+            routeReply(
+                RouteMessage(to: q.message.from, from: q.message.to, body: .noRoute(qid: qid, reason: .noRoute)), from: q.message.to.agent)
+        }
+        await finishDiscovery(qid, force: false)
     }
 
     /// `exec` on the widest route any of our queries found.
@@ -256,7 +290,12 @@ extension SiteEngine {
         let now = clock.milliseconds
         await finishDueDiscoveries()
         if let requests = try? store.liftRequests(state: .new) {
-            for r in requests where r.kind == .clear { await startCircular(request: r.id) }
+            for r in requests {
+                switch r.kind {
+                case .clear: await startCircular(request: r.id)
+                case .pay: await startLinear(r)
+                }
+            }
         }
         let settings = liftSettings
         // The automatic circular pass: armed only while there is debt to

@@ -224,7 +224,7 @@ extension SiteStore {
             let decision: Decision
             switch m.action {
             case .promise:
-                decision = PromiseDialog.decide(m, snapshot: try Self.promiseSnapshot(db, m, sealingKey: sealingKey), now: now, key: siteKey)
+                decision = PromiseDialog.decide(m, snapshot: try Self.promiseSnapshot(db, m, siteKey: siteKey, sealingKey: sealingKey), now: now, key: siteKey)
             case .refuse, .arrive:
                 decision = LiftCall.decide(m, snapshot: try Self.callSnapshot(db, m.lift, sealingKey: sealingKey), now: now)
             case .ack:
@@ -249,7 +249,7 @@ extension SiteStore {
         }
     }
 
-    static func promiseSnapshot(_ db: Database, _ m: LiftMessage, sealingKey: SealingKey?) throws -> PromiseDialog.Snapshot {
+    static func promiseSnapshot(_ db: Database, _ m: LiftMessage, siteKey: SigningKey, sealingKey: SealingKey?) throws -> PromiseDialog.Snapshot {
         let site = try liftSite(db)
         guard case .user(let to) = m.to, case .user(let from) = m.from, let hop = m.hop else {
             return PromiseDialog.Snapshot(site: site, tallies: [])
@@ -277,6 +277,7 @@ extension SiteStore {
         s.foreign = try foreignTallies(db)
         s.unlocked = try unlockedUsers(db)
         s.originKey = originKey(stored, sealingKey: sealingKey)
+        if let find = header.find { s.seal = openSeal(find, siteKey: siteKey) }
         return s
     }
 
@@ -306,14 +307,28 @@ extension SiteStore {
 
     /// What a route query `m` sees here (9.4): the engine adds whether the
     /// qid was seen and whether a rate or count limit is passed.
-    public func routeSnapshot(_ m: RouteMessage) throws -> RouteDiscovery.Snapshot {
+    /// `siteKey` opens the seal of a linear query naming this site.
+    public func routeSnapshot(_ m: RouteMessage, siteKey: SigningKey) throws -> RouteDiscovery.Snapshot {
         try guardedRead { db in
-            var referee: AgentID?
-            if case .query(let q) = m.body { referee = q.referee.agent }
+            guard case .query(let q) = m.body else {
+                return RouteDiscovery.Snapshot(site: try Self.agent(db), foreign: [], unlocked: [])
+            }
+            var seal: SealContents?
+            if case .payee(let find) = q.find { seal = Self.openSeal(find, siteKey: siteKey) }
             return RouteDiscovery.Snapshot(
                 site: try Self.agent(db), foreign: try Self.foreignTallies(db), unlocked: try Self.unlockedUsers(db),
-                acceptsReferee: try referee.map { try Self.acceptsReferee(db, $0) } ?? false)
+                acceptsReferee: try Self.acceptsReferee(db, q.referee.agent), seal: seal)
         }
+    }
+
+    /// A linear lift's seal, opened when it names this site (nil: not ours,
+    /// or it does not open or parse).
+    static func openSeal(_ find: LiftFind, siteKey: SigningKey) -> SealContents? {
+        guard find.agent.publicKey == siteKey.publicKey,
+            let bytes = SealedBox.open(find.seal, with: siteKey, maxBytes: LiftLimits.maxSealBytes),
+            let json = try? JSONValue(parsing: bytes)
+        else { return nil }
+        return try? SealContents(json: json)
     }
 
     /// This site as a lift names it (the referee, O's `from` to R).
@@ -325,6 +340,14 @@ extension SiteStore {
     public func circularQueries(_ ask: LiftStart.Ask) throws -> [LiftStart.Query] {
         let foreign = try guardedRead { db in try Self.foreignTallies(db) }
         do { return try LiftStart.circular(ask, foreign: foreign, internalTallies: []) } catch { throw ModelError.invalid("\(error)") }
+    }
+
+    /// The queries of a linear lift from `payor` (9.4 "Start", linear).
+    public func linearQueries(_ ask: LiftStart.Ask, payor: CUID, find: LiftFind) throws -> [LiftStart.Query] {
+        let foreign = try guardedRead { db in try Self.foreignTallies(db) }
+        do {
+            return try LiftStart.linear(ask, payor: payor, find: find, foreign: foreign, internalTallies: [])
+        } catch { throw ModelError.invalid("\(error)") }
     }
 
     /// The most a circular lift could clear from here now: the largest debt
@@ -452,6 +475,35 @@ public struct LiftRequest: Sendable, Equatable {
 }
 
 extension SiteStore {
+    /// Asks serve to pay `units` from `payor` to the payee of `link` by a
+    /// linear lift (`lift pay`); returns the request's id.
+    public func requestPay(payor: CUID, link: PayLink, units: Int64, memo: String?) throws -> Int64 {
+        guard LiftLimits.units.contains(units) else { throw ModelError.invalid("the amount must be more than 0") }
+        if let asked = link.units, asked != units {
+            throw ModelError.invalid("the link asks for \(Amount.format(asked)) CHIPs, not \(Amount.format(units))")
+        }
+        if let memo, !Chit.memoFits(memo) { throw ModelError.invalid("the memo is too long") }
+        let now = Self.now()
+        return try guardedWrite { db in
+            guard try String.fetchOne(db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [payor.value]) != nil else {
+                throw ModelError.invalid("no user \(payor)")
+            }
+            try Self.checkNotLocked(db, payor)
+            if link.agent == (try Self.agent(db)) {
+                throw ModelError.invalid("the payee is on this site: pay on a tally, not by a lift")
+            }
+            var params: [String: JSONValue] = [
+                "cuid": .string(link.cuid.value), "agent": .string(link.agent.description), "units": .integer(units)
+            ]
+            if let m = memo ?? link.memo { params["memo"] = .string(m) }
+            if let ref = link.ref { params["ref"] = ref }
+            try db.execute(
+                sql: "INSERT INTO lift_requests (kind, cuid, params, state, created, updated) VALUES ('pay', ?, ?, 'new', ?, ?)",
+                arguments: [payor.value, JSONValue.object(params).canonicalString, now, now])
+            return db.lastInsertedRowID
+        }
+    }
+
     /// Asks serve to look for circular lifts now (`lift clear`); returns the request's id.
     public func requestClear(user: CUID?) throws -> Int64 {
         let now = Self.now()

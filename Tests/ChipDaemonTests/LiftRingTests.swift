@@ -44,4 +44,31 @@ import TestSupport
             }, "every tally is cleared and both halves agree")
         await net.stop()
     }
+
+    /// Four sites in a line, a - b - c - d: a's user pays d's, with whom it
+    /// shares no tally, by a linear lift over three foreign hops; b and c
+    /// net zero and every tally's halves agree.
+    @Test func aLinearLiftPaysAcrossThreeHops() async throws {
+        let net = try LiftNetwork(["a", "b", "c", "d"])
+        try await net.start()
+        let ab = try net.openTally(stock: "b", foil: "a")
+        let bc = try net.openTally(stock: "c", foil: "b")
+        let cd = try net.openTally(stock: "d", foil: "c")
+        let link = try PayLink(cuid: try CUID("d"), agent: net["d"].agent, units: 5000, memo: "rent")
+        let request = try net["a"].store.requestPay(payor: try CUID("a"), link: try PayLink(text: link.text), units: 5000, memo: nil)
+        net["a"].daemon?.poke()
+        #expect(
+            try await eventually(30) {
+                guard let lift = try net["a"].store.liftRequest(request)?.lifts.first else { return false }
+                return try ["a", "b", "c", "d"].allSatisfy { try net[$0].store.liftState(lift) == .good }
+            }, "the lift ends good on every site")
+        let r = try net["a"].store.liftRequest(request)
+        #expect(r?.note == nil, "no lift: \(r?.note ?? "")")
+        #expect(
+            try await eventually(20) {
+                try net.agree("a", "b", ab) && net.agree("b", "c", bc) && net.agree("c", "d", cd)
+                    && net.tally("a", ab).balance == 5000 && net.tally("b", bc).balance == 5000 && net.tally("c", cd).balance == 5000
+            }, "a owes b, b owes c, c owes d: 5 CHIPs each, so b and c net zero")
+        await net.stop()
+    }
 }
