@@ -23,15 +23,19 @@ public struct TallyRecord: Sendable, Equatable {
     /// Chits in the chain, and the last entry's hash (nil while empty).
     public var chainLength: Int64 = 0
     public var chainHead: String?
+    /// Our half's trading variables (9.2), once there is a core (the
+    /// store's `tradingVariables`); nil for a request.
+    public var trade: TradingVariables?
 
     public init(
         uuid: String, cuid: CUID, side: TallySide, partner: CHAD, state: TallyState, revision: Int64, core: TallyCore?,
         sign: TallySignatures?, token: String?, balance: Int64, created: String, updated: String, note: String? = nil,
-        chainLength: Int64 = 0, chainHead: String? = nil
+        chainLength: Int64 = 0, chainHead: String? = nil, trade: TradingVariables? = nil
     ) {
         self.uuid = uuid; self.cuid = cuid; self.side = side; self.partner = partner; self.state = state
         self.revision = revision; self.core = core; self.sign = sign; self.token = token; self.balance = balance
         self.created = created; self.updated = updated; self.note = note; self.chainLength = chainLength; self.chainHead = chainHead
+        self.trade = trade
     }
 
     /// Whether both signatures verify against the certificates' keys.

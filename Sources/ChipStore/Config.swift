@@ -1,4 +1,5 @@
 import ChipModel
+import ChipProtocol
 
 /// A setting kept in the site file's `config` table. Every key has a
 /// documented default and a validator, so a bad value never reaches the file.
@@ -96,6 +97,55 @@ public struct ConfigKey: Sendable, Hashable {
         try TallyTicket.validate(lifetime: DurationText.seconds(v), what: "ticket.expires")
     }
 
+    /// A whole number of seconds; its summary ends with the default.
+    static func seconds(_ name: String, _ summary: String, _ range: ClosedRange<Int64>, default value: Int64) -> ConfigKey {
+        ConfigKey(
+            name: name, summary: "\(summary) (default \(value))", defaultValue: String(value),
+            range: "\(range.lowerBound) to \(range.upperBound), whole seconds"
+        ) { v throws(ModelError) in
+            guard v.utf8.count <= 12, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(v), range.contains(n) else {
+                throw .invalid("\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+        }
+    }
+
+    // MARK: Lifts (protocol section 9)
+
+    /// `lift.interval`: seconds between looks for circular lifts; 0: none are started automatically.
+    public static let liftInterval = seconds(
+        "lift.interval", "seconds between looks for circular lifts, 0: none", 0...LiftSettings.maxInterval,
+        default: LiftSettings.defaultInterval)
+
+    /// `lift.referee`: whether this site acts as a referee (9.8).
+    public static let liftReferee = ConfigKey(
+        name: "lift.referee", summary: "on: act as a referee for lifts (default on)", defaultValue: "on", range: "on or off"
+    ) { v throws(ModelError) in
+        guard v == "on" || v == "off" else { throw .invalid("lift.referee must be on or off") }
+    }
+
+    /// `lift.referees`: the referees this site accepts (9.8).
+    public static let liftReferees = ConfigKey(
+        name: "lift.referees", summary: "referees accepted in lifts (default any)", defaultValue: "any",
+        range: "partners, any, none, or a comma-separated list of AGENT@HOST:PORT (at most \(RefereePolicy.maxListed))"
+    ) { v throws(ModelError) in
+        _ = try RefereePolicy(text: v)
+    }
+
+    /// `lift.life`: seconds from a lift's date to its deadline when this site starts it.
+    public static let liftLife = seconds(
+        "lift.life", "seconds a lift this site starts may take (date to deadline)", LiftSettings.lifeRange,
+        default: LiftSettings.defaultLife)
+
+    /// `lift.min`: the smallest lift this site starts, in CHIPs.
+    public static let liftMin = ConfigKey(
+        name: "lift.min", summary: "smallest lift this site starts, CHIPs (default \(Amount.format(LiftSettings.defaultMin)))",
+        defaultValue: Amount.format(LiftSettings.defaultMin), range: "0.001 to 10^12 CHIPs, up to 3 decimals"
+    ) { v throws(ModelError) in
+        guard (try? Amount.parse(v)).map({ $0 > 0 }) == true else {
+            throw .invalid("lift.min must be an amount of CHIPs more than 0 with up to 3 decimals, e.g. 1 or 0.5")
+        }
+    }
+
     /// A number without a needless ".0".
     static func plain(_ d: Double) -> String {
         d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
@@ -103,7 +153,8 @@ public struct ConfigKey: Sendable, Hashable {
 
     public static let all: [ConfigKey] = [
         .siteHost, .sitePort, .siteLockdown, .peerMaxFrame, .peerHandshakeTimeout, .peerIdleTimeout, .peerMaxConnections,
-        .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes, .ticketExpires
+        .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes, .ticketExpires, .liftInterval, .liftReferee, .liftReferees,
+        .liftLife, .liftMin
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -36,7 +36,8 @@ extension SiteStore {
             partner: CHAD(cuid: try CUID(pcuid), agent: try AgentID(agent), address: try SiteAddress(host: host, port: port)),
             state: st, revision: row["revision"], core: core, sign: sign, token: row["token"], balance: row["balance"],
             created: row["created"], updated: row["updated"], note: coreJSON[Self.requestNoteKey]?["note"]?.stringValue,
-            chainLength: row["chain_length"] ?? 0, chainHead: row["chain_head"])
+            chainLength: row["chain_length"] ?? 0, chainHead: row["chain_head"],
+            trade: try core.map { core in try Self.trade(row, limit: core.limit(s)) })
     }
 
     /// Tallies, newest first, optionally of one user.

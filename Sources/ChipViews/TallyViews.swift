@@ -26,6 +26,7 @@ public enum TallyView {
             o["terms"] = ["stock": ["limit": .integer(core.limit(.stock))], "foil": ["limit": .integer(core.limit(.foil))]]
             o["memo"] = core.json["memo"] ?? .null
         }
+        if let trade = t.trade { o["trade"] = trade.json }
         return .object(o)
     }
 }

@@ -21,7 +21,8 @@ struct Chipsite: AsyncParsableCommand {
         version: version,
         subcommands: [
             InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self,
-            TallyCommand.self, PayCommand.self, InvoiceCommand.self, ChitCommand.self, ServeCommand.self, ConfigCommand.self, BackupCommand.self,
+            TallyCommand.self, PayCommand.self, InvoiceCommand.self, ChitCommand.self, LiftCommand.self, ServeCommand.self, ConfigCommand.self,
+            BackupCommand.self,
             RestoreCommand.self, DoctorCommand.self, KeyCommand.self, LockdownCommand.self
         ]
     )

@@ -10,7 +10,7 @@ struct TallyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Request, accept, refuse, list and show tallies.",
-        subcommands: [Request.self, Accept.self, Refuse.self, List.self, Show.self, VerifyTally.self])
+        subcommands: [Request.self, Accept.self, Refuse.self, List.self, Show.self, VerifyTally.self, Trade.self])
 
     struct Request: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -163,6 +163,11 @@ struct TallyCommand: ParsableCommand {
                 print("limits    stock grants \(Amount.format(core.limit(.stock))), foil grants \(Amount.format(core.limit(.foil)))")
                 if let memo = core.json["memo"]?.stringValue { print("memo      \(Printable.line(memo))") }
                 print("hash      \(core.hash)")
+            }
+            if let trade = t.trade {
+                print(
+                    "trade     target \(Amount.format(trade.target)), bound \(Amount.format(trade.bound)) CHIPs; reward \(trade.reward), clutch \(trade.clutch) ppm"
+                )
             }
             print(
                 "signed    stock \(t.core.map { $0.verify(t.sign?.stock, by: .stock) } == true ? "valid" : "no"), foil \(t.core.map { $0.verify(t.sign?.foil, by: .foil) } == true ? "valid" : "no")"
