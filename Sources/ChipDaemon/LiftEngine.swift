@@ -6,15 +6,26 @@ import ChipStore
 import Foundation
 import Logging
 
-/// How serve runs circular lifts (config `lift.interval`, `lift.min`).
+/// How serve runs lifts: config `lift.*` (ChipProtocol `LiftSettings`),
+/// which a test may override.
 public struct LiftEngineSettings: Sendable, Equatable {
     /// Seconds between automatic circular passes; 0: none.
     public var interval: TimeInterval
     /// The least a lift carries (milliCHIPs).
     public var min: Int64
-    public init(interval: TimeInterval = 60, min: Int64 = 1000) {
+    /// `deadline − date` of the lifts this site starts (ms).
+    public var lifeMs: Int64
+    /// This site answers other sites' commits, aborts and queries as referee.
+    public var referee: Bool
+    public init(interval: TimeInterval = 60, min: Int64 = 1000, lifeMs: Int64 = LiftLimits.originLifeMs, referee: Bool = true) {
         self.interval = interval
         self.min = min
+        self.lifeMs = lifeMs
+        self.referee = referee
+    }
+
+    public init(_ s: LiftSettings) {
+        self.init(interval: TimeInterval(s.interval), min: s.min, lifeMs: s.life * 1000, referee: s.refereeOn)
     }
 }
 
@@ -133,8 +144,13 @@ extension SiteEngine {
     /// Looks for circular lifts through our users now (9.4 "Start", circular):
     /// one discovery; the lift starts on the best route found.
     func startCircular(request: Int64?) async {
-        let settings = liftSettings
+        let settings = currentLiftSettings()
         do {
+            // chipsite's O names itself as referee (9.8); naming another is not built yet.
+            guard settings.referee else {
+                if let request { try store.updateLiftRequest(request, state: .done, note: Self.noReferee) }
+                return
+            }
             let want = try store.circularWant()
             guard want >= settings.min else {
                 if let request { try store.updateLiftRequest(request, state: .done, note: "no debt to clear") }
@@ -164,6 +180,7 @@ extension SiteEngine {
     /// sealed to its site, one discovery, the lift on the route found.
     func startLinear(_ request: LiftRequest) async {
         do {
+            guard currentLiftSettings().referee else { return try store.updateLiftRequest(request.id, state: .done, note: Self.noReferee) }
             guard let payor = request.cuid, let payee = request.params["cuid"]?.stringValue.flatMap({ try? CUID($0) }),
                 let agent = request.params["agent"]?.stringValue.flatMap({ try? AgentID($0) }),
                 let units = request.params["units"]?.integerValue
@@ -187,6 +204,8 @@ extension SiteEngine {
             try? store.updateLiftRequest(request.id, state: .done, note: "\(error)")
         }
     }
+
+    static let noReferee = "lift.referee is off: this site starts lifts only as their referee (`chipsite config set lift.referee on`)"
 
     /// Sends our own queries and waits (in memory, on the wake-up timer)
     /// for their replies; `finishDiscovery` starts the lift.
@@ -224,7 +243,8 @@ extension SiteEngine {
         }
         do {
             let lift = try store.execLift(
-                q, route: route, uuid: UUID().uuidString.lowercased(), now: clock.milliseconds, originKey: SigningKey.generate(),
+                q, route: route, uuid: UUID().uuidString.lowercased(), now: clock.milliseconds, life: currentLiftSettings().lifeMs,
+                originKey: SigningKey.generate(),
                 siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey)
             logger.info("lift started", metadata: ["lift": "\(lift)", "hops": "\(route.path.count)"])
             if let request { try store.updateLiftRequest(request, state: .done, lifts: [lift]) }
@@ -243,6 +263,9 @@ extension SiteEngine {
     /// out in the pass that follows.
     func handleLift(_ m: LiftMessage, from peer: AgentID, on connection: PeerConnection?) async throws {
         guard m.from.agent == peer else { return logger.debug("lift message from another agent than the channel's") }
+        if [.commit, .abort, .query].contains(m.action), peer != ownAgent, !currentLiftSettings().referee {
+            return logger.debug("not a referee (lift.referee off)", metadata: ["action": "\(m.action.rawValue)"])
+        }
         let outcome = try store.receiveLift(
             m, from: peer, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds)
         switch outcome {
@@ -281,6 +304,12 @@ extension SiteEngine {
         }
     }
 
+    /// The settings now: the test's override, else the site file's `lift.*`.
+    func currentLiftSettings() -> LiftEngineSettings {
+        if let liftSettings { return liftSettings }
+        return (try? store.liftSettings()).map(LiftEngineSettings.init) ?? LiftEngineSettings()
+    }
+
     // MARK: Timers
 
     /// The lift timers, in each pass: O's abort at `deadline` − 1 s, 9.7's
@@ -297,7 +326,7 @@ extension SiteEngine {
                 }
             }
         }
-        let settings = liftSettings
+        let settings = currentLiftSettings()
         // The automatic circular pass: armed only while there is debt to
         // clear, so an idle site arms no timer (a change re-arms it).
         if settings.interval > 0 {

@@ -70,8 +70,8 @@ public actor SiteEngine: PeerPolicy {
     /// This site's agent (a lift may name it as referee: its messages to
     /// itself are handled here, not dialed).
     let ownAgent: AgentID?
-    /// How serve runs circular lifts.
-    var liftSettings = LiftEngineSettings()
+    /// A test's override of the `lift.*` settings (nil: the site file's).
+    var liftSettings: LiftEngineSettings?
 
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []

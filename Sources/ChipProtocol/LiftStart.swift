@@ -117,10 +117,12 @@ public enum LiftStart {
     /// `exec` (9.6 step 1): from a `route` found by query `q`, O's lift:
     /// linear lifts carry exactly the query's `units` (the route must carry
     /// them), circular ones as much of them as the route carries. The header
-    /// is dated `now` with `deadline` = `now` + 60 s and signed with
+    /// is dated `now` with `deadline` = `now` + `life` (chipsite's 60 s,
+    /// config `lift.life`; at most 120 s) and signed with
     /// `originKey`; O's segment chits are signed with the site key `siteKey`.
     public static func exec(
-        _ q: Query, route: FoundRoute, uuid: String, now: Int64, originKey: SigningKey, siteKey: SigningKey,
+        _ q: Query, route: FoundRoute, uuid: String, now: Int64, life: Int64 = LiftLimits.originLifeMs, originKey: SigningKey,
+        siteKey: SigningKey,
         foreign: [RouteDiscovery.Foreign], internalTallies: [RouteDiscovery.Internal]
     ) throws(Problem) -> Decision {
         guard case .query(let rq) = q.message.body, let t0 = foreign.first(where: { $0.uuid == q.t0 }) else { throw .invalid("not O's query") }
@@ -138,7 +140,7 @@ public enum LiftStart {
         do {
             header = try LiftHeader.make(
                 uuid: uuid, kind: rq.kind, qid: rq.qid, date: Timestamp.format(millisecondsSince1970: now),
-                deadline: Timestamp.format(millisecondsSince1970: now + LiftLimits.originLifeMs), units: units,
+                deadline: Timestamp.format(millisecondsSince1970: now + min(max(1, life), LiftLimits.maxLifeMs)), units: units,
                 path: route.path, referee: rq.referee, find: find, originKey: originKey)
         } catch { throw .invalid("\(error)") }
         let hop = rq.path.count - 1

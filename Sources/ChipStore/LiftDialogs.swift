@@ -49,19 +49,7 @@ extension SiteStore {
 
     /// Our user's half of open tally `t`, for 9.2's checks.
     static func liftHalf(_ db: Database, _ t: TallyRecord, core: TallyCore) throws -> LiftHalf {
-        let row = try Row.fetchOne(
-            db, sql: "SELECT trade_target, trade_bound, trade_reward, trade_clutch FROM tallies WHERE uuid = ?", arguments: [t.uuid])
-        let limit = core.limit(t.side)
-        var trade = TradingVariables.defaults(limit: limit)
-        if let row {
-            let bound: Int64? = row["trade_bound"]
-            if let stored = try? TradingVariables(
-                target: row["trade_target"], bound: bound ?? max(0, limit), reward: row["trade_reward"], clutch: row["trade_clutch"],
-                limit: max(0, limit))
-            {
-                trade = stored
-            }
-        }
+        let trade = t.trade ?? .defaults(limit: core.limit(t.side))
         return LiftHalf(
             tally: t.uuid, side: t.side, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil), balance: t.balance,
             held: try heldChits(db, tally: t.uuid), trade: trade)
@@ -91,12 +79,6 @@ extension SiteStore {
     static func unlockedUsers(_ db: Database) throws -> Set<CUID> {
         if try isLockedDown(db) { return [] }
         return Set(try String.fetchAll(db, sql: "SELECT cuid FROM users WHERE locked = 0").compactMap { try? CUID($0) })
-    }
-
-    /// Whether R is on the accept list (9.8): any referee not caught
-    /// equivocating (chipsite's default, `lift.referees` = any).
-    static func acceptsReferee(_ db: Database, _ referee: AgentID) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT 1 FROM referees_dropped WHERE agent = ?", arguments: [referee.description]) == nil
     }
 
     /// Lifts in progress with `agent` (9.9's 64 per partner): distinct H of
@@ -224,7 +206,8 @@ extension SiteStore {
             let decision: Decision
             switch m.action {
             case .promise:
-                decision = PromiseDialog.decide(m, snapshot: try Self.promiseSnapshot(db, m, siteKey: siteKey, sealingKey: sealingKey), now: now, key: siteKey)
+                decision = PromiseDialog.decide(
+                    m, snapshot: try Self.promiseSnapshot(db, m, siteKey: siteKey, sealingKey: sealingKey), now: now, key: siteKey)
             case .refuse, .arrive:
                 decision = LiftCall.decide(m, snapshot: try Self.callSnapshot(db, m.lift, sealingKey: sealingKey), now: now)
             case .ack:
@@ -360,8 +343,8 @@ extension SiteStore {
     /// (sealed like the agent key), O's segment chits and reservations, and
     /// the first `promise` in the outbox. Returns H.
     public func execLift(
-        _ q: LiftStart.Query, route: FoundRoute, uuid: String, now: Int64, originKey: SigningKey, siteKey: SigningKey,
-        sealingKey: SealingKey?
+        _ q: LiftStart.Query, route: FoundRoute, uuid: String, now: Int64, life: Int64 = LiftLimits.originLifeMs, originKey: SigningKey,
+        siteKey: SigningKey, sealingKey: SealingKey?
     ) throws -> String {
         let stamp = Timestamp.format(millisecondsSince1970: now)
         return try guardedWrite { db in
@@ -369,7 +352,8 @@ extension SiteStore {
             let decision: Decision
             do {
                 decision = try LiftStart.exec(
-                    q, route: route, uuid: uuid, now: now, originKey: originKey, siteKey: siteKey, foreign: foreign, internalTallies: [])
+                    q, route: route, uuid: uuid, now: now, life: life, originKey: originKey, siteKey: siteKey, foreign: foreign,
+                    internalTallies: [])
             } catch { throw ModelError.invalid("\(error)") }
             // The tallies may have moved since the query: check the segment again.
             guard let t0 = foreign.first(where: { $0.uuid == q.t0 }) else { throw ModelError.invalid("the outgoing tally is gone") }
