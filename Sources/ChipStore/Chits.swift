@@ -228,9 +228,9 @@ extension SiteStore {
             let uuid = row.uuid
             if row.index != index { problems.append("chain entry \(index) is missing"); break }
             if row.tally != t.uuid { problems.append("chit \(index) belongs to another tally") }
-            // The chit hash the entry links: the parsed chit's, else the stored one.
+            // The chit hash the entry links and its effect: the parsed chit's, else the stored ones.
             var chitHash = row.hash
-            var effect: Int64?
+            var effect = row.effect
             var isLift = false
             switch row.chit {
             case .success(.tran(let chit)):
@@ -248,7 +248,7 @@ extension SiteStore {
             let expected = Chain.entryHash(index: index, prior: prior, chitHash: chitHash)
             if row.chainHash != expected { problems.append("chain entry \(index): the link hash is wrong"); break }
             prior = expected
-            balance += effect ?? 0
+            balance += effect
             // A good lift chit is chained with no limit check (9.5).
             if !isLift, !Chit.withinLimits(balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
                 problems.append("chit \(index) takes the balance past a limit")

@@ -126,8 +126,10 @@ extension SiteStore {
         var tally: String
         var index: Int64?
         var chainHash: String?
-        /// The chit hash stored with the row.
+        /// The chit hash stored with the row, and what its `by` and `units`
+        /// columns did to the balance.
         var hash: String
+        var effect: Int64
         var chit: Result<ChainChit, ChainRowProblem>
     }
 
@@ -137,14 +139,17 @@ extension SiteStore {
         var args: [any DatabaseValueConvertible] = [tally, after]
         if let limit { args.append(limit) }
         return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
-            ChainRow(uuid: row["uuid"], tally: row["tally"], index: row["idx"], chainHash: row["chain_hash"], hash: row["hash"], chit: chainChit(row))
+            let units: Int64 = row["units"], by: String = row["by"]
+            return ChainRow(
+                uuid: row["uuid"], tally: row["tally"], index: row["idx"], chainHash: row["chain_hash"], hash: row["hash"],
+                effect: by == TallySide.foil.rawValue ? units : -units, chit: chainChit(row))
         }
     }
 
     /// The chain rows of a tally after an index (arguments: tally, index),
     /// each with, for a lift chit, its header and the good decision applied.
     static let chainRowsSQL = """
-        SELECT c.uuid, c.tally, c.type, c.core, c.sign, c.hash, c.idx, c.chain_hash,
+        SELECT c.uuid, c.tally, c.by, c.units, c.type, c.core, c.sign, c.hash, c.idx, c.chain_hash,
                h.header AS lift_header, d.decision AS lift_decision
         FROM chits c
         LEFT JOIN lift_headers h ON h.lift = c.lift
