@@ -218,7 +218,7 @@ enum Dialogs {
     /// Real chain messages on the fixed tally.
     static var chainMessages: [(String, JSONValue)] {
         let stock = record(.stock, state: .open, sign: bothSigned), foil = record(.foil, state: .open, sign: bothSigned)
-        let stockChits = chain.entries.map(\.chit).filter { $0.by == .stock } + [chain.pendingStock, chain.overLimit]
+        let stockChits = chain.entries.compactMap(\.chit.tran).filter { $0.by == .stock } + [chain.pendingStock, chain.overLimit]
         var out: [(String, JSONValue)] = []
         if let (m, _) = ChainDialog.transfer(stock, chits: stockChits) { out.append(("tran", m.json)) }
         if let m = ChainDialog.update(foil, entries: chain.entries) { out.append(("upd", m.json)) }

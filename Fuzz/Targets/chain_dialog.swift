@@ -39,14 +39,22 @@ private func check(_ d: Decision, _ m: ChitMessage, _ s: ChainDialog.Snapshot) {
     }
     // The chits the message carries, by uuid (what a chained entry must be):
     // of several with one uuid, the first that is signed (a later one is a repeat).
-    var carried: [String: Chit] = [:]
-    let chits: [Chit]
+    // A lift chit (only in upd) counts when it is a good one of this tally (9.5).
+    var carried: [String: ChainChit] = [:]
+    let chits: [ChainChit]
     switch m.body {
-    case .tran(_, let list): chits = list
+    case .tran(_, let list): chits = list.map(ChainChit.tran)
     case .upd(_, let entries, _): chits = entries.map(\.chit)
     default: chits = []
     }
-    for c in chits where carried[c.uuid] == nil && c.verify(in: core) { carried[c.uuid] = c }
+    func valid(_ c: ChainChit) -> Bool {
+        switch c {
+        case .tran(let chit): chit.verify(in: core)
+        case .lift(let lift): lift.problem(in: core) == nil
+        }
+    }
+    for c in chits where carried[c.uuid] == nil && valid(c) { carried[c.uuid] = c }
+    var overLimit = false
     var length = t.chainLength, head = t.chainHead ?? core.hash, balance = t.balance
     var inserted = Set<String>(), chained = Set<String>(), refused = Set<String>()
     for effect in d.effects {
@@ -65,19 +73,31 @@ private func check(_ d: Decision, _ m: ChitMessage, _ s: ChainDialog.Snapshot) {
             length = index
             head = hash
             balance += chit.balanceEffect
+            // A good lift chit is chained with no limit check (9.5); a payment never passes a limit.
             if !Chit.withinLimits(balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
-                violated("entry \(index) takes the balance past a limit")
+                if chit.tran != nil { violated("entry \(index) takes the balance past a limit") }
+                overLimit = true
             }
         case .refuseChit(let uuid, _):
             if s.chits[uuid]?.state == .chained || chained.contains(uuid) { violated("a chained chit refused") }
             refused.insert(uuid)
         case .setChainHead(let tally, let l, let h, let b):
             guard tally == t.uuid, l == length, h == head, b == balance else { violated("the chain head is not the last entry's") }
-            if !Chit.withinLimits(b, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) { violated("a balance past a limit") }
+            if !overLimit, !Chit.withinLimits(b, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
+                violated("a balance past a limit")
+            }
         case .setAcked(let tally, let index):
             guard tally == t.uuid, t.side == .foil, index >= 0, index <= t.chainLength else { violated("acked past our chain") }
         case .settleInvoice(let uuid, let chit):
             guard s.asked[uuid] != nil, chained.contains(chit) else { violated("an invoice settled by no chit chained now") }
+        case .insertLiftChit(let chit, _, _):
+            guard case .lift? = carried[chit.uuid], s.chits[chit.uuid] == nil, inserted.insert(chit.uuid).inserted else {
+                violated("a lift chit stored that is not a good one carried, or twice")
+            }
+        case .applyLiftDecision(let decision):
+            guard chits.contains(where: { if case .lift(let l) = $0 { l.decision == decision } else { false } }) else {
+                violated("a decision applied that no entry carries")
+            }
         case .dropOutbox, .reopenInvoice: break
         default: violated("an effect the chain dialog never makes: \(effect)")
         }

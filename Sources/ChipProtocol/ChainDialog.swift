@@ -12,20 +12,32 @@ import ChipModel
 ///
 /// Balance convention (ChipModel `Chit.balanceEffect`): positive means the
 /// foil owes the stock; a foil chit adds its units, a stock chit subtracts.
+///
+/// Lift chits (9.5): a good one is chained by the foil's site when it applies
+/// the decision (ChipStore), and travels to the stock in `upd` with its header
+/// and decision; the stock takes it under the chain checks but with no limit
+/// check, whatever it holds of it. `tran` and `nak` never carry one (their
+/// chits are `Chit`s, which are `tran` chits only). The foil's limit check on
+/// `tran` counts the lift chits it holds as 9.2's reservation says.
 public enum ChainDialog {
     /// A chit the site holds, as far as the chain dialog needs it.
     public struct StoredChit: Sendable, Equatable {
         public var hash: String
         public var tally: String
+        /// A lift chit's state is `.chained` once chained and `.pending`
+        /// before (`pend`, `good` or `void`: outside the chain either way).
         public var state: ChitRecord.State
         public var local: Bool
         public var note: String?
-        public init(hash: String, tally: String, state: ChitRecord.State, local: Bool, note: String?) {
+        /// H, when this is a lift chit.
+        public var lift: String?
+        public init(hash: String, tally: String, state: ChitRecord.State, local: Bool, note: String?, lift: String? = nil) {
             self.hash = hash
             self.tally = tally
             self.state = state
             self.local = local
             self.note = note
+            self.lift = lift
         }
     }
 
@@ -53,10 +65,14 @@ public enum ChainDialog {
         public var asked: [String: AskedInvoice]
         /// Incoming invoices our user paid, by the paying chit's uuid.
         public var paidBy: [String: String]
+        /// For `tran` (foil side): the chits on the tally that 9.2's
+        /// reservation counts beside the chain: the lift chits `pend` or
+        /// `good` and not chained (the foil holds no pending payment of its own).
+        public var held: [HeldChit]
 
         public init(
             tally: TallyRecord?, locked: Bool = false, chits: [String: StoredChit] = [:], hashes: [Int64: String] = [:],
-            asked: [String: AskedInvoice] = [:], paidBy: [String: String] = [:]
+            asked: [String: AskedInvoice] = [:], paidBy: [String: String] = [:], held: [HeldChit] = []
         ) {
             self.tally = tally
             self.locked = locked
@@ -64,6 +80,7 @@ public enum ChainDialog {
             self.hashes = hashes
             self.asked = asked
             self.paidBy = paidBy
+            self.held = held
         }
     }
 
@@ -112,7 +129,7 @@ public enum ChainDialog {
             guard chit.tally == uuid, chit.by == .stock else { continue }
             if let have = known[chit.uuid] {
                 // A repeat: already chained (it goes out in upd) or refused (say so again).
-                if have.state == .refused { refused.append(ChitRefusal(uuid: chit.uuid, reason: have.note ?? "refused")) }
+                if have.state == .refused, have.lift == nil { refused.append(ChitRefusal(uuid: chit.uuid, reason: have.note ?? "refused")) }
                 continue
             }
             // A chit its user did not sign is answered but not stored: a
@@ -124,7 +141,7 @@ public enum ChainDialog {
             let reason: String?
             if s.locked {
                 reason = "the partner's user is locked"
-            } else if !Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
+            } else if !withinLimits(chit, chain.balance, core, held: s.held) {
                 reason = "the payment would exceed the tally's limit"
             } else {
                 reason = nil
@@ -155,7 +172,20 @@ public enum ChainDialog {
         return .apply(effects, replies: replies)
     }
 
-    /// Stock side, on `upd`.
+    /// Section 8's limit check with 9.2's reservation: the balance after
+    /// `chit`, plus every held lift chit moving the balance the same way (the
+    /// others count as void), stays within both limits.
+    static func withinLimits(_ chit: Chit, _ balance: Int64, _ core: TallyCore, held: [HeldChit]) -> Bool {
+        let half = LiftHalf(
+            tally: core.uuid, side: .foil, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil), balance: balance,
+            held: held)
+        return LiftCapacity.limitAllows(units: chit.units, by: chit.by, on: half)
+    }
+
+    /// Stock side, on `upd`. A payment's entry is checked against the limits
+    /// (section 8's plain check: the chain is the foil's order, which
+    /// counted the reservations it holds); a good lift chit's is not (9.5),
+    /// and chaining it applies its decision to all our chits for its lift.
     static func update(tally uuid: String, entries: [ChainEntry], last: Int64, _ s: Snapshot) -> Decision {
         guard let t = s.tally, t.uuid == uuid, t.side == .stock, let core = t.core else {
             return .ignore("upd for a tally this peer does not order")
@@ -164,34 +194,53 @@ public enum ChainDialog {
         let start = chain.length
         var known = s.chits, hashes = s.hashes
         var effects = [Effect](), chained = [Chit]()
-        for entry in entries {
-            let chit = entry.chit
-            guard chit.tally == uuid else { break }
+        var decided = Set<String>()
+        entries: for entry in entries {
+            guard entry.chit.tally == uuid else { break }
             if entry.index <= chain.length {
                 // Already ours: it must be the same entry, or the chains forked.
                 guard hashes[entry.index] == entry.hash else { break }
                 continue
             }
             guard entry.index == chain.length + 1, entry.prior == chain.head,
-                Chain.entryHash(index: entry.index, prior: entry.prior, chitHash: chit.hash) == entry.hash,
-                chit.verify(in: core),
-                Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
+                Chain.entryHash(index: entry.index, prior: entry.prior, chitHash: entry.chit.hash) == entry.hash
             else { break }
-            if let have = known[chit.uuid] {
-                // Only our own chit still waiting to be ordered may be chained
-                // now: one already chained (at another index) or refused would
-                // count twice or come back, so the chain stops here (a fork).
-                guard have.hash == chit.hash, have.tally == uuid, have.state == .pending, have.local else { break }
-            } else {
-                effects.append(.insertChit(chit, local: false))
+            let have = known[entry.chit.uuid]
+            switch entry.chit {
+            case .tran(let chit):
+                guard chit.verify(in: core),
+                    Chit.withinLimits(chain.balance + chit.balanceEffect, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil))
+                else { break entries }
+                if let have {
+                    // Only our own chit still waiting to be ordered may be chained
+                    // now: one already chained (at another index) or refused would
+                    // count twice or come back, so the chain stops here (a fork).
+                    guard have.lift == nil, have.hash == chit.hash, have.tally == uuid, have.state == .pending, have.local else { break entries }
+                } else {
+                    effects.append(.insertChit(chit, local: false))
+                }
+                chained.append(chit)
+            case .lift(let lift):
+                // Header, chit and decision must belong together and to this
+                // tally; then whatever we hold of the chit (even nothing, or
+                // void) it is good, unless it is chained already elsewhere.
+                guard lift.problem(in: core) == nil else { break entries }
+                if let have {
+                    guard have.lift == lift.chit.lift, have.hash == lift.chit.hash, have.tally == uuid, have.state != .chained else { break entries }
+                } else {
+                    effects.append(.insertLiftChit(lift.chit, header: lift.header, local: false))
+                }
+                if decided.insert(lift.header.hash).inserted { effects.append(.applyLiftDecision(lift.decision)) }
             }
-            effects.append(.chainChit(uuid: chit.uuid, index: entry.index, prior: entry.prior, hash: entry.hash))
-            known[chit.uuid] = StoredChit(hash: chit.hash, tally: uuid, state: .chained, local: known[chit.uuid]?.local ?? false, note: nil)
+            effects.append(.chainChit(uuid: entry.chit.uuid, index: entry.index, prior: entry.prior, hash: entry.hash))
+            var lift: String?
+            if case .lift(let l) = entry.chit { lift = l.chit.lift }
+            known[entry.chit.uuid] = StoredChit(
+                hash: entry.chit.hash, tally: uuid, state: .chained, local: have?.local ?? false, note: nil, lift: lift)
             hashes[entry.index] = entry.hash
             chain.length = entry.index
             chain.head = entry.hash
-            chain.balance += chit.balanceEffect
-            chained.append(chit)
+            chain.balance += entry.chit.balanceEffect
         }
         if chain.length > start {
             effects.append(.setChainHead(tally: uuid, length: chain.length, head: chain.head, balance: chain.balance))
@@ -216,7 +265,7 @@ public enum ChainDialog {
             var known = s.chits
             var effects = [Effect]()
             for r in refused {
-                guard let have = known[r.uuid], have.tally == uuid, have.state == .pending, have.local else { continue }
+                guard let have = known[r.uuid], have.lift == nil, have.tally == uuid, have.state == .pending, have.local else { continue }
                 effects.append(.refuseChit(uuid: r.uuid, reason: r.reason))
                 known[r.uuid]?.state = .refused
                 if let invoice = s.paidBy[r.uuid] { effects.append(.reopenInvoice(uuid: invoice)) }

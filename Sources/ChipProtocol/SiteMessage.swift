@@ -170,21 +170,134 @@ public struct TallyMessage: Sendable, Equatable {
 
 // MARK: - Chit messages (section 8)
 
+/// A good lift chit as a chain entry carries it in `upd` (9.5): the chit
+/// and, unhashed beside it, its header and the referee's good decision, so
+/// that the stock's site can take it whatever it holds of the lift.
+public struct GoodLiftChit: Sendable, Equatable {
+    public var chit: LiftChit
+    /// The header, with `sign` and `hash`: its `hash` is the chit's `lift`.
+    public var header: LiftHeader
+    /// The referee's `good` decision for the header.
+    public var decision: SignedDecision
+
+    public init(chit: LiftChit, header: LiftHeader, decision: SignedDecision) {
+        self.chit = chit
+        self.header = header
+        self.decision = decision
+    }
+
+    /// Why this is not a good lift chit of tally `core`, or nil (9.5, 9.7):
+    /// the header hashes to the chit's `lift` (its own hash and origin
+    /// signature were checked when it was read), the chit is the one 9.5 makes
+    /// from that header, signed by the payer half's agent, and the decision is
+    /// a valid `good` for the header.
+    public func problem(in core: TallyCore) -> String? {
+        if chit.lift != header.hash { return "the lift header does not hash to the chit's lift" }
+        if let why = chit.mismatch(header) { return why }
+        if !chit.verify(in: core) { return "the lift chit's signature is not the payer half's agent's" }
+        if decision.result != .good { return "the lift's decision is not good" }
+        return decision.problem(for: header)
+    }
+}
+
+/// The chit of a chain entry: a payment (section 8) or a good lift chit (9.5).
+/// Only the chain carries the second; `tran` and `nak` carry `Chit`s only.
+public enum ChainChit: Sendable, Equatable {
+    case tran(Chit)
+    case lift(GoodLiftChit)
+
+    public var uuid: String {
+        switch self {
+        case .tran(let c): c.uuid
+        case .lift(let l): l.chit.uuid
+        }
+    }
+
+    public var tally: String {
+        switch self {
+        case .tran(let c): c.tally
+        case .lift(let l): l.chit.tally
+        }
+    }
+
+    public var by: TallySide {
+        switch self {
+        case .tran(let c): c.by
+        case .lift(let l): l.chit.by
+        }
+    }
+
+    /// The chit hash the entry links (section 8).
+    public var hash: String {
+        switch self {
+        case .tran(let c): c.hash
+        case .lift(let l): l.chit.hash
+        }
+    }
+
+    /// What it does to the balance (ChipModel's convention: a foil chit adds).
+    public var balanceEffect: Int64 {
+        switch self {
+        case .tran(let c): c.balanceEffect
+        case .lift(let l): l.chit.balanceEffect
+        }
+    }
+
+    /// The payment, when this is one.
+    public var tran: Chit? { if case .tran(let c) = self { return c }; return nil }
+}
+
 /// One entry of a chain update: chit `index` with its link hashes.
 public struct ChainEntry: Sendable, Equatable {
     public var index: Int64
     public var prior: String
     public var hash: String
-    public var chit: Chit
+    public var chit: ChainChit
 
-    public init(index: Int64, prior: String, hash: String, chit: Chit) {
+    public init(index: Int64, prior: String, hash: String, chit: ChainChit) {
         self.index = index
         self.prior = prior
         self.hash = hash
         self.chit = chit
     }
 
-    public var json: JSONValue { ["index": .integer(index), "prior": .string(prior), "hash": .string(hash), "chit": chit.json] }
+    /// An entry holding a payment.
+    public init(index: Int64, prior: String, hash: String, chit: Chit) {
+        self.init(index: index, prior: prior, hash: hash, chit: .tran(chit))
+    }
+
+    /// `{"index","prior","hash","chit"}`; a lift chit's entry also carries,
+    /// unhashed, `"lift"` (the header) and `"decision"` (9.5).
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["index": .integer(index), "prior": .string(prior), "hash": .string(hash)]
+        switch chit {
+        case .tran(let c):
+            o["chit"] = c.json
+        case .lift(let l):
+            o["chit"] = l.chit.json
+            o["lift"] = l.header.json
+            o["decision"] = l.decision.json
+        }
+        return .object(o)
+    }
+
+    /// Reads an entry; nil when any part is malformed (a lift chit's entry
+    /// needs its header and decision, read with 9.3's exact keys; whether they
+    /// belong together and to the tally is the chain dialog's check).
+    public init?(json entry: JSONValue) {
+        guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue, Base64URL.isDigest(prior),
+            let hash = entry["hash"]?.stringValue, Base64URL.isDigest(hash), let chitJSON = entry["chit"]
+        else { return nil }
+        if chitJSON["type"]?.stringValue == "lift" {
+            guard let chit = try? LiftChit(json: chitJSON), let header = try? LiftHeader(json: entry["lift"] ?? .null),
+                let decision = try? SignedDecision(json: entry["decision"] ?? .null)
+            else { return nil }
+            self.init(index: index, prior: prior, hash: hash, chit: .lift(GoodLiftChit(chit: chit, header: header, decision: decision)))
+        } else {
+            guard let chit = try? Chit(json: chitJSON) else { return nil }
+            self.init(index: index, prior: prior, hash: hash, chit: .tran(chit))
+        }
+    }
 }
 
 /// A chit a partner refused, and why.
@@ -285,12 +398,9 @@ public struct ChitMessage: Sendable, Equatable {
         case .upd:
             guard let list = o["entries"]?.arrayValue, list.count <= MessageLimits.maxIncomingBatch else { throw .malformed("upd") }
             var entries = [ChainEntry]()
-            for entry in list {
-                guard let index = entry["index"]?.integerValue, let prior = entry["prior"]?.stringValue, Base64URL.isDigest(prior),
-                    let hash = entry["hash"]?.stringValue, Base64URL.isDigest(hash), let chitJSON = entry["chit"],
-                    let chit = try? Chit(json: chitJSON)
-                else { break }
-                entries.append(ChainEntry(index: index, prior: prior, hash: hash, chit: chit))
+            for item in list {
+                guard let entry = ChainEntry(json: item) else { break }
+                entries.append(entry)
             }
             body = .upd(tally: tally, entries: entries, last: list.last?["index"]?.integerValue ?? 0)
         case .ack, .nak:

@@ -21,7 +21,8 @@ extension SiteStore {
     // MARK: Paying
 
     /// Makes a payment by our user on tally `id`: checks it is open, the user
-    /// may act, and the limits (counting our chits not yet chained), signs it,
+    /// may act, and the limits (counting our chits not yet chained and the
+    /// lift chits reserved, 9.2), signs it,
     /// and commits it: chained at once on the foil's site, pending (for the
     /// foil's site to order) on the stock's. Returns the committed chit.
     public func pay(tally id: String, units: Int64, memo: String?, ref: JSONValue?, key: (CUID) throws -> SigningKey) throws -> ChitRecord {
@@ -67,16 +68,15 @@ extension SiteStore {
                 (row["state"] as String) == TallyState.open.rawValue
             else { throw ModelError.invalid("tally \(t.uuid) is not open") }
             let balance: Int64 = row["balance"]
-            let pending =
-                try Int64.fetchOne(
-                    db,
-                    sql: """
-                        SELECT coalesce(sum(CASE by WHEN 'foil' THEN units ELSE -units END), 0) FROM chits
-                        WHERE tally = ? AND state = 'pending' AND local = 1
-                        """, arguments: [t.uuid]) ?? 0
-            let projected = balance + pending + chits.reduce(0) { $0 + $1.balanceEffect }
-            guard Chit.withinLimits(projected, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) else {
-                throw ModelError.invalid(Self.limitProblem(t, core: core, balance: balance + pending))
+            // 9.2's reservation: our pending chits and the lift chits moving
+            // the balance our way count as good, the others as void.
+            let half = LiftHalf(
+                tally: t.uuid, side: t.side, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil), balance: balance,
+                held: try Self.reservations(db, tally: t.uuid))
+            let total = chits.reduce(Int64(0)) { $0 + $1.units }
+            guard LiftCapacity.limitAllows(units: total, by: t.side, on: half) else {
+                let reserved = half.held.filter { $0.by == t.side }.reduce(Int64(0)) { $0 + $1.balanceEffect }
+                throw ModelError.invalid(Self.limitProblem(t, core: core, balance: balance + reserved))
             }
             if let invoice, let first = chits.first {
                 try db.execute(
@@ -108,6 +108,24 @@ extension SiteStore {
         let fits = room > 0 ? "at most \(Amount.format(room)) CHIPs can be paid now" : "nothing can be paid now"
         return
             "\(start): \(fits); to pay more, \(partner) pays \(t.cuid) first or offers a new tally with a higher limit (`chipsite ticket tally --limit`)"
+    }
+
+    /// The chits on `tally` that a limit check counts beside the chain (9.2):
+    /// our pending payments, and the lift chits `pend` or `good` and not yet
+    /// chained (`pendingTransfer` takes the first only: a lift chit is never
+    /// in `tran`).
+    static func reservations(_ db: Database, tally: String) throws -> [HeldChit] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT uuid, type, by, units FROM chits
+                WHERE tally = ? AND ((type = 'lift' AND state IN ('pend', 'good')) OR (type <> 'lift' AND state = 'pending' AND local = 1))
+                """, arguments: [tally]
+        ).compactMap { row in
+            guard let by = TallySide(rawValue: row["by"]) else { return nil }
+            let type: String = row["type"]
+            return HeldChit(uuid: row["uuid"], kind: type == "lift" ? .lift : .tran, by: by, units: row["units"])
+        }
     }
 
     static func insertChit(_ db: Database, _ chit: Chit, local: Bool, now: String) throws {
@@ -160,10 +178,11 @@ extension SiteStore {
 
     // MARK: Reading
 
-    /// Chits, newest first, of one tally or one user or all.
+    /// Payments (`tran` chits), newest first, of one tally or one user or all;
+    /// lift chits are not `Chit`s and are left out.
     public func chits(tally: String? = nil, user: CUID? = nil, limit: Int = 1000) throws -> [ChitRecord] {
         try guardedRead { db in
-            var sql = "SELECT c.* FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE 1"
+            var sql = "SELECT c.* FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.type <> 'lift'"
             var args: [(any DatabaseValueConvertible)?] = []
             if let tally { sql += " AND c.tally = ?"; args.append(tally) }
             if let user { sql += " AND t.cuid = ?"; args.append(user.value) }
@@ -173,11 +192,14 @@ extension SiteStore {
         }
     }
 
-    /// The chain of a tally in order.
+    /// The payments of a tally's chain in order (its lift chits left out:
+    /// `chainHead(of:)` and `verifyTally` see the whole chain).
     public func chain(of tally: String) throws -> [ChitRecord] {
         try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' ORDER BY idx", arguments: [tally])
-                .map(Self.chitRecord)
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND type <> 'lift' ORDER BY idx", arguments: [tally]
+            )
+            .map(Self.chitRecord)
         }
     }
 
@@ -187,7 +209,10 @@ extension SiteStore {
     }
 
     /// Re-checks a tally: both tally signatures, every chit signature, every
-    /// chain link, and the balance. Empty when all is well; else where it breaks.
+    /// chain link, and the balance. A lift chit in the chain is checked as 9.5
+    /// and 9.7 say: its header hashes to its `lift`, the payer half's agent
+    /// signed it, and the applied decision is the lift's referee's valid `good`
+    /// (with the origin's commit). Empty when all is well; else where it breaks.
     public func verifyTally(_ id: String) throws -> [String] {
         let t = try tally(id)
         var problems = [String]()
@@ -197,22 +222,40 @@ extension SiteStore {
         if sign.hash != core.hash { problems.append("the tally hash does not match its core") }
         var prior = core.hash
         var balance: Int64 = 0
-        let entries = try chain(of: t.uuid)
-        for (n, e) in entries.enumerated() {
+        let rows = try guardedRead { db in try Self.chainRows(db, tally: t.uuid, after: 0) }
+        for (n, row) in rows.enumerated() {
             let index = Int64(n + 1)
-            if e.index != index { problems.append("chain entry \(index) is missing"); break }
-            if e.chit.tally != t.uuid { problems.append("chit \(index) belongs to another tally") }
-            if !e.chit.verify(in: core) { problems.append("chit \(index) (\(e.chit.uuid)): the signature does not verify") }
-            let expected = Chain.entryHash(index: index, prior: prior, chitHash: e.chit.hash)
-            if e.chainHash != expected { problems.append("chain entry \(index): the link hash is wrong"); break }
+            let uuid = row.uuid
+            if row.index != index { problems.append("chain entry \(index) is missing"); break }
+            if row.tally != t.uuid { problems.append("chit \(index) belongs to another tally") }
+            // The chit hash the entry links and its effect: the parsed chit's, else the stored ones.
+            var chitHash = row.hash
+            var effect = row.effect
+            var isLift = false
+            switch row.chit {
+            case .success(.tran(let chit)):
+                chitHash = chit.hash
+                effect = chit.balanceEffect
+                if !chit.verify(in: core) { problems.append("chit \(index) (\(uuid)): the signature does not verify") }
+            case .success(.lift(let lift)):
+                chitHash = lift.chit.hash
+                effect = lift.chit.balanceEffect
+                isLift = true
+                if let why = lift.problem(in: core) { problems.append("chit \(index) (\(uuid)): \(why)") }
+            case .failure(let why):
+                problems.append("chit \(index) (\(uuid)): \(why.description)")
+            }
+            let expected = Chain.entryHash(index: index, prior: prior, chitHash: chitHash)
+            if row.chainHash != expected { problems.append("chain entry \(index): the link hash is wrong"); break }
             prior = expected
-            balance += e.chit.balanceEffect
-            if !Chit.withinLimits(balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
+            balance += effect
+            // A good lift chit is chained with no limit check (9.5).
+            if !isLift, !Chit.withinLimits(balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
                 problems.append("chit \(index) takes the balance past a limit")
             }
         }
         let head = try chainHead(of: t.uuid)
-        if head.length != Int64(entries.count) { problems.append("the tally says \(head.length) entries, the chain has \(entries.count)") }
+        if head.length != Int64(rows.count) { problems.append("the tally says \(head.length) entries, the chain has \(rows.count)") }
         if head.head != prior { problems.append("the tally's chain head is not the last entry's hash") }
         if balance != t.balance { problems.append("the balance is \(t.balance) but the chits add up to \(balance)") }
         return problems
@@ -242,20 +285,21 @@ extension SiteStore {
     public func chainUpdate(tally id: String, after: Int64) throws -> JSONValue? {
         let t = try tally(id)
         guard let core = t.core else { return nil }
-        let (entries, start) = try guardedRead { db in
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND idx > ? ORDER BY idx LIMIT ?",
-                arguments: [t.uuid, after, Self.chainBatch]
-            ).map(Self.chitRecord)
+        let (rows, start) = try guardedRead { db in
+            let rows = try Self.chainRows(db, tally: t.uuid, after: after, limit: Self.chainBatch)
             // prior of the first entry: the hash before it (entry 0: the tally hash).
             let start = try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [t.uuid, after])
             return (rows, start)
         }
         var prior = start ?? core.hash
         var chain = [ChainEntry]()
-        for e in entries {
-            guard let index = e.index, let hash = e.chainHash else { break }
-            chain.append(ChainEntry(index: index, prior: prior, hash: hash, chit: e.chit))
+        for row in rows {
+            guard let index = row.index, let hash = row.chainHash else { break }
+            // A lift chit goes with its header and the good decision applied (9.5).
+            switch row.chit {
+            case .success(let chit): chain.append(ChainEntry(index: index, prior: prior, hash: hash, chit: chit))
+            case .failure(let why): throw StoreError.damaged("chain entry \(index) of tally \(t.uuid): \(why.description)")
+            }
             prior = hash
         }
         return ChainDialog.update(t, entries: chain)?.json

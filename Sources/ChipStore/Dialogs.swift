@@ -131,14 +131,15 @@ extension SiteStore {
         if !uuids.isEmpty {
             let marks = Array(repeating: "?", count: uuids.count).joined(separator: ",")
             for row in try Row.fetchAll(
-                db, sql: "SELECT uuid, hash, tally, state, local, note FROM chits WHERE uuid IN (\(marks))",
+                db, sql: "SELECT uuid, hash, tally, state, local, note, lift FROM chits WHERE uuid IN (\(marks))",
                 arguments: StatementArguments(Array(uuids)))
             {
-                let state: String = row["state"]
+                let state: String = row["state"], lift: String? = row["lift"]
+                // A lift chit is chained or not yet (pend, good, void: outside the chain).
+                let stored: ChitRecord.State =
+                    lift == nil ? ChitRecord.State(rawValue: state) ?? .refused : state == "chained" ? .chained : .pending
                 s.chits[row["uuid"]] = ChainDialog.StoredChit(
-                    hash: row["hash"], tally: row["tally"],
-                    state: ChitRecord.State(rawValue: state) ?? .refused,
-                    local: row["local"], note: row["note"])
+                    hash: row["hash"], tally: row["tally"], state: stored, local: row["local"], note: row["note"], lift: lift)
             }
         }
         let positive = indices.filter { $0 > 0 && $0 <= t.chainLength }
@@ -153,7 +154,10 @@ extension SiteStore {
         }
         switch m.action {
         case .tran, .upd:
-            if m.action == .tran { s.locked = try isLockedDown(db) || isUserLocked(db, t.cuid) }
+            if m.action == .tran {
+                s.locked = try isLockedDown(db) || isUserLocked(db, t.cuid)
+                s.held = try reservations(db, tally: t.uuid)
+            }
             for row in try Row.fetchAll(
                 db,
                 sql: """

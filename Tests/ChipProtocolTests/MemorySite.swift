@@ -45,6 +45,23 @@ struct MemoryOutboxEntry: Equatable {
     let firstContact: Bool
 }
 
+/// A lift chit row (type 'lift'): 'pend', 'good', 'void' or 'chained' at `index`.
+struct MemoryLiftChit: Equatable {
+    enum State: String { case pend, good, void, chained }
+    var chit: LiftChit
+    var state: State
+    var index: Int64?
+    var chainHash: String?
+    var local: Bool
+    var created: String
+}
+
+/// A lift_decisions row: the decision, and whether it is the one applied (else proof).
+struct MemoryDecision: Equatable {
+    var decision: SignedDecision
+    var applied: Bool
+}
+
 /// An invoice row: the record and the object as it was sent or received.
 struct MemoryInvoice: Equatable {
     var record: InvoiceRecord
@@ -53,6 +70,8 @@ struct MemoryInvoice: Equatable {
 
 struct MemorySite {
     let name: String
+    /// The site's agent key: it signs the lift chits of its users' halves (9.5).
+    let siteKey: SigningKey
     let agent: AgentID
     let address: SiteAddress
     var rng: SplitMix64
@@ -73,6 +92,10 @@ struct MemorySite {
     var chitRow: [String: Int] = [:]
     /// The `prior` column of chained chits.
     var priors: [String: String] = [:]
+    /// Lift chits (the chits table's type 'lift' rows), headers and decisions by H.
+    var liftChits: [String: MemoryLiftChit] = [:]
+    var liftHeaders: [String: LiftHeader] = [:]
+    var liftDecisions: [String: [LiftResult: MemoryDecision]] = [:]
     var invoices: [String: MemoryInvoice] = [:]
     var outbox: [MemoryOutboxEntry] = []
     var rows = 0
@@ -80,7 +103,7 @@ struct MemorySite {
     init(name: String, seed: UInt64, port: Int) throws {
         self.name = name
         rng = SplitMix64(seed: seed)
-        let siteKey = try SigningKey(seed: Self.bytes(32, &rng))
+        siteKey = try SigningKey(seed: Self.bytes(32, &rng))
         agent = try AgentID(publicKey: siteKey.publicKey)
         address = try SiteAddress(host: "\(name).example", port: port)
     }
@@ -243,8 +266,13 @@ struct MemorySite {
         guard let t = partnerTally(m.tally, peer: peer) else { return ChainDialog.Snapshot(tally: nil) }
         var s = ChainDialog.Snapshot(tally: t)
         let (uuids, indices) = ChainDialog.wants(m)
-        // SELECT uuid, hash, tally, state, local, note FROM chits WHERE uuid IN (…): any tally.
+        // SELECT uuid, hash, tally, state, local, note, lift FROM chits WHERE uuid IN (…): any tally.
         for uuid in uuids {
+            if let l = liftChits[uuid] {
+                s.chits[uuid] = ChainDialog.StoredChit(
+                    hash: l.chit.hash, tally: l.chit.tally, state: l.state == .chained ? .chained : .pending, local: l.local, note: nil,
+                    lift: l.chit.lift)
+            }
             guard let c = chits[uuid] else { continue }
             s.chits[uuid] = ChainDialog.StoredChit(hash: c.chit.hash, tally: c.chit.tally, state: c.state, local: c.local, note: c.note)
         }
@@ -257,7 +285,10 @@ struct MemorySite {
         }
         switch m.action {
         case .tran, .upd:
-            if m.action == .tran { s.locked = isLocked(t.cuid) }
+            if m.action == .tran {
+                s.locked = isLocked(t.cuid)
+                s.held = reservations(t.uuid)
+            }
             // SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'
             for i in invoices.values where i.record.tally == t.uuid && i.record.direction == .out && i.record.state == .open {
                 guard let by = i.object["by"]?.stringValue.flatMap(TallySide.init(rawValue:)) else { continue }
@@ -313,7 +344,9 @@ struct MemorySite {
         case .deleteTally(let uuid):
             // DELETE FROM tallies WHERE uuid = ? (a chit or invoice row referencing it would stop the delete).
             guard tallies[uuid] != nil else { return }
-            if chits.values.contains(where: { $0.chit.tally == uuid }) || invoices.values.contains(where: { $0.record.tally == uuid }) {
+            if chits.values.contains(where: { $0.chit.tally == uuid }) || liftChits.values.contains(where: { $0.chit.tally == uuid })
+                || invoices.values.contains(where: { $0.record.tally == uuid })
+            {
                 throw ConstraintViolation("FOREIGN KEY: tally \(uuid) still has rows")
             }
             tallies[uuid] = nil
@@ -348,6 +381,15 @@ struct MemorySite {
             try insertChit(chit, local: local, now: now)
         case .chainChit(let uuid, let index, let prior, let hash):
             // UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?
+            if var l = liftChits[uuid] {
+                try checkIndex(index, tally: l.chit.tally, except: uuid)
+                l.state = .chained
+                l.index = index
+                l.chainHash = hash
+                liftChits[uuid] = l
+                priors[uuid] = prior
+                return
+            }
             guard var c = chits[uuid] else { return }
             try checkIndex(index, tally: c.chit.tally, except: uuid)
             c.state = .chained
@@ -357,6 +399,7 @@ struct MemorySite {
             priors[uuid] = prior
         case .refuseChit(let uuid, let reason):
             // UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?
+            if liftChits[uuid] != nil { throw ConstraintViolation("CHECK: a lift chit (\(uuid)) cannot be refused") }
             guard var c = chits[uuid] else { return }
             // CHECK ((state = 'chained') = (idx IS NOT NULL))
             if c.index != nil { throw ConstraintViolation("CHECK: a chained chit (\(uuid)) cannot be refused") }
@@ -405,11 +448,80 @@ struct MemorySite {
             i.record.state = .refused
             i.record.note = reason
             invoices[uuid] = i
-        case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
-            .setLiftState, .setPromiseAnswer, .enqueueToReferee:
-            // Lifts (section 9): as ChipStore/Dialogs.swift, no lift records yet.
+        case .insertLiftChit(let chit, let header, let local):
+            try insertLiftChit(chit, header: header, local: local, now: now)
+        case .applyLiftDecision(let d):
+            try applyLiftDecision(d, now: now)
+        case .storeDecisionProof(let d):
+            try storeDecisionProof(d)
+        case .storeRefereeDecision, .refereeEquivocated, .insertLiftRecord, .setLiftState, .setPromiseAnswer, .enqueueToReferee:
+            // Lifts (section 9): as ChipStore/LiftEffects.swift, no lift records yet.
             throw ConstraintViolation("lift records are not stored yet")
         }
+    }
+
+    // MARK: Lift chits (ChipStore/LiftChain.swift)
+
+    /// SiteStore.insertLiftChit: INSERT INTO lift_headers … ON CONFLICT (lift)
+    /// DO NOTHING; INSERT INTO chits (…, 'lift', …, 'pend', …) ON CONFLICT (uuid) DO NOTHING.
+    mutating func insertLiftChit(_ chit: LiftChit, header: LiftHeader, local: Bool, now: String) throws {
+        guard chit.lift == header.hash else { throw ConstraintViolation("a lift chit of another header") }
+        if liftHeaders[header.hash] == nil { liftHeaders[header.hash] = header }
+        guard liftChits[chit.uuid] == nil, chits[chit.uuid] == nil else { return }
+        guard tallies[chit.tally] != nil else { throw ConstraintViolation("FOREIGN KEY: chit on no tally") }
+        liftChits[chit.uuid] = MemoryLiftChit(chit: chit, state: .pend, index: nil, chainHash: nil, local: local, created: now)
+        chitRow[chit.uuid] = nextRow()
+    }
+
+    /// SiteStore.applyLiftDecision: the decision applied (an applied one of
+    /// the other result becomes proof; a void after a good is proof only),
+    /// then every chit of H: void → 'void'; good → chained on our foil
+    /// tallies (no limit check), 'good' on our stock tallies; chained ones stay.
+    mutating func applyLiftDecision(_ d: SignedDecision, now: String) throws {
+        let other: LiftResult = d.result == .good ? .void : .good
+        guard liftHeaders[d.lift] != nil else { throw ConstraintViolation("FOREIGN KEY: a decision of no header") }
+        var rows = liftDecisions[d.lift] ?? [:]
+        if d.result == .void, rows[other]?.applied == true {
+            try storeDecisionProof(d)
+            return
+        }
+        rows[other]?.applied = false
+        if rows[d.result] == nil { rows[d.result] = MemoryDecision(decision: d, applied: true) } else { rows[d.result]?.applied = true }
+        liftDecisions[d.lift] = rows
+        for uuid in liftChits.keys.sorted() {
+            guard var l = liftChits[uuid], l.chit.lift == d.lift, l.state != .chained, let t = tallies[l.chit.tally] else { continue }
+            switch (d.result, t.side) {
+            case (.void, _):
+                l.state = .void
+                liftChits[uuid] = l
+            case (.good, .stock):
+                l.state = .good
+                liftChits[uuid] = l
+            case (.good, .foil):
+                // SiteStore.chainLiftChit: the next entry, balance moved, no limit check.
+                guard let core = t.core else { throw ConstraintViolation("a tally without a core") }
+                let index = t.chainLength + 1, prior = t.chainHead ?? core.hash
+                let hash = Chain.entryHash(index: index, prior: prior, chitHash: l.chit.hash)
+                try apply(.chainChit(uuid: uuid, index: index, prior: prior, hash: hash), now: now)
+                try apply(.setChainHead(tally: t.uuid, length: index, head: hash, balance: t.balance + l.chit.balanceEffect), now: now)
+            }
+        }
+    }
+
+    /// SiteStore.storeDecisionProof: INSERT … applied 0 ON CONFLICT (lift, result) DO NOTHING.
+    mutating func storeDecisionProof(_ d: SignedDecision) throws {
+        guard liftHeaders[d.lift] != nil else { throw ConstraintViolation("FOREIGN KEY: a decision of no header") }
+        if liftDecisions[d.lift]?[d.result] == nil { liftDecisions[d.lift, default: [:]][d.result] = MemoryDecision(decision: d, applied: false) }
+    }
+
+    /// SiteStore.reservations: our pending payments and the lift chits 'pend' or 'good' on `tally` (9.2).
+    func reservations(_ tally: String) -> [HeldChit] {
+        chits.values.filter { $0.chit.tally == tally && $0.state == .pending && $0.local }.map {
+            HeldChit(uuid: $0.chit.uuid, kind: .tran, by: $0.chit.by, units: $0.chit.units)
+        }
+            + liftChits.values.filter { $0.chit.tally == tally && ($0.state == .pend || $0.state == .good) }.map {
+                HeldChit(uuid: $0.chit.uuid, kind: .lift, by: $0.chit.by, units: $0.chit.units)
+            }
     }
 
     /// SiteStore.insertTally: a new row (chain empty, balance 0).
@@ -436,7 +548,9 @@ struct MemorySite {
     /// UNIQUE (tally, idx), and idx >= 1.
     func checkIndex(_ index: Int64, tally: String, except uuid: String) throws {
         guard index >= 1 else { throw ConstraintViolation("CHECK: idx >= 1") }
-        if chits.values.contains(where: { $0.chit.tally == tally && $0.index == index && $0.chit.uuid != uuid }) {
+        if chits.values.contains(where: { $0.chit.tally == tally && $0.index == index && $0.chit.uuid != uuid })
+            || liftChits.values.contains(where: { $0.chit.tally == tally && $0.index == index && $0.chit.uuid != uuid })
+        {
             throw ConstraintViolation("UNIQUE: chits (tally, idx) \(index)")
         }
     }
@@ -513,14 +627,10 @@ struct MemorySite {
         let date = now()
         let chit = try Chit(tally: id, by: t.side, uuid: newUUID(), date: date, units: units, memo: memo, ref: ref, key: key)
         if isLocked(t.cuid) { throw Refused("\(t.cuid) is locked") }
-        let pending = chits.values.filter { $0.chit.tally == id && $0.state == .pending && $0.local }.reduce(Int64(0)) {
-            $0 + $1.chit.balanceEffect
-        }
-        if checkLimit,
-            !Chit.withinLimits(
-                t.balance + pending + chit.balanceEffect, stockLimit: core.limit(.stock),
-                foilLimit: core.limit(.foil))
-        {
+        let half = LiftHalf(
+            tally: id, side: t.side, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil), balance: t.balance,
+            held: reservations(id))
+        if checkLimit, !LiftCapacity.limitAllows(units: units, by: t.side, on: half) {
             throw Refused("the payment would exceed the limit")
         }
         var copy = self
@@ -617,16 +727,32 @@ struct MemorySite {
     /// chainUpdate: the `upd` with our chain entries after `after` (foil side).
     func chainUpdate(tally id: String, after: Int64) -> SiteMessage? {
         guard let t = tallies[id], let core = t.core else { return nil }
-        let rows = chain(of: id).filter { ($0.index ?? 0) > after }.prefix(MessageLimits.chainBatch)
-        let start = chain(of: id).first { $0.index == after }?.chainHash
+        let all = entries(of: id)
+        let rows = all.filter { $0.index > after }.prefix(MessageLimits.chainBatch)
+        let start = all.first { $0.index == after }?.hash
         var prior = start ?? core.hash
         var entries = [ChainEntry]()
         for e in rows {
-            guard let index = e.index, let hash = e.chainHash else { break }
-            entries.append(ChainEntry(index: index, prior: prior, hash: hash, chit: e.chit))
-            prior = hash
+            entries.append(ChainEntry(index: e.index, prior: prior, hash: e.hash, chit: e.chit))
+            prior = e.hash
         }
         return ChainDialog.update(t, entries: entries)
+    }
+
+    /// The whole chain of `tally` in order, lift chits with their header and
+    /// applied good decision (SiteStore.chainRowsSQL; a lift chit without them is left out).
+    func entries(of tally: String) -> [(index: Int64, hash: String, chit: ChainChit)] {
+        var out = chain(of: tally).compactMap { c -> (index: Int64, hash: String, chit: ChainChit)? in
+            guard let index = c.index, let hash = c.chainHash else { return nil }
+            return (index, hash, .tran(c.chit))
+        }
+        for l in liftChits.values where l.chit.tally == tally && l.state == .chained {
+            guard let index = l.index, let hash = l.chainHash, let header = liftHeaders[l.chit.lift],
+                let good = liftDecisions[l.chit.lift]?[.good], good.applied
+            else { continue }
+            out.append((index, hash, .lift(GoodLiftChit(chit: l.chit, header: header, decision: good.decision))))
+        }
+        return out.sorted { $0.index < $1.index }
     }
 
     /// pendingTransfer: the `tran` with our pending chits not yet `sent` (stock side).
@@ -642,7 +768,9 @@ struct MemorySite {
     /// Everything the dialogs change, as one string (to see that nothing moved).
     var fingerprint: String {
         let t = tallies.values.map { "\($0.uuid) \($0.state.rawValue) \($0.chainLength) \($0.balance) \(acked[$0.uuid] ?? 0)" }.sorted()
-        let c = chits.values.map { "\($0.chit.uuid) \($0.state.rawValue) \($0.index ?? 0)" }.sorted()
+        let c =
+            (chits.values.map { "\($0.chit.uuid) \($0.state.rawValue) \($0.index ?? 0)" }
+            + liftChits.values.map { "\($0.chit.uuid) \($0.state.rawValue) \($0.index ?? 0)" }).sorted()
         let i = invoices.values.map { "\($0.record.uuid) \($0.record.state.rawValue) \($0.record.chit ?? "-")" }.sorted()
         let o = outbox.map { "\($0.topic) \($0.message.action)" }
         return (t + c + i + o).joined(separator: "|")
@@ -655,16 +783,19 @@ struct MemorySite {
         if !core.verify(sign.stock, by: .stock) || !core.verify(sign.foil, by: .foil) { problems.append("a tally signature does not verify") }
         var prior = core.hash
         var balance: Int64 = 0
-        let entries = chain(of: id)
+        let entries = self.entries(of: id)
         for (n, e) in entries.enumerated() {
             let index = Int64(n + 1)
             if e.index != index { problems.append("chain entry \(index) is missing"); break }
-            if !e.chit.verify(in: core) { problems.append("chit \(index): the signature does not verify") }
+            switch e.chit {
+            case .tran(let chit): if !chit.verify(in: core) { problems.append("chit \(index): the signature does not verify") }
+            case .lift(let lift): if let why = lift.problem(in: core) { problems.append("chit \(index): \(why)") }
+            }
             let expected = Chain.entryHash(index: index, prior: prior, chitHash: e.chit.hash)
-            if e.chainHash != expected { problems.append("chain entry \(index): the link hash is wrong"); break }
+            if e.hash != expected { problems.append("chain entry \(index): the link hash is wrong"); break }
             prior = expected
             balance += e.chit.balanceEffect
-            if !Chit.withinLimits(balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
+            if e.chit.tran != nil, !Chit.withinLimits(balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
                 problems.append("chit \(index) takes the balance past a limit")
             }
         }
