@@ -12,7 +12,7 @@ import TestSupport
     /// Three sites in a ring, a owes b, b owes c, c owes a: one circular lift
     /// started by a (its own referee) clears the circle on every tally, both
     /// halves of each agree, and the relays net zero.
-    @Test(.disabled("until lift chits are chained: the lift-chain work")) func aCircularLiftClearsARingOfThreeSites() async throws {
+    @Test func aCircularLiftClearsARingOfThreeSites() async throws {
         let net = try LiftNetwork(["a", "b", "c"])
         try await net.start()
         let ab = try net.openTally(stock: "b", foil: "a")
@@ -48,7 +48,7 @@ import TestSupport
     /// Four sites in a line, a - b - c - d: a's user pays d's, with whom it
     /// shares no tally, by a linear lift over three foreign hops; b and c
     /// net zero and every tally's halves agree.
-    @Test(.disabled("until lift chits are chained: the lift-chain work")) func aLinearLiftPaysAcrossThreeHops() async throws {
+    @Test func aLinearLiftPaysAcrossThreeHops() async throws {
         let net = try LiftNetwork(["a", "b", "c", "d"])
         try await net.start()
         let ab = try net.openTally(stock: "b", foil: "a")
