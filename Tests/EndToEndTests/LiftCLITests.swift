@@ -136,4 +136,59 @@ import TestSupport
         expectOneLineError(try t.b.cli(["lift", "show", "L"]), containing: "at least its first 4")
         #expect(try t.a.cli(["lift", "list"]).stdout == "No lifts yet.\n")
     }
+
+    /// Three real `serve` processes: `lift clear` clears a circle of debt,
+    /// then `lift pay` pays over two hops with a pay link (section 9).
+    @Test func threeServesClearACircleAndPayAcrossTwoHops() throws {
+        let dir = try TempDir()
+        let a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
+        let b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
+        let c = try E2ESite(dir: dir, name: "c", user: "carol", port: freePort())
+        for s in [a, b, c] { #expect(try s.cli(["config", "set", "lift.interval", "0"]).code == 0) }
+        let sa = try a.serve(), sb = try b.serve(), sc = try c.serve()
+        defer { _ = sa.stop(); _ = sb.stop(); _ = sc.stop() }
+        // A ring of tallies, each granting 100 CHIPs to its requester.
+        func open(_ from: E2ESite, _ to: E2ESite) throws -> String {
+            let r = try json(try from.cli(["tally", "request", from.user, try to.ticket(["--limit", "100"]), "--accept", "--json"]).stdout)
+            let id = try #require(r["id"] as? String)
+            #expect(try eventually(15) { try (to.tally(id)["state"] as? String) == "open" && (from.tally(id)["state"] as? String) == "open" })
+            return id
+        }
+        let ab = try open(a, b), bc = try open(b, c), ca = try open(c, a)
+        // alice owes bob, bob owes carol, carol owes alice: 10 CHIPs each.
+        #expect(try a.cli(["pay", "alice", ab, "10"]).code == 0)
+        #expect(try b.cli(["pay", "bob", bc, "10"]).code == 0)
+        #expect(try c.cli(["pay", "carol", ca, "10"]).code == 0)
+        func balance(_ s: E2ESite, _ id: String) throws -> Int? { try s.tally(id)["balance"] as? Int }
+        func chain(_ s: E2ESite, _ id: String) throws -> String? { try s.tally(id)["chain_head"] as? String }
+        func agree(_ x: E2ESite, _ y: E2ESite, _ id: String) throws -> Bool {
+            try chain(x, id) != nil && chain(x, id) == chain(y, id) && balance(x, id) == balance(y, id)
+        }
+        #expect(try eventually(20) { try agree(a, b, ab) && agree(b, c, bc) && agree(c, a, ca) })
+        #expect(try abs(balance(a, ab) ?? 0) == 10_000)
+
+        let cleared = try a.cli(["lift", "clear", "--wait", "30", "--json"])
+        #expect(cleared.code == 0, "\(cleared.stderr)")
+        let result = try json(cleared.stdout)
+        let lifts = try #require(result["lifts"] as? [[String: Any]])
+        #expect(lifts.first?["state"] as? String == "good")
+        #expect(try eventually(20) { try agree(a, b, ab) && agree(b, c, bc) && agree(c, a, ca) })
+        for (s, id) in [(a, ab), (b, bc), (c, ca)] { #expect(try balance(s, id) == 0, "tally \(id) is cleared") }
+        let listed = try json(try b.cli(["lift", "list", "--json"]).stdout)["lifts"] as? [[String: Any]]
+        #expect(listed?.first?["role"] as? String == "relay" && listed?.first?["state"] as? String == "good")
+
+        // carol's pay link; alice pays it through bob (she can no longer pay carol directly).
+        let link = try c.cli(["lift", "invoice", "carol", "5", "--memo", "lunch"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(link.hasPrefix("https://mychips.org/pay?chad=carol:"))
+        expectOneLineError(try a.cli(["lift", "pay", "alice", link, "6"]), containing: "the link asks for 5 CHIPs")
+        expectOneLineError(try a.cli(["lift", "pay", "alice", "not a link", "5"]), code: 2, containing: "CUID:AGENT")
+        expectOneLineError(try a.cli(["lift", "pay", "alice", "carol:\(try c.agent())", "500", "--wait", "20"]), containing: "no lift")
+        let paid = try a.cli(["lift", "pay", "alice", link, "5", "--wait", "30"])
+        #expect(paid.code == 0, "\(paid.stderr)")
+        #expect(paid.stdout.contains("Paid 5 CHIPs by lift"))
+        #expect(try eventually(20) { try agree(a, b, ab) && agree(b, c, bc) })
+        #expect(try abs(balance(a, ab) ?? 0) == 5000 && abs(balance(b, bc) ?? 0) == 5000, "alice owes bob 5, bob owes carol 5")
+        let carol = try json(try c.cli(["lift", "list", "--json"]).stdout)["lifts"] as? [[String: Any]]
+        #expect(carol?.contains { $0["role"] as? String == "terminus" && $0["state"] as? String == "good" } == true)
+    }
 }
