@@ -46,8 +46,9 @@ struct LiftEngineState {
         var request: Int64? = nil
     }
     var forwarded: [String: Forwarded] = [:]
-    /// Qids seen (9.4: a qid is forwarded once), until they leave the cache.
-    var seen: [String: Date] = [:]
+    /// Qids seen (9.4: a qid is forwarded once), until they leave the cache,
+    /// with the last path entry they came with (the hop).
+    var seen: [String: (until: Date, hop: String?)] = [:]
     /// Queries per partner in the current second (9.9: ≤ 10/s).
     var rate: [AgentID: (second: Int64, count: Int)] = [:]
     /// The next automatic circular pass.
@@ -75,6 +76,11 @@ extension SiteEngine {
             do { snapshot = try store.routeSnapshot(m, siteKey: try store.siteKey(sealingKey: sealingKey)) } catch {
                 return logger.warning("cannot read for a route query", metadata: ["error": "\(error)"])
             }
+            if let seen = liftState.seen[q.qid], seen.hop == q.path.last {
+                // The same query on the same hop again: a repeat of one
+                // message (never sent twice), not the qid met by another path.
+                return logger.debug("route query repeated on its hop: dropped")
+            }
             snapshot.seen = liftState.seen[q.qid] != nil
             snapshot.overLimit = overLimit
             let step = RouteDiscovery.decide(m, snapshot: snapshot)
@@ -82,10 +88,10 @@ extension SiteEngine {
             case .drop(let why):
                 logger.debug("route query dropped", metadata: ["why": "\(why)"])
             case .answer(let reply):
-                liftState.seen[q.qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+                liftState.seen[q.qid] = (now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000), q.path.last)
                 try? await connection.send(SiteMessage.route(reply).json)
             case .forward(let forwards, _, let within):
-                liftState.seen[q.qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+                liftState.seen[q.qid] = (now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000), q.path.last)
                 let at = now.addingTimeInterval(Double(within) / 1000)
                 liftState.forwarded[q.qid] = LiftEngineState.Forwarded(query: m, inbound: connection, forwards: forwards, answerAt: at)
                 wake.schedule(at: at)
@@ -136,7 +142,7 @@ extension SiteEngine {
     }
 
     private func pruneSeen(_ now: Date) {
-        if liftState.seen.count > 4 * LiftLimits.maxOpenQids { liftState.seen = liftState.seen.filter { $0.value > now } }
+        if liftState.seen.count > 4 * LiftLimits.maxOpenQids { liftState.seen = liftState.seen.filter { $0.value.until > now } }
     }
 
     // MARK: The originator
@@ -211,7 +217,7 @@ extension SiteEngine {
     /// for their replies; `finishDiscovery` starts the lift.
     private func discover(qid: String, _ queries: [LiftStart.Query], request: Int64?) async {
         let now = clock.now
-        liftState.seen[qid] = now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000)
+        liftState.seen[qid] = (now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000), nil)
         let at = now.addingTimeInterval(Double(LiftLimits.maxWaitMs) / 1000)
         let forwards = queries.map { q in
             RouteDiscovery.Forward(tally: q.t0, internalHops: q.internalHops, capacity: q.capacity, message: q.message)

@@ -22,6 +22,13 @@ struct ConnectionState {
     var refusalsSent: Set<String> = []
 }
 
+/// What the fault-injection hook does with a delivered message (tests).
+public enum MessageFault: Sendable, Equatable {
+    /// `drop` loses the message silently; `cut` loses it and closes the channel.
+    case deliver, drop, cut, duplicate
+    case delay(Double)
+}
+
 /// The site engine: answers the network layer's questions from the site
 /// file, keeps track of open channels per partner, and delivers the outbox.
 /// Incoming messages are handed to the protocol handlers by target.
@@ -75,6 +82,9 @@ public actor SiteEngine: PeerPolicy {
 
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
+    /// Test hook (fault injection): what becomes of each delivered message
+    /// before it is routed. Never set by serve.
+    private var faults: (@Sendable (JSONValue, AgentID) -> MessageFault)?
 
     public init(
         store: SiteStore, sealingKey: SealingKey?, logger: Logger,
@@ -98,6 +108,9 @@ public actor SiteEngine: PeerPolicy {
     func attach(_ node: PeerNode) { self.node = node }
 
     public func observe(_ observer: @escaping @Sendable (JSONValue, AgentID) -> Void) { observers.append(observer) }
+
+    /// Sets the fault-injection hook (tests only).
+    public func injectFaults(_ f: (@Sendable (JSONValue, AgentID) -> MessageFault)?) { faults = f }
 
     /// Open channels with `agent`.
     public func openChannels(with agent: AgentID) async -> Int {
@@ -153,6 +166,27 @@ public actor SiteEngine: PeerPolicy {
     public func received(_ json: JSONValue, on connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
         for observer in observers { observer(json, peer) }
+        switch faults?(json, peer) ?? .deliver {
+        case .deliver: break
+        case .drop: return
+        case .cut:
+            // A lost message on TCP means a broken channel: the sender sends
+            // what it queued again on the next one.
+            connection.close()
+            return
+        case .duplicate: await route(json, peer: peer, on: connection)
+        case .delay(let seconds):
+            // Handled later, after messages that came meanwhile (reordering).
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                await self.route(json, peer: peer, on: connection)
+            }
+            return
+        }
+        await route(json, peer: peer, on: connection)
+    }
+
+    private func route(_ json: JSONValue, peer: AgentID, on connection: PeerConnection) async {
         let message: SiteMessage
         do { message = try SiteMessage(json: json) } catch {
             logger.debug("message ignored", metadata: ["why": "\(error)", "peer": "\(peer)"])

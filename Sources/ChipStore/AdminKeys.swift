@@ -42,7 +42,8 @@ extension SiteStore {
         }
     }
 
-    /// Re-seals the site key and every user key in one transaction: from
+    /// Re-seals the site key, every user key and the origin keys of lifts
+    /// in progress in one transaction: from
     /// `current` (nil when the site is not sealed) to `new` (nil to store
     /// them in the clear). Every secret is opened first; if any fails to open
     /// nothing changes. A crash leaves the old state or the new, never a mix.
@@ -74,6 +75,12 @@ extension SiteStore {
                 let cuid = try CUID(cuidText)
                 let stored = try convert(Array(secret), label: Self.userKeyLabel(cuid))
                 try db.execute(sql: "UPDATE users SET secret = ? WHERE cuid = ?", arguments: [Data(stored), cuidText])
+            }
+            // The origin keys of lifts this site started and that are not final (9.3).
+            for row in try Row.fetchAll(db, sql: "SELECT lift, origin_secret FROM lifts WHERE origin_secret IS NOT NULL") {
+                let lift: String = row["lift"], secret: Data = row["origin_secret"]
+                let stored = try convert(Array(secret), label: Self.originKeyLabel(lift))
+                try db.execute(sql: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(stored), lift])
             }
             try db.execute(sql: "DELETE FROM seal")
             if let new {

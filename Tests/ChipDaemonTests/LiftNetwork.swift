@@ -78,3 +78,92 @@ final class LiftNetwork: @unchecked Sendable {
         return x.chainLength == y.chainLength && x.chainHead == y.chainHead && x.balance == y.balance
     }
 }
+
+extension LiftNetwork {
+    /// The auditor (issue 13), run after every lift scenario: what must
+    /// hold on every site once the network is quiet. Returns the problems.
+    func audit() throws -> [String] {
+        var problems = [String]()
+        var refereeResults = [String: String]()  // H -> R's result
+        var byAgent = [AgentID: String]()
+        for (name, s) in sites { byAgent[s.agent] = name }
+        for (_, s) in sites {
+            for row in try s.store.dbQueue.read({ db in try Row.fetchAll(db, sql: "SELECT lift, result FROM referee_decisions") }) {
+                refereeResults[row["lift"]] = row["result"]
+            }
+        }
+        var tallyViews = [String: [(site: String, length: Int64, head: String?, balance: Int64, chits: [String])]]()
+        for (name, s) in sites.sorted(by: { $0.key < $1.key }) {
+            try s.store.dbQueue.read { db in
+                // Every lift terminated, and as its referee decided.
+                for row in try Row.fetchAll(db, sql: "SELECT l.lift, l.state, l.role, h.header FROM lifts l JOIN lift_headers h USING (lift)") {
+                    let lift: String = row["lift"], state: String = row["state"], role: String = row["role"]
+                    guard state == "good" || state == "void" else {
+                        problems.append("\(name): lift \(lift.prefix(8)) (\(role)) still \(state)")
+                        continue
+                    }
+                    if let r = refereeResults[lift], r != state {
+                        problems.append("\(name): lift \(lift.prefix(8)) is \(state) but its referee decided \(r)")
+                    }
+                    // No void (and no good) without the referee's signed decision.
+                    let header = try LiftHeader(json: try JSONValue(parsing: row["header"] as String))
+                    let decisions = try String.fetchAll(
+                        db, sql: "SELECT decision FROM lift_decisions WHERE lift = ? AND applied = 1", arguments: [lift]
+                    ).compactMap { try? SignedDecision(json: try JSONValue(parsing: $0)) }
+                    if !decisions.contains(where: { $0.result.rawValue == state && $0.problem(for: header) == nil }) {
+                        problems.append("\(name): lift \(lift.prefix(8)) is \(state) without the referee's signed \(state)")
+                    }
+                }
+                // Lift chits: none left pending; each as its lift's referee decided.
+                for row in try Row.fetchAll(db, sql: "SELECT uuid, lift, state FROM chits WHERE type = 'lift'") {
+                    let lift: String = row["lift"], state: String = row["state"]
+                    let r = refereeResults[lift]
+                    let fits = (r == "good" && (state == "chained" || state == "good")) || (r == "void" && state == "void")
+                    if !fits {
+                        problems.append("\(name): lift chit \((row["uuid"] as String).prefix(8)) is \(state), its referee said \(r ?? "nothing")")
+                    }
+                }
+                // Each relay's users net zero on every lift; a circle nets zero for everyone.
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT l.lift, l.role, h.kind, t.cuid, sum(CASE WHEN c.by = t.side THEN -c.units ELSE c.units END) AS net
+                        FROM lifts l JOIN lift_headers h USING (lift) JOIN chits c ON c.lift = l.lift JOIN tallies t ON t.uuid = c.tally
+                        WHERE l.state = 'good' GROUP BY l.lift, t.cuid
+                        """)
+                {
+                    let role: String = row["role"], kind: String = row["kind"], net: Int64 = row["net"]
+                    if role == "relay" || kind == "circ", net != 0 {
+                        problems.append("\(name): user \(row["cuid"] as String) nets \(net) on lift \((row["lift"] as String).prefix(8)) as \(role)")
+                    }
+                }
+                // Limits, and each tally as this half holds it.
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM tallies WHERE state = 'open'") {
+                    let t = try SiteStore.tallyRecord(row)
+                    guard let core = t.core else { continue }
+                    if !Chit.withinLimits(t.balance, stockLimit: core.limit(.stock), foilLimit: core.limit(.foil)) {
+                        problems.append("\(name): tally \(t.uuid.prefix(8)) balance \(t.balance) is past a limit")
+                    }
+                    let chits = try String.fetchAll(
+                        db, sql: "SELECT hash FROM chits WHERE tally = ? AND state = 'chained' ORDER BY idx", arguments: [t.uuid])
+                    tallyViews[t.uuid, default: []].append((name, t.chainLength, t.chainHead, t.balance, chits))
+                }
+            }
+        }
+        // Both halves of every tally hold the same chits and chain hash.
+        for (uuid, views) in tallyViews where views.count == 2 {
+            let (x, y) = (views[0], views[1])
+            if x.length != y.length || x.head != y.head || x.balance != y.balance || x.chits != y.chits {
+                problems.append(
+                    "tally \(uuid.prefix(8)): \(x.site) holds \(x.length) entries, balance \(x.balance); \(y.site) \(y.length), \(y.balance)")
+            }
+        }
+        return problems
+    }
+
+    /// Waits (bounded) until the audit finds nothing, then returns what it finds.
+    func quietAudit(_ seconds: Double = 20) async throws -> [String] {
+        _ = try await eventually(seconds) { try self.audit().isEmpty }
+        return try audit()
+    }
+}

@@ -1,0 +1,124 @@
+import ChipModel
+import ChipProtocol
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+import TestSupport
+@testable import ChipDaemon
+@testable import ChipStore
+
+/// Lifts under faults and hostile partners, in one process (section 9.9,
+/// 9.10): every scenario ends with the auditor.
+@Suite(.serialized) struct LiftFaultTests {
+    /// A line a - b - c - d with open tallies, each granting 1,000 CHIPs.
+    static func line(_ names: [String] = ["a", "b", "c", "d"], settings: LiftEngineSettings? = nil) async throws -> (LiftNetwork, [String]) {
+        let net = try LiftNetwork(names)
+        try await net.start()
+        if let settings { for s in net.sites.values { await s.daemon?.engine.setLiftSettings(settings) } }
+        var tallies = [String]()
+        for (payer, payee) in zip(names, names.dropFirst()) { tallies.append(try net.openTally(stock: payee, foil: payer)) }
+        return (net, tallies)
+    }
+
+    /// Asks `payor`'s site to pay `units` to the user of `payee` and waits for the request to start a lift or end.
+    static func pay(_ net: LiftNetwork, from payor: String, to payee: String, units: Int64) throws -> Int64 {
+        let link = try PayLink(cuid: try CUID(payee), agent: net[payee].agent)
+        let id = try net[payor].store.requestPay(payor: try CUID(payor), link: link, units: units, memo: nil)
+        net[payor].daemon?.poke()
+        return id
+    }
+
+    static func finalState(_ net: LiftNetwork, _ site: String, _ request: Int64, seconds: Double = 30) async throws -> LiftRecord.State? {
+        var state: LiftRecord.State?
+        _ = try await eventually(seconds) {
+            guard let r = try net[site].store.liftRequest(request), r.state == .done else { return false }
+            guard let lift = r.lifts.first else { return true }
+            state = try net[site].store.liftState(lift)
+            return state == .good || state == .void
+        }
+        return state
+    }
+
+    /// The originator never hears the arrive: at `deadline` − 1 s it aborts,
+    /// its referee (itself) decides void, and the void reaches every site on
+    /// the lift; nothing is paid and no reservation is left.
+    @Test func aLiftWithNoArriveIsAbortedAtItsDeadlineAndVoidEverywhere() async throws {
+        // The shortest life a 3-hop line accepts: a relay needs 2 s a hop after it + 5 s.
+        let (net, tallies) = try await Self.line(settings: LiftEngineSettings(interval: 0, min: 1, lifeMs: 12_000))
+        await net["a"].daemon?.engine.injectFaults { m, _ in m["action"]?.stringValue == "arrive" ? .drop : .deliver }
+        let request = try Self.pay(net, from: "a", to: "d", units: 5000)
+        #expect(try await Self.finalState(net, "a", request, seconds: 30) == .void)
+        #expect(try await net.quietAudit(30) == [])
+        for (i, t) in tallies.enumerated() {
+            let names = ["a", "b", "c", "d"]
+            #expect(try net.tally(names[i], t).balance == 0 && net.tally(names[i + 1], t).balance == 0)
+        }
+        await net.stop()
+    }
+
+    /// Every lift and route message delivered twice, and some late (after
+    /// the ones that came meanwhile): the lift ends good once.
+    @Test func duplicatedAndReorderedMessagesChangeNothing() async throws {
+        let (net, tallies) = try await Self.line()
+        let rng = NIOLockedValueBox(SplitMix64(seed: 7))
+        for s in net.sites.values {
+            await s.daemon?.engine.injectFaults { m, _ in
+                guard let target = m["target"]?.stringValue, target == "lift" || target == "route" else { return .deliver }
+                let roll = rng.withLockedValue { $0.next() } % 10
+                return roll < 5 ? .duplicate : roll < 7 ? .delay(0.05) : .deliver
+            }
+        }
+        let request = try Self.pay(net, from: "a", to: "d", units: 5000)
+        #expect(try await Self.finalState(net, "a", request) == .good)
+        #expect(try await net.quietAudit() == [])
+        #expect(try net.tally("a", tallies[0]).balance == 5000 && net.tally("c", tallies[2]).balance == 5000)
+        await net.stop()
+    }
+
+    /// 10 % of lift messages lost with their channel (as a network fault
+    /// cuts it): queued messages go again on the next channel, so each of
+    /// ten payments ends good or void everywhere and the sites agree.
+    @Test(arguments: [3, 11]) func lostMessagesEndEveryLiftGoodOrVoidEverywhere(seed: UInt64) async throws {
+        let (net, tallies) = try await Self.line(settings: LiftEngineSettings(interval: 0, min: 1, lifeMs: 12_000))
+        let rng = NIOLockedValueBox(SplitMix64(seed: seed))
+        for s in net.sites.values {
+            await s.daemon?.engine.injectFaults { m, _ in
+                guard m["target"]?.stringValue == "lift" else { return .deliver }
+                return rng.withLockedValue { $0.next() } % 10 == 0 ? .cut : .deliver
+            }
+        }
+        var good: Int64 = 0
+        for _ in 0..<10 {
+            let request = try Self.pay(net, from: "a", to: "d", units: 1000)
+            let state = try await Self.finalState(net, "a", request, seconds: 60)
+            if state == .good { good += 1000 }
+        }
+        #expect(try await net.quietAudit(60) == [])
+        #expect(try net.tally("a", tallies[0]).balance == good, "a paid exactly the lifts that ended good")
+        #expect(try net.tally("d", tallies[2]).balance == good)
+        await net.stop()
+    }
+
+    /// The auditor is not a test that cannot fail: a record left in
+    /// progress, a relay that does not net zero and halves that disagree are
+    /// each reported.
+    @Test func theAuditorReportsBrokenSites() async throws {
+        let (net, tallies) = try await Self.line()
+        let request = try Self.pay(net, from: "a", to: "d", units: 5000)
+        #expect(try await Self.finalState(net, "a", request) == .good)
+        #expect(try await net.quietAudit() == [])
+        await net.stop()
+        let lift = try #require(try net["a"].store.liftRequest(request)?.lifts.first)
+        try await net["b"].store.dbQueue.write { db in
+            try db.execute(sql: "UPDATE lifts SET state = 'part' WHERE lift = ?", arguments: [lift])
+        }
+        try await net["c"].store.dbQueue.write { db in
+            try db.execute(sql: "UPDATE chits SET units = units + 1 WHERE lift = ? AND tally = ?", arguments: [lift, tallies[2]])
+            try db.execute(sql: "UPDATE tallies SET balance = balance + 1 WHERE uuid = ?", arguments: [tallies[1]])
+        }
+        let problems = try net.audit()
+        #expect(problems.contains { $0.contains("b: lift") && $0.contains("still part") })
+        #expect(problems.contains { $0.contains("c: user c nets") })
+        #expect(problems.contains { $0.contains("tally \(tallies[1].prefix(8))") })
+    }
+}
