@@ -88,7 +88,11 @@ extension SiteEngine {
             case .drop(let why):
                 logger.debug("route query dropped", metadata: ["why": "\(why)"])
             case .answer(let reply):
-                liftState.seen[q.qid] = (now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000), q.path.last)
+                // Seen once matched (a qid is forwarded or matched once); a
+                // `none` for this hop leaves it open to another hop with room.
+                if case .good = reply.body {
+                    liftState.seen[q.qid] = (now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000), q.path.last)
+                }
                 try? await connection.send(SiteMessage.route(reply).json)
             case .forward(let forwards, _, let within):
                 liftState.seen[q.qid] = (now.addingTimeInterval(Double(LiftLimits.routeCacheMs) / 1000), q.path.last)
@@ -105,6 +109,7 @@ extension SiteEngine {
                 await finishDiscovery(q.qid, force: false)
             }
         case .good, .noRoute:
+            if case .noRoute(_, let reason) = m.body { logger.debug("no route", metadata: ["reason": "\(reason.rawValue)"]) }
             routeReply(m, from: peer)
             await finishDiscovery(m.qid, force: false)
         }

@@ -91,6 +91,10 @@ public enum Effect: Sendable, Equatable {
     /// A valid decision applied to the site's record and every chit whose
     /// `lift` is its H, good ones chained with no limit check (9.5, 9.7).
     case applyLiftDecision(SignedDecision)
+    /// The decision applied for H was queued on to the neighbours (9.7):
+    /// a decision first applied from a chain entry (9.5) is passed on when
+    /// the lift's own message for it comes, once.
+    case setDecisionPassed(lift: String)
     /// A valid decision for H with the other result, kept as proof.
     case storeDecisionProof(SignedDecision)
     /// The referee signed both results for one lift: drop it from the

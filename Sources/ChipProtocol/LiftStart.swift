@@ -110,8 +110,11 @@ public enum LiftStart {
         return ranked(direct.isEmpty ? out : direct)
     }
 
+    /// Widest first, one per partner site (a site forwards a qid once), at most 4.
     static func ranked(_ qs: [Query]) -> [Query] {
-        Array(qs.sorted { $0.capacity != $1.capacity ? $0.capacity > $1.capacity : $0.t0 < $1.t0 }.prefix(LiftLimits.fanOut))
+        var sites = Set<AgentID>()
+        let sorted = qs.sorted { $0.capacity != $1.capacity ? $0.capacity > $1.capacity : $0.t0 < $1.t0 }
+        return Array(sorted.filter { sites.insert($0.message.to.agent).inserted }.prefix(LiftLimits.fanOut))
     }
 
     /// `exec` (9.6 step 1): from a `route` found by query `q`, O's lift:

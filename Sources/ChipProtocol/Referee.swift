@@ -145,12 +145,15 @@ public enum DecisionApply {
         /// It holds a record or a chit for H.
         public var known: Bool
         public var neighbours: [Neighbour]
+        /// The applied decision was queued on to the neighbours already.
+        public var passed: Bool
 
-        public init(header: LiftHeader?, held: [SignedDecision] = [], known: Bool, neighbours: [Neighbour] = []) {
+        public init(header: LiftHeader?, held: [SignedDecision] = [], known: Bool, neighbours: [Neighbour] = [], passed: Bool = false) {
             self.header = header
             self.held = held
             self.known = known
             self.neighbours = neighbours
+            self.passed = passed
         }
     }
 
@@ -173,6 +176,11 @@ public enum DecisionApply {
         case .invalid(let why):
             return .ignore(why)
         case .repeated:
+            // Applied from a chain entry (9.5) before this message came: it
+            // has not gone on to the neighbours yet; it goes now, once.
+            if !s.passed, s.held.first?.result == d.result {
+                return .apply(told + pass(d, s.neighbours, except: senderHop) + [.setDecisionPassed(lift: lift)], replies: replies)
+            }
             return .apply(told, replies: replies)
         case .proof:
             return .apply([.storeDecisionProof(d), .refereeEquivocated(referee: d.referee, lift: lift)] + told, replies: replies)
@@ -181,13 +189,13 @@ public enum DecisionApply {
             if result == .void {
                 effects += s.neighbours.filter(\.successor).map { .dropOutbox(topic: LiftTopic.promise(lift, hop: $0.hop)) }
             }
-            return .apply(effects + told + pass(d, s.neighbours, except: senderHop), replies: replies)
+            return .apply(effects + told + pass(d, s.neighbours, except: senderHop) + [.setDecisionPassed(lift: lift)], replies: replies)
         case .upgrade:
             var effects = [Effect]()
             if let applied = s.held.first { effects.append(.storeDecisionProof(applied)) }
             effects += [.applyLiftDecision(d), .dropOutbox(topic: LiftTopic.back(lift)), .dropOutbox(topic: LiftTopic.call(lift))]
             effects.append(.refereeEquivocated(referee: d.referee, lift: lift))
-            return .apply(effects + told + pass(d, s.neighbours, except: senderHop), replies: replies)
+            return .apply(effects + told + pass(d, s.neighbours, except: senderHop) + [.setDecisionPassed(lift: lift)], replies: replies)
         }
     }
 

@@ -138,7 +138,9 @@ public enum RouteDiscovery {
         let wait = q.wait - LiftLimits.forwardCostMs - elapsed
         guard wait >= LiftLimits.forwardCostMs else { return none(.time) }
         var candidates = [(Foreign, Reach, Int64)]()
-        for f in s.foreign where f.uuid != t.uuid {
+        // Not back to the site it came from: that site has seen the qid (it
+        // sent it) and could only answer `dup`.
+        for f in s.foreign where f.uuid != t.uuid && f.partner.agent != m.from.agent {
             guard let r = reached[f.user.cuid] else { continue }
             let carried = min(r.width, LiftCapacity.payer(f.half))
             if carried >= q.min { candidates.append((f, r, carried)) }
@@ -147,6 +149,10 @@ public enum RouteDiscovery {
             candidates = candidates.filter { $0.0.partner.agent == find.agent }
         }
         candidates.sort { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.uuid < $1.0.uuid }
+        // One forward per site, on its widest tally: the site forwards a qid
+        // once, so a second query to it could only be answered `dup`.
+        var sites = Set<AgentID>()
+        candidates = candidates.filter { sites.insert($0.0.partner.agent).inserted }
         let forwards: [Forward] = candidates.prefix(LiftLimits.fanOut).compactMap { f, r, carried in
             guard let nonce = HopNonce.nonce(qid: q.qid, tally: f.uuid) else { return nil }
             var next = q

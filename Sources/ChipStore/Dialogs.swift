@@ -275,7 +275,7 @@ extension SiteStore {
                     UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
                     """, arguments: [reason, now, uuid])
         case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
-            .setLiftState, .setPromiseAnswer, .enqueueToReferee:
+            .setLiftState, .setPromiseAnswer, .enqueueToReferee, .setDecisionPassed:
             try applyLift(effect, db, now: now)
         }
     }

@@ -281,9 +281,10 @@ extension SiteStore {
         let stored = try storedLift(db, lift)
         guard let header = try stored?.record.header ?? liftHeader(db, lift) else { return DecisionApply.Snapshot(header: nil, known: false) }
         let holdsChit = try Bool.fetchOne(db, sql: "SELECT 1 FROM chits WHERE lift = ? LIMIT 1", arguments: [lift]) != nil
+        let passed = try Bool.fetchOne(db, sql: "SELECT passed FROM lift_decisions WHERE lift = ? AND applied = 1", arguments: [lift])
         return DecisionApply.Snapshot(
             header: header, held: try heldDecisions(db, lift), known: stored != nil || holdsChit,
-            neighbours: try neighbours(db, header, stored: stored))
+            neighbours: try neighbours(db, header, stored: stored), passed: passed ?? false)
     }
 
     // MARK: Route discovery

@@ -21,6 +21,8 @@ extension SiteStore {
             try db.execute(
                 sql: "INSERT INTO referee_decisions (lift, result, decision, deadline, created) VALUES (?, ?, ?, ?, ?)",
                 arguments: [d.lift, d.result.rawValue, d.json.canonicalString, deadline, now])
+        case .setDecisionPassed(let lift):
+            try db.execute(sql: "UPDATE lift_decisions SET passed = 1 WHERE lift = ? AND applied = 1", arguments: [lift])
         case .refereeEquivocated(let referee, let lift):
             try db.execute(
                 sql: "INSERT OR IGNORE INTO referees_dropped (agent, lift, created) VALUES (?, ?, ?)",

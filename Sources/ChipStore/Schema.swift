@@ -263,6 +263,7 @@ enum Schema {
                         result   TEXT NOT NULL CHECK (result IN ('good', 'void')),
                         decision TEXT NOT NULL,   -- canonical JSON {"decision","sign"}, as received
                         applied  INTEGER NOT NULL CHECK (applied IN (0, 1)),
+                        passed   INTEGER NOT NULL DEFAULT 0 CHECK (passed IN (0, 1)),  -- queued on to the neighbours (9.7)
                         created  TEXT NOT NULL,
                         PRIMARY KEY (lift, result)
                     ) WITHOUT ROWID;

@@ -121,4 +121,17 @@ import TestSupport
         #expect(problems.contains { $0.contains("c: user c nets") })
         #expect(problems.contains { $0.contains("tally \(tallies[1].prefix(8))") })
     }
+    /// Two tallies between each pair of neighbours (one each way): replies
+    /// and decisions find their hop, and three payments in a row end good.
+    @Test func twoTalliesBetweenEachPairOfSites() async throws {
+        let (net, _) = try await Self.line()
+        for (x, y) in [("a", "b"), ("b", "c"), ("c", "d")] { try net.openTally(stock: x, foil: y) }
+        for i in 0..<3 {
+            let request = try Self.pay(net, from: "a", to: "d", units: 1000)
+            #expect(try await Self.finalState(net, "a", request) == .good, "run \(i)")
+            let problems = try await net.quietAudit(10)
+            #expect(problems.isEmpty, "\(problems)")
+        }
+        await net.stop()
+    }
 }

@@ -39,9 +39,9 @@ final class LiftNetwork: @unchecked Sendable {
     /// An open tally between `stock`'s user and `foil`'s user, each granting
     /// `limit` milliCHIPs: signed by both users and stored on both sites.
     @discardableResult
-    func openTally(stock: String, foil: String, limit: Int64 = 1_000_000) throws -> String {
+    func openTally(stock: String, foil: String, stockUser: String? = nil, foilUser: String? = nil, limit: Int64 = 1_000_000) throws -> String {
         let s = self[stock], f = self[foil]
-        let sc = try CUID(stock), fc = try CUID(foil)
+        let sc = try CUID(stockUser ?? stock), fc = try CUID(foilUser ?? foil)
         let sCert = try #require(try s.store.dbQueue.read { db in try SiteStore.userCert(db, sc) })
         let fCert = try #require(try f.store.dbQueue.read { db in try SiteStore.userCert(db, fc) })
         let now = Timestamp.format(millisecondsSince1970: wallClockMilliseconds())
@@ -60,6 +60,31 @@ final class LiftNetwork: @unchecked Sendable {
                 db, core: core, sign: sign, cuid: fc, side: .foil, partner: core.stockCert.chad, state: .open, token: nil, now: now)
         }
         return core.uuid
+    }
+
+    /// Another user on `site`.
+    func addUser(_ site: String, _ cuid: String) throws {
+        _ = try self[site].store.addUser(cuid: try CUID(cuid), name: cuid.capitalized, email: nil, sealingKey: nil)
+    }
+
+    /// Asks `site` to look for circular lifts now; returns the request.
+    func clear(_ site: String) throws -> Int64 {
+        let id = try self[site].store.requestClear(user: nil)
+        self[site].daemon?.poke()
+        return id
+    }
+
+    /// The request's lift once it ended good or void (nil: it started none).
+    func finished(_ site: String, _ request: Int64, seconds: Double = 30) async throws -> (lift: String, state: LiftRecord.State)? {
+        var out: (String, LiftRecord.State)?
+        _ = try await eventually(seconds) {
+            guard let r = try self[site].store.liftRequest(request), r.state == .done else { return false }
+            guard let lift = r.lifts.first else { return true }
+            guard let state = try self[site].store.liftState(lift), state == .good || state == .void else { return false }
+            out = (lift, state)
+            return true
+        }
+        return out
     }
 
     /// `payer`'s user pays `units` on `tally` (the payer owes that much more).

@@ -454,7 +454,8 @@ struct MemorySite {
             try applyLiftDecision(d, now: now)
         case .storeDecisionProof(let d):
             try storeDecisionProof(d)
-        case .storeRefereeDecision, .refereeEquivocated, .insertLiftRecord, .setLiftState, .setPromiseAnswer, .enqueueToReferee:
+        case .storeRefereeDecision, .refereeEquivocated, .insertLiftRecord, .setLiftState, .setPromiseAnswer, .enqueueToReferee,
+            .setDecisionPassed:
             // Lifts (section 9): as ChipStore/LiftEffects.swift, no lift records yet.
             throw ConstraintViolation("lift records are not stored yet")
         }

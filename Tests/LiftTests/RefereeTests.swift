@@ -195,8 +195,10 @@ struct RefereeBook {
     func fromR(_ d: SignedDecision) -> LiftMessage {
         LiftMessage(to: .site(Fx.site(1)), from: .site(Fx.site(9)), body: .decision(d, hop: nil))
     }
-    func snapshot(held: [SignedDecision] = [], known: Bool = true, neighbours n: [DecisionApply.Neighbour]? = nil) -> DecisionApply.Snapshot {
-        DecisionApply.Snapshot(header: header, held: held, known: known, neighbours: n ?? neighbours)
+    func snapshot(
+        held: [SignedDecision] = [], known: Bool = true, neighbours n: [DecisionApply.Neighbour]? = nil, passed: Bool = false
+    ) -> DecisionApply.Snapshot {
+        DecisionApply.Snapshot(header: header, held: held, known: known, neighbours: n ?? neighbours, passed: passed)
     }
     func enqueued(_ d: Decision) -> [Int] {
         d.effects.compactMap {
@@ -272,9 +274,13 @@ struct RefereeBook {
 
     @Test func repeatsAndStrangers() {
         let void = Fx.decision(header, .void)
-        let repeatD = DecisionApply.decide(fromBob(Fx.decision(header, .void, at: Fx.t0 + 7000)), snapshot: snapshot(held: [void]))
+        let repeatD = DecisionApply.decide(fromBob(Fx.decision(header, .void, at: Fx.t0 + 7000)), snapshot: snapshot(held: [void], passed: true))
         #expect(repeatD.effects == [.dropOutbox(topic: LiftTopic.decision(header.hash, hop: 0))])
         #expect(acked(repeatD))
+        // Applied from a chain entry and not yet passed on: it goes on now, once, to the others.
+        let first = DecisionApply.decide(fromBob(void), snapshot: snapshot(held: [void], passed: false))
+        #expect(enqueued(first) == [1] && first.effects.last == .setDecisionPassed(lift: header.hash))
+        #expect(acked(first))
         // Neither record nor chit: not acknowledged, so the sender keeps it queued.
         let unknown = DecisionApply.decide(fromBob(void), snapshot: snapshot(known: false))
         #expect(unknown.ignored != nil && unknown.replies.isEmpty && unknown.effects.isEmpty)
