@@ -214,4 +214,56 @@ for (name, message) in Dialogs.chainMessages {
         try seed(root, "chain_dialog", "\(name)-\(side == 0 ? "stock" : "foil")-\(snapshot)", [side | snapshot << 1] + message.canonicalBytes)
     }
 }
+// route_message: [snapshot and clock byte] + a real route message (Lifts in LiftFixtures.swift).
+let routeSelectors: [String: [UInt8]] = [
+    "query-circ": [0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x40, 0x60],
+    "query-circ-closing": [0, 0x08],
+    "query-circ-ttl0": [0],
+    "query-line-here": [0, 0x08, 0x10],
+    "query-line-there": [0, 0x20]
+]
+for (name, message) in Lifts.routeMessages {
+    for v in routeSelectors[name] ?? [0] {
+        try seed(root, "route_message", "\(name)-\(v)", [v] + message.canonicalBytes)
+    }
+}
+
+// lift_message: [snapshot byte] + a real lift message, chosen so that each
+// reaches a decision that applies something (or answers).
+let liftSelectors: [String: [UInt8]] = [
+    "promise-circ": [0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x80],
+    "promise-line-relay": [0, 0x10, 0x20 | 0x40],
+    "promise-line-here": [0, 0x40],
+    "promise-circ-home": [0x80, 0x90, 0],
+    "promise-invalid": [0, 0x01],
+    "refuse-circ": [0x08, 0x28, 0x14],
+    "refuse-circ-home": [0x14, 0x34, 0x54],
+    "arrive-line-relay": [0x08, 0x14, 0x34],
+    "ack-promise-circ": [0, 0x20],
+    "ack-good-circ": [0],
+    "good-circ": [0, 0x04, 0x01, 0x02],
+    "void-circ": [0, 0x01, 0x02],
+    "good-from-referee-line-relay": [0, 0x02],
+    "commit-circ": [0, 0x01, 0x02, 0x03, 0x04 | 1 << 3],
+    "abort-circ": [0, 0x04 | 2 << 3],
+    "query-circ": [0, 0x01],
+    "status-circ": [0, 0x01]
+]
+for (name, message) in Lifts.liftMessages {
+    for v in liftSelectors[name] ?? [0] {
+        try seed(root, "lift_message", "\(name)-\(v)", [v] + message.canonicalBytes)
+    }
+}
+try seed(
+    root, "lift_message", "seal-contents",
+    [0] + JSONValue.object(["target": "lift", "action": "promise", "object": ["seal": Lifts.sealForB.json]]).canonicalBytes)
+
+// pay_link: links (bare, full, with escapes) and sealed boxes (to site B, which opens them; to site C).
+let payee = try PayLink(cuid: Dialogs.bob.cuid, agent: b.agent, units: 12_345, memo: "lunch & a+b = 100%", ref: ["invoice": 7, "note": "é"])
+try seed(root, "pay_link", "bare", Array("bob:\(b.agent)".utf8))
+try seed(root, "pay_link", "link", Array(payee.text.utf8))
+try seed(root, "pay_link", "link-chad-only", Array(try PayLink(cuid: Dialogs.bob.cuid, agent: b.agent).text.utf8))
+try seed(root, "pay_link", "link-plus", Array("\(PayLink.base)?memo=a+b%2Bc&chad=bob:\(b.agent)&units=1".utf8))
+try seed(root, "pay_link", "seal-to-b", Array(Lifts.sealTextB.utf8))
+try seed(root, "pay_link", "seal-to-c", Array(Lifts.sealTextC.utf8))
 print("seedgen: wrote seeds under \(root)")
