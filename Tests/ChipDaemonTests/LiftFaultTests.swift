@@ -78,7 +78,8 @@ import TestSupport
     /// 10 % of lift messages lost with their channel (as a network fault
     /// cuts it): queued messages go again on the next channel, so each of
     /// ten payments ends good or void everywhere and the sites agree.
-    @Test(arguments: [3, 11]) func lostMessagesEndEveryLiftGoodOrVoidEverywhere(seed: UInt64) async throws {
+    @Test(arguments: ProcessInfo.processInfo.environment["LIFT_LONG"] != nil ? [3, 11, 17, 23] : [3])
+    func lostMessagesEndEveryLiftGoodOrVoidEverywhere(seed: UInt64) async throws {
         let (net, tallies) = try await Self.line(settings: LiftEngineSettings(interval: 0, min: 1, lifeMs: 12_000))
         let rng = NIOLockedValueBox(SplitMix64(seed: seed))
         for s in net.sites.values {
@@ -133,5 +134,70 @@ import TestSupport
             #expect(problems.isEmpty, "\(problems)")
         }
         await net.stop()
+    }
+}
+
+/// A relay crashes (its daemon stops at once, mid-lift; the site file holds
+/// only committed transactions, as after kill -9) at a chosen moment and
+/// comes back: the queued messages go again and every lift ends good or
+/// void everywhere, as its referee decided.
+@Suite(.serialized) struct LiftCrashTests {
+    enum Moment: String, CaseIterable { case beforeThePromise, afterReserving, beforeApplyingTheDecision }
+
+    /// `moment` at relay c of a - b - c - d; back after `down` seconds.
+    func crash(at moment: Moment, down: Double, lifeMs: Int64 = 60_000) async throws -> LiftRecord.State? {
+        let settings = LiftEngineSettings(interval: 0, min: 1, lifeMs: lifeMs)
+        let (net, _) = try await LiftFaultTests.line(settings: settings)
+        let c = net["c"]
+        let port = try await c.store.dbQueue.read { db in try SiteStore.address(db).port }
+        let crashed = NIOLockedValueBox(false)
+        let restart: @Sendable () -> Void = {
+            Task {
+                await c.stop()
+                try? await Task.sleep(for: .seconds(down))
+                try? await c.start(port: port)
+                await c.daemon?.engine.setLiftSettings(settings)
+            }
+        }
+        await c.daemon?.engine.injectFaults { m, _ in
+            let action = m["action"]?.stringValue, target = m["target"]?.stringValue
+            let hit: Bool
+            switch moment {
+            case .beforeThePromise: hit = target == "lift" && action == "promise"
+            // The promise is applied (chits reserved, the next promise queued), then c dies.
+            case .afterReserving: hit = target == "lift" && action == "ack" && m["object"]?["of"]?.stringValue == "promise"
+            case .beforeApplyingTheDecision: hit = target == "lift" && (action == "good" || action == "void")
+            }
+            guard hit,
+                crashed.withLockedValue({ was in
+                    defer { was = true }; return !was
+                })
+            else { return .deliver }
+            restart()
+            return .drop
+        }
+        let request = try LiftFaultTests.pay(net, from: "a", to: "d", units: 5000)
+        let state = try await LiftFaultTests.finalState(net, "a", request, seconds: 60 + down)
+        let problems = try await net.quietAudit(60 + down)
+        #expect(problems.isEmpty, "\(moment) down \(down) s: \(problems)")
+        #expect(crashed.withLockedValue { $0 }, "the relay crashed \(moment)")
+        await net.stop()
+        return state
+    }
+
+    @Test(arguments: Moment.allCases) func aRelayBackAtOnce(moment: Moment) async throws {
+        let state = try await crash(at: moment, down: 0)
+        #expect(state == .good || state == .void)
+    }
+
+    /// Back after the deadline (a 12 s life, 15 s down): the originator
+    /// aborted, so the lift is void everywhere, the relay's late promise
+    /// included; had the decision been good, the relay takes it on return.
+    /// Every moment with `LIFT_LONG=1` (15 s each); one in the default run.
+    static let late: [Moment] = ProcessInfo.processInfo.environment["LIFT_LONG"] != nil ? Moment.allCases : [.afterReserving]
+
+    @Test(arguments: LiftCrashTests.late) func aRelayBackAfterTheDeadline(moment: Moment) async throws {
+        let state = try await crash(at: moment, down: 15, lifeMs: 12_000)
+        #expect(state == .good || state == .void)
     }
 }
