@@ -545,3 +545,38 @@ extension SiteStore {
         }
     }
 }
+
+/// A lift still undecided long past its deadline (doctor: its referee is
+/// unreachable or silent; 9.7 says alert the operator after 1 h).
+public struct StalledLift: Sendable, Equatable {
+    public var lift: String
+    public var referee: AgentID
+    public var deadline: String
+}
+
+extension SiteStore {
+    /// Lifts in `exec`, `call` or `part` whose deadline is more than
+    /// `LiftLimits.alertAfterMs` before `now` (ms).
+    public func stalledLifts(now: Int64) throws -> [StalledLift] {
+        try guardedRead { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT l.lift, h.referee, h.deadline FROM lifts l JOIN lift_headers h USING (lift)
+                    WHERE l.state IN ('exec', 'call', 'part') ORDER BY h.deadline
+                    """
+            ).compactMap { row in
+                let deadline: String = row["deadline"], referee: String = row["referee"]
+                guard let ms = Timestamp.parse(deadline), now - ms > LiftLimits.alertAfterMs, let r = try? AgentID(referee) else { return nil }
+                return StalledLift(lift: row["lift"], referee: r, deadline: deadline)
+            }
+        }
+    }
+
+    /// Referees caught signing both results for one lift (9.7).
+    public func droppedReferees() throws -> [(agent: String, lift: String)] {
+        try guardedRead { db in
+            try Row.fetchAll(db, sql: "SELECT agent, lift FROM referees_dropped ORDER BY created").map { ($0["agent"], $0["lift"]) }
+        }
+    }
+}

@@ -74,6 +74,7 @@ struct DoctorCommand: ParsableCommand {
             checkKeys(store, ok: ok, fail: fail)
             checkConfig(store, ok: ok, fail: fail)
             checkPort(store, path: path, ok: ok, fail: fail)
+            checkLifts(store, ok: ok, fail: fail)
         }
         checkClock(ok: ok, fail: fail)
 
@@ -152,6 +153,30 @@ struct DoctorCommand: ParsableCommand {
             fail("port", "port \(port) needs privileges to bind: run serve as root or with CAP_NET_BIND_SERVICE, or pick a port above 1023")
         case let code:
             fail("port", "cannot bind port \(port): \(String(cString: strerror(code)))")
+        }
+    }
+
+    /// Lifts waiting on their referee for over an hour past the deadline
+    /// (their credit stays reserved; 9.7), and referees that equivocated.
+    func checkLifts(_ store: SiteStore, ok: (String, String) -> Void, fail: (String, String) -> Void) {
+        do {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let stalled = try store.stalledLifts(now: Int64(ts.tv_sec) * 1000)
+            let dropped = try store.droppedReferees()
+            for (referee, lifts) in Dictionary(grouping: stalled, by: \.referee).sorted(by: { $0.key.description < $1.key.description }) {
+                fail(
+                    "lifts",
+                    "\(lifts.count) lift(s) wait for referee \(referee) since \(lifts[0].deadline), over an hour past the deadline: is it reachable? (their credit stays reserved; `chipsite lift show \(lifts[0].lift.prefix(8))`)"
+                )
+            }
+            for d in dropped {
+                fail(
+                    "lifts", "referee \(d.agent) signed both good and void for lift \(d.lift.prefix(8)): it is off the accept list; good was applied")
+            }
+            if stalled.isEmpty, dropped.isEmpty { ok("lifts", "no lift waits on its referee") }
+        } catch {
+            fail("lifts", "\(error)")
         }
     }
 

@@ -46,7 +46,7 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         let j = try json(try chipsite(["doctor", "--db", db, "--json"]).stdout)
         #expect(j["ok"] as? Bool == true)
         let checks = try #require(j["checks"] as? [[String: Any]])
-        #expect(Set(checks.compactMap { $0["check"] as? String }) == ["file", "integrity", "schema", "key", "config", "port", "clock"])
+        #expect(Set(checks.compactMap { $0["check"] as? String }) == ["file", "integrity", "schema", "key", "config", "port", "clock", "lifts"])
 
         // serve holding the port is fine: it is ours (its poke socket answers).
         let serve = try AdminServe(db: db, listen: "0.0.0.0:\(port)")
@@ -86,6 +86,33 @@ func adminHoldPort(_ port: Int) throws -> Int32 {
         let missing = try chipsite(["doctor", "--db", dir.file("none.db")])
         #expect(missing.code == 1)
         #expect(missing.stdout.contains("FAIL no site at") && missing.stdout.contains("chipsite init"))
+    }
+
+    /// A lift still waiting for its referee an hour past its deadline, and a
+    /// referee caught signing both results, are reported with what they mean.
+    @Test func liftsWaitingOnTheirRefereeAreReported() throws {
+        let dir = try TempDir()
+        let db = try adminSite(dir)
+        let referee = try json(try chipsite(["status", "--db", db, "--json"]).stdout)["agent"] as? String ?? ""
+        let lift = String(repeating: "H", count: 43)
+        _ = try run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3,sys
+                c=sqlite3.connect(sys.argv[1])
+                c.execute("insert into lift_headers values (?, '{}', 'circ', 1000, '2026-01-01T00:00:00.000Z', ?, 'now')", (sys.argv[2], sys.argv[3]))
+                c.execute("insert into lifts (lift, role, state, hop, created, updated) values (?, 'relay', 'part', 0, 'now', 'now')", (sys.argv[2],))
+                c.execute("insert into referees_dropped values (?, ?, 'now')", (sys.argv[3], sys.argv[2]))
+                c.commit()
+                """,
+                db, lift, referee
+            ])
+        let r = try chipsite(["doctor", "--db", db])
+        #expect(r.code == 1)
+        #expect(r.stdout.contains("FAIL 1 lift(s) wait for referee \(referee) since 2026-01-01T00:00:00.000Z"), "\(r.stdout)")
+        #expect(r.stdout.contains("FAIL referee \(referee) signed both good and void for lift HHHHHHHH"))
     }
 
     @Test func anOlderFileIsCheckedThenMigrated() throws {
