@@ -228,7 +228,11 @@ extension SiteStore {
             case .pending:
                 decision = .ignore("pending: asked again on the timeout-query schedule")
             }
-            return try Self.commit(decision, db, now: stamp)
+            let outcome = try Self.commit(decision, db, now: stamp)
+            // A promise refused `invalid` or `late` stores nothing but is
+            // still answered (9.6 step 2).
+            if case .ignored = outcome, !decision.replies.isEmpty { return .applied(replies: decision.replies) }
+            return outcome
         }
     }
 

@@ -1,0 +1,74 @@
+import ChipModel
+import ChipProtocol
+import Foundation
+import GRDB
+import NIOConcurrencyHelpers
+import Testing
+import TestSupport
+@testable import ChipDaemon
+@testable import ChipStore
+
+/// Hostile partners and referees against real site files (section 9.10).
+@Suite(.serialized) struct LiftHostileTests {
+    /// The referee (here the originator a) also signs `void` for a lift it
+    /// decided `good`: b keeps good, stores the void as proof, drops a from
+    /// its accept list and tells its operator (doctor); a promise whose
+    /// chit was altered on the way is refused `invalid` and stored nowhere.
+    @Test func anEquivocatingRefereeAndAnAlteredPromise() async throws {
+        let (net, tallies) = try await LiftFaultTests.line(["a", "b", "c"])
+        let promises = NIOLockedValueBox<[JSONValue]>([])
+        await net["c"].daemon?.engine.injectFaults { m, _ in
+            if m["target"]?.stringValue == "lift", m["action"]?.stringValue == "promise" { promises.withLockedValue { $0.append(m) } }
+            return .deliver
+        }
+        let request = try LiftFaultTests.pay(net, from: "a", to: "c", units: 2000)
+        #expect(try await LiftFaultTests.finalState(net, "a", request) == .good)
+        #expect(try await net.quietAudit() == [])
+        await net.stop()
+        let lift = try #require(try net["a"].store.liftRequest(request)?.lifts.first)
+        let b = net["b"], a = net["a"]
+
+        // a signs void too and sends it to b on their hop.
+        let header = try #require(try await b.store.dbQueue.read { db in try SiteStore.storedLift(db, lift) }?.record.header)
+        let ab = tallies[0]
+        let hop = try #require(header.path.firstIndex(of: HopNonce.nonce(qid: header.qid, tally: ab) ?? ""))
+        let t = try b.store.tally(ab)
+        let core = try #require(t.core)
+        let void = try SignedDecision.make(lift: lift, result: .void, date: header.deadline, commit: nil, key: a.key)
+        let m = LiftMessage(to: .user(core.cert(t.side).chad), from: .user(core.cert(t.side.other).chad), body: .decision(void, hop: hop))
+        let outcome = try b.store.receiveLift(m, from: a.agent, siteKey: b.key, sealingKey: nil, now: wallClockMilliseconds())
+        guard case .applied(let replies) = outcome else { Issue.record("not applied: \(outcome)"); return }
+        #expect(replies.count == 1, "acknowledged")
+        #expect(try b.store.liftState(lift) == .good)
+        let proof = try await b.store.dbQueue.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM lift_decisions WHERE lift = ? AND result = 'void' AND applied = 0", arguments: [lift])
+        }
+        #expect(proof == 1)
+        #expect(try b.store.droppedReferees().map(\.agent) == [a.agent.description])
+        #expect(try await b.store.dbQueue.read { db in try SiteStore.acceptsReferee(db, a.agent) } == false)
+        #expect(try net.audit() == [])
+
+        // A promise to c with a forged header (a new uuid, units and origin
+        // key) whose chit b's agent did not sign: refused `invalid`, nothing stored.
+        let real = try #require(promises.withLockedValue { $0.first })
+        guard case .lift(let taken) = try SiteMessage(json: real), case .promise(let h, let i, let chit) = taken.body else {
+            Issue.record("no promise taken")
+            return
+        }
+        let forged = try LiftHeader.make(
+            uuid: UUID().uuidString.lowercased(), kind: h.kind, qid: h.qid, date: h.date, deadline: h.deadline, units: h.units + 1,
+            path: h.path, referee: h.referee, find: h.find, originKey: SigningKey.generate())
+        let fakeChit = try LiftChit.make(header: forged, tally: chit.tally, by: chit.by, agentKey: SigningKey.generate())
+        let altered = LiftMessage(to: taken.to, from: taken.from, body: .promise(header: forged, hop: i, chit: fakeChit))
+        let before = try await net["c"].store.dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chits") }
+        let refused = try net["c"].store.receiveLift(
+            altered, from: b.agent, siteKey: net["c"].key, sealingKey: nil, now: wallClockMilliseconds())
+        guard case .applied(let replies) = refused, case .lift(let reply)? = replies.first, case .refuse(_, _, let reason) = reply.body else {
+            Issue.record("a forged promise was not refused: \(refused)")
+            return
+        }
+        #expect(reason == .invalid)
+        let after = try await net["c"].store.dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chits") }
+        #expect(before == after, "nothing stored")
+    }
+}
