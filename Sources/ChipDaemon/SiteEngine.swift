@@ -20,6 +20,11 @@ struct ConnectionState {
     var chitsSent: Set<String> = []
     /// Invoice refusals sent.
     var refusalsSent: Set<String> = []
+    /// A referee channel (9.8): an agent that shares no tally with us asks
+    /// about lifts we decide; only `commit`, `abort`, `query` are taken.
+    var referee = false
+    /// When the last message came (a referee channel closes idle after 10 s).
+    var lastMessage = Date()
 }
 
 /// What the fault-injection hook does with a delivered message (tests).
@@ -79,6 +84,12 @@ public actor SiteEngine: PeerPolicy {
     let ownAgent: AgentID?
     /// A test's override of the `lift.*` settings (nil: the site file's).
     var liftSettings: LiftEngineSettings?
+
+    /// Agents accepted for a referee channel, until it opens (by address),
+    /// the open referee channels' addresses, and each address's token bucket.
+    var refereeAskers: [AgentID: (address: String, at: Date)] = [:]
+    var refereeChannels: [UInt64: String] = [:]
+    var refereeRates: [String: RefereeRate] = [:]
 
     /// Test and diagnostics hook: sees every delivered message.
     private var observers: [@Sendable (JSONValue, AgentID) -> Void] = []
@@ -140,7 +151,9 @@ public actor SiteEngine: PeerPolicy {
                 }
                 return true
             case .agent(let agent):
-                return try !store.isLockedDown() && store.isPartner(agent)
+                if try store.isLockedDown() { return false }
+                if try store.isPartner(agent) { return true }
+                return acceptRefereeChannel(agent, from: address)
             }
         } catch {
             logger.warning("cannot judge a channel question", metadata: ["error": "\(error)"])
@@ -150,6 +163,16 @@ public actor SiteEngine: PeerPolicy {
 
     public func opened(_ connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
+        if !connection.isInitiator, let address = refereeAskers.removeValue(forKey: peer)?.address {
+            // A referee channel: nothing of ours goes on it, and it closes when idle.
+            var state = ConnectionState(connection: connection, agent: peer)
+            state.referee = true
+            state.lastMessage = clock.now
+            connections[connection.id] = state
+            refereeChannels[connection.id] = address
+            wake.schedule(at: clock.now.addingTimeInterval(Double(RefereeChannel.idleMs) / 1000))
+            return
+        }
         connections[connection.id] = ConnectionState(connection: connection, agent: peer)
         channels[peer, default: []].append(connection.id)
         retryAfter[peer] = nil
@@ -166,6 +189,12 @@ public actor SiteEngine: PeerPolicy {
     public func received(_ json: JSONValue, on connection: PeerConnection) async {
         guard let peer = await connection.peer else { return }
         for observer in observers { observer(json, peer) }
+        if connections[connection.id]?.referee == true {
+            guard admittedOnRefereeChannel(json, connection: connection) else {
+                connection.close()
+                return
+            }
+        }
         switch faults?(json, peer) ?? .deliver {
         case .deliver: break
         case .drop: return
@@ -219,10 +248,62 @@ public actor SiteEngine: PeerPolicy {
     }
 
     public func closed(_ connection: PeerConnection) async {
+        refereeChannels[connection.id] = nil
         guard let state = connections.removeValue(forKey: connection.id) else { return }
         let rest = (channels[state.agent] ?? []).filter { $0 != connection.id }
         channels[state.agent] = rest.isEmpty ? nil : rest
         wake.schedule(at: clock.now.addingTimeInterval(Self.passAfterClose))
+    }
+
+    // MARK: The referee channel (9.8)
+
+    /// Open referee channels (diagnostics, tests).
+    public func openRefereeChannels() -> Int { refereeChannels.count }
+
+    /// An agent we share no tally with may open a channel to a referee
+    /// site, for lift `commit`, `abort` and `query` only: at most 4 from one
+    /// address and 256 in all.
+    func acceptRefereeChannel(_ agent: AgentID, from address: String) -> Bool {
+        guard currentLiftSettings().referee else { return false }
+        // An accepted handshake that never opened stops counting after a while.
+        let stale = clock.now.addingTimeInterval(-Self.refereeHandshakeWindow)
+        refereeAskers = refereeAskers.filter { $0.value.at > stale }
+        let open = refereeChannels.count + refereeAskers.count
+        let fromAddress =
+            refereeChannels.values.filter { $0 == address }.count + refereeAskers.values.filter { $0.address == address }.count
+        guard RefereeChannel.accepts(fromAddress: fromAddress, open: open) else { return false }
+        refereeAskers[agent] = (address, clock.now)
+        return true
+    }
+
+    /// How long an accepted referee handshake may take to open.
+    static let refereeHandshakeWindow: TimeInterval = 10
+
+    /// What a referee channel carries: `commit`, `abort`, `query`, within
+    /// the address's rate; anything else closes it.
+    private func admittedOnRefereeChannel(_ json: JSONValue, connection: PeerConnection) -> Bool {
+        guard let message = try? SiteMessage(json: json), RefereeChannel.admits(message),
+            let address = refereeChannels[connection.id]
+        else { return false }
+        let now = clock.milliseconds
+        var rate = refereeRates[address] ?? RefereeRate(now: now)
+        let ok = rate.take(now: now)
+        refereeRates[address] = rate
+        connections[connection.id]?.lastMessage = clock.now
+        return ok
+    }
+
+    /// Referee channels idle for 10 s are closed; the next one is timed.
+    func closeIdleRefereeChannels() {
+        let limit = Double(RefereeChannel.idleMs) / 1000
+        var next: Date?
+        for id in refereeChannels.keys {
+            guard let state = connections[id] else { continue }
+            let due = state.lastMessage.addingTimeInterval(limit)
+            if due <= clock.now { state.connection.close() } else { next = min(next ?? due, due) }
+        }
+        if let next { wake.schedule(at: next) }
+        if refereeChannels.isEmpty, refereeRates.count > 0 { refereeRates = [:] }
     }
 
     // MARK: Outbox delivery
@@ -241,6 +322,7 @@ public actor SiteEngine: PeerPolicy {
         await sendRefusals()
         await deliverLocally()
         await liftWork()
+        closeIdleRefereeChannels()
         for target in agents where target.agent != ownAgent {
             // A ticket message only ever travels as the payload of IK (section 4),
             // so a waiting one means a dial even when a channel is open, unless

@@ -72,3 +72,51 @@ import TestSupport
         #expect(before == after, "nothing stored")
     }
 }
+
+/// The referee channel (9.8): a site that shares no tally with the referee
+/// reaches it anyway.
+@Suite(.serialized) struct LiftRefereeChannelTests {
+    /// c withholds the decision from d (it neither passes it on, nor answers
+    /// d's `status`, nor sends the chain entry): past the deadline d asks the
+    /// referee (a, with whom it shares no tally) over a referee channel.
+    @Test func aWithheldDecisionIsAskedOfTheReferee() async throws {
+        let (net, _) = try await LiftFaultTests.line(settings: LiftEngineSettings(interval: 0, min: 1, lifeMs: 12_000))
+        let c = net["c"].agent
+        await net["d"].daemon?.engine.injectFaults { m, from in
+            guard from == c, let target = m["target"]?.stringValue, let action = m["action"]?.stringValue else { return .deliver }
+            if target == "chit", action == "upd" { return .drop }
+            return target == "lift" && ["good", "void", "pending"].contains(action) ? .drop : .deliver
+        }
+        let request = try LiftFaultTests.pay(net, from: "a", to: "d", units: 3000)
+        #expect(try await LiftFaultTests.finalState(net, "a", request) == .good)
+        let lift = try #require(try net["a"].store.liftRequest(request)?.lifts.first)
+        #expect(try net["d"].store.liftState(lift) == .part, "d has not heard yet")
+        #expect(try await eventually(40) { try net["d"].store.liftState(lift) == .good }, "d asked the referee")
+        // c behaves again; d's new channel brings the chain entries it missed.
+        await net["d"].daemon?.engine.injectFaults(nil)
+        let port = try await net["d"].store.dbQueue.read { db in try SiteStore.address(db).port }
+        await net["d"].stop()
+        try await net["d"].start(port: port)
+        #expect(try await net.quietAudit(30) == [])
+        await net.stop()
+    }
+
+    /// A referee channel carries only commit, abort and query: a tally
+    /// message on it closes it.
+    @Test func aRefereeChannelClosesOnAnythingElse() async throws {
+        let net = try LiftNetwork(["a", "z"])
+        try await net.start()
+        let a = net["a"], z = net["z"]
+        let node = try #require(await z.daemon?.engine.node)
+        let port = try await a.store.dbQueue.read { db in try SiteStore.address(db).port }
+        let channel = try await node.dial(host: "127.0.0.1", port: port, remote: a.agent)
+        #expect(try await eventually(5) { await a.daemon?.engine.openRefereeChannels() == 1 }, "a stranger may open a referee channel")
+        try await channel.send(try z.message("offer", from: "z", to: a, toCuid: "a"))
+        #expect(try await eventually(10) { await a.daemon?.engine.openRefereeChannels() == 0 }, "closed at once")
+        #expect(await channel.isOpen == false)
+        // lift.referee off: a stranger is refused at the handshake.
+        await a.daemon?.engine.setLiftSettings(LiftEngineSettings(interval: 0, min: 1, referee: false))
+        await #expect(throws: (any Error).self) { _ = try await node.dial(host: "127.0.0.1", port: port, remote: a.agent) }
+        await net.stop()
+    }
+}

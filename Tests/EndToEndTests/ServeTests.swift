@@ -25,6 +25,9 @@ import TestSupport
         let dir = try TempDir()
         let b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
         #expect(try b.cli(["config", "set", "peer.handshake_timeout", "3"]).code == 0)
+        // Not a referee: a referee site completes N + K from an agent it shares
+        // no tally with (protocol 9.8), so `n-unknown` would get its answer.
+        #expect(try b.cli(["config", "set", "lift.referee", "off"]).code == 0)
         let sb = try b.serve()
         defer { sb.stop() }
         let token = try #require((try json(try b.ticket())["invite"] as? [String: Any])?["token"] as? String)
