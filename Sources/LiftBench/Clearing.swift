@@ -45,6 +45,8 @@ enum Clearing {
         var optimumCertified: Bool
         var restricted: Double
         var restrictedCycles: Int
+        var named: Double
+        var namedCycles: Int
         var allCycles: Int?
         var allCyclesLP: Double?
         var rounds: [Round]
@@ -63,9 +65,23 @@ enum Clearing {
     /// Counts what every engine delivers.
     final class Counter: Sendable {
         private let state = Mutex<(lift: Int, route: Int, other: Int, qids: Set<String>)>((0, 0, 0, []))
-        func add(_ m: JSONValue) {
+        /// Route and lift messages by action (and a none's or refuse's reason), for --verbose.
+        let kinds = Mutex<[String: Int]>([:])
+        /// --verbose: every route message, as "receiver: action object", while set.
+        let trace = Mutex<[String]?>(nil)
+        func add(_ m: JSONValue, at site: Int) {
+            trace.withLock { t in
+                if t != nil, m["target"]?.stringValue == "route" || m["target"]?.stringValue == "lift" {
+                    t?.append("site\(site) ← \(m["action"]?.stringValue ?? "?") \(m["object"]?.canonicalString.prefix(300) ?? "")")
+                }
+            }
+            let target = m["target"]?.stringValue ?? "?"
+            if target == "route" || target == "lift" {
+                let reason = m["object"]?["reason"]?.stringValue.map { " " + $0 } ?? ""
+                kinds.withLock { $0["\(target) \(m["action"]?.stringValue ?? "?")\(reason)", default: 0] += 1 }
+            }
             state.withLock { s in
-                switch m["target"]?.stringValue {
+                switch target {
                 case "lift": s.lift += 1
                 case "route":
                     s.route += 1
@@ -74,7 +90,10 @@ enum Clearing {
                 }
             }
         }
-        func reset() { state.withLock { $0 = (0, 0, 0, []) } }
+        func reset() {
+            state.withLock { $0 = (0, 0, 0, []) }
+            kinds.withLock { $0 = [:] }
+        }
         var value: (lift: Int, route: Int, other: Int, qids: Int) { state.withLock { ($0.lift, $0.route, $0.other, $0.qids.count) } }
     }
 
@@ -100,7 +119,7 @@ enum Clearing {
         let stock: Int
     }
 
-    static func run(sites n: Int, rounds: Int, seed: UInt64, verbose: Bool) async throws -> Result {
+    static func run(sites n: Int, rounds: Int, seed: UInt64, oneAtATime: Bool, verbose: Bool) async throws -> Result {
         let dir = try TempDir()
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
         let load = loadAverage()
@@ -123,7 +142,7 @@ enum Clearing {
             let d = try SiteDaemon(store: store, siteKey: try store.siteKey(sealingKey: nil), sealingKey: nil, limits: limits, logger: logger)
             _ = try await d.start(host: "127.0.0.1", port: port)
             await d.engine.setLiftSettings(LiftEngineSettings(interval: 0, min: 1000, lifeMs: 20_000))
-            await d.engine.observe { m, _ in counter.add(m) }
+            await d.engine.observe { m, _ in counter.add(m, at: i) }
             runs.append(Task { await d.run() })
             net.append(Site(store: store, daemon: d, user: user, agent: try store.agent(), port: port))
         }
@@ -175,10 +194,13 @@ enum Clearing {
         try await settle(net, tallies, seconds: 60)
         let before = try balances(net, tallies)
         let debt = before.reduce(0, +)
-        let edges = zip(tallies, before).compactMap { t, b in b > 0 ? Circulation.Edge(from: t.foil, to: t.stock, capacity: b) : nil }
+        let indebted = zip(tallies, before).filter { $0.1 > 0 }
+        let edges = indebted.map { t, b in Circulation.Edge(from: t.foil, to: t.stock, capacity: b) }
         let best = Circulation.maximum(nodes: n, edges: edges)
         let short = Circulation.cycles(nodes: n, edges: edges, maxLength: LiftLimits.maxForeignHops) ?? []
         let restricted = Circulation.bestOf(short, edges: edges)
+        let named = short.filter { Self.named($0, edges: edges, uuids: indebted.map(\.0.uuid), all: tallies, debts: before) }
+        let namedLP = Circulation.bestOf(named, edges: edges)
         // A cross-check of the two methods where every cycle can be listed.
         let every = Circulation.cycles(nodes: n, edges: edges, maxLength: n, cap: 3000)
         let everyLP = every.map { Circulation.bestOf($0, edges: edges) }
@@ -193,34 +215,43 @@ enum Clearing {
         var lifts = Set<String>(), good = 0
         var notes = [String: Int]()
         var last = debt
+        var idle = 0
         for r in 0..<rounds {
             let t0 = now()
-            var requests = [(Int, Int64)]()
-            for (i, s) in net.enumerated() {
-                requests.append((i, try s.store.requestClear(user: nil)))
-                s.daemon.poke()
-            }
+            // All sites at once, or (--one-at-a-time) each alone, waiting for its lift.
+            let groups = oneAtATime ? net.indices.map { [$0] } : [Array(net.indices)]
             var started = [(Int, String)]()
-            let end = now() + 60
-            var pending = requests
-            while !pending.isEmpty, now() < end {
-                pending = try pending.filter { i, id in
-                    guard let req = try net[i].store.liftRequest(id), req.state == .done else { return true }
-                    if let l = req.lifts.first { started.append((i, l)) } else { notes[req.note ?? "?", default: 0] += 1 }
-                    return false
-                }
-                if !pending.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
-            }
             var g = 0, v = 0
-            for (i, l) in started {
-                lifts.insert(l)
-                let final = now() + 60
-                while now() < final {
-                    let state = try net[i].store.liftState(l)
-                    if state == .good { g += 1; break }
-                    if state == .void { v += 1; break }
-                    try await Task.sleep(for: .milliseconds(10))
+            for group in groups {
+                var requests = [(Int, Int64)]()
+                var mine = [(Int, String)]()
+                for i in group {
+                    let s = net[i]
+                    requests.append((i, try s.store.requestClear(user: nil)))
+                    s.daemon.poke()
                 }
+                let end = now() + 60
+                var pending = requests
+                while !pending.isEmpty, now() < end {
+                    pending = try pending.filter { i, id in
+                        guard let req = try net[i].store.liftRequest(id), req.state == .done else { return true }
+                        if let l = req.lifts.first { mine.append((i, l)) } else { notes[req.note ?? "?", default: 0] += 1 }
+                        return false
+                    }
+                    if !pending.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                started += mine
+                for (i, l) in mine {
+                    lifts.insert(l)
+                    let final = now() + 60
+                    while now() < final {
+                        let state = try net[i].store.liftState(l)
+                        if state == .good { g += 1; break }
+                        if state == .void { v += 1; break }
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                }
+                if oneAtATime, !mine.isEmpty { try await settle(net, tallies, seconds: 60) }
             }
             good += g
             try await settle(net, tallies, seconds: 60)
@@ -232,16 +263,84 @@ enum Clearing {
                         + " \(fmt(now() - t0, 0, decimals: 1)) s")
             }
             last = after
-            // Nothing more to find: the later rounds would be the same.
-            if started.isEmpty { break }
+            // Three rounds in a row with no lift: the later ones would find nothing either.
+            idle = started.isEmpty ? idle + 1 : 0
+            if idle == 3 { break }
         }
         let counts = counter.value
+        if verbose { try await traceOneStuckCycle(net, tallies, edges: edges, short: short, counter: counter) }
+        if verbose {
+            print(
+                "  messages by kind: "
+                    + counter.kinds.withLock { $0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        }
         for s in net { await s.daemon.stop() }
         return Result(
             sites: n, tallies: tallies.count, debt: debt, cleared: debt - last, optimum: best.value, optimumCertified: best.value == best.dualBound,
-            restricted: restricted, restrictedCycles: short.count, allCycles: every?.count, allCyclesLP: everyLP, rounds: record,
+            restricted: restricted, restrictedCycles: short.count, named: namedLP, namedCycles: named.count, allCycles: every?.count,
+            allCyclesLP: everyLP, rounds: record,
             liftMessages: counts.lift, routeMessages: counts.route, otherMessages: counts.other, discoveries: counts.qids, lifts: lifts.count,
             goodLifts: good, notes: notes, setupSeconds: setupSeconds, load: load, seed: seed)
+    }
+
+    /// Whether some site on `cycle` (edge indices, debts before the rounds)
+    /// would search it: as LiftStart.circular picks, O sends one query per
+    /// outgoing tally t0 (at most 4, largest capacity first, then by uuid),
+    /// each naming one closing tally tc in `find.hop`, the one with the
+    /// largest min(debt on tc, capacity of t0) (the first by uuid on a tie).
+    /// A circle through t0 that closes on another of O's debts is not
+    /// looked for from O. (A diagnostic of discovery's reach, not a bound:
+    /// later rounds start from other debts.)
+    static func named(_ cycle: [Int], edges: [Circulation.Edge], uuids: [String], all: [Tally], debts: [Int64], only: Int? = nil) -> Bool {
+        let limit: Int64 = 1_000_000, min: Int64 = 1000
+        for (k, e) in cycle.enumerated() where only == nil || edges[e].from == only {
+            // O = the debtor of edge e (its closing tc); t0 = the cycle's edge into O (O's debtor pays O... O pays it).
+            let o = edges[e].from
+            let into = cycle[(k + cycle.count - 1) % cycle.count]
+            // O's tallies, by uuid, with O's payee capacity (its debt) and payer capacity.
+            let mine = zip(all, debts).filter { $0.0.foil == o || $0.0.stock == o }.sorted { $0.0.uuid < $1.0.uuid }
+            var best = [String: (tc: String, carried: Int64)]()
+            for (tc, d) in mine where tc.foil == o && d >= min {
+                for (t0, d0) in mine where t0.uuid != tc.uuid {
+                    // O pays on t0: back to zero where O is owed, up to the stock's limit where O owes.
+                    let payer = t0.stock == o ? d0 : limit - d0
+                    let carried = Swift.min(d, payer)
+                    if carried >= min, carried > (best[t0.uuid]?.carried ?? 0) { best[t0.uuid] = (tc.uuid, carried) }
+                }
+            }
+            let ranked = best.sorted { $0.value.carried != $1.value.carried ? $0.value.carried > $1.value.carried : $0.key < $1.key }.prefix(4)
+            if ranked.contains(where: { $0.key == uuids[into] && $0.value.tc == uuids[e] }) { return true }
+        }
+        return false
+    }
+
+    /// --verbose: a cycle of ≤ 6 hops on which every debt is left, asked for
+    /// from a site on it that names it, alone, with every message printed.
+    static func traceOneStuckCycle(_ net: [Site], _ tallies: [Tally], edges: [Circulation.Edge], short: [[Int]], counter: Counter) async throws {
+        let now = try balances(net, tallies)
+        let debtOf = Dictionary(uniqueKeysWithValues: zip(tallies, now).map { ("\($0.0.foil)>\($0.0.stock)", $0.1) })
+        let current = edges.map { Circulation.Edge(from: $0.from, to: $0.to, capacity: debtOf["\($0.from)>\($0.to)"] ?? 0) }
+        guard let cycle = short.first(where: { c in c.allSatisfy { current[$0].capacity >= 1000 } }) else {
+            return print("  trace: no cycle of ≤ 6 hops is left with debt on every hop")
+        }
+        let uuids = current.map { e in tallies.first { $0.foil == e.from && $0.stock == e.to }!.uuid }
+        print(
+            "  trace: cycle "
+                + cycle.map { "site\(current[$0].from) owes site\(current[$0].to) \(Amount.format(current[$0].capacity))" }.joined(separator: ", "))
+        let o = cycle.map { current[$0].from }.first { o in
+            named(cycle, edges: current, uuids: uuids, all: tallies, debts: now, only: o)
+        }
+        guard let o else { return print("  trace: no site on it names it now") }
+        counter.trace.withLock { $0 = [] }
+        let id = try net[o].store.requestClear(user: nil)
+        net[o].daemon.poke()
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, try net[o].store.liftRequest(id)?.state != .done { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(500))
+        let r = try net[o].store.liftRequest(id)
+        print("  trace: site\(o) asked alone: \(r?.lifts.first.map { "lift \($0)" } ?? "no lift: \(r?.note ?? "?")")")
+        for line in counter.trace.withLock({ $0 ?? [] }) { print("    " + line) }
+        counter.trace.withLock { $0 = nil }
     }
 
     /// What each foil owes its stock, from the stock's half.
@@ -274,6 +373,9 @@ enum Clearing {
         print(
             pad("  optimum, cycles ≤ \(LiftLimits.maxForeignHops) foreign hops (LP)", 44) + fmt(r.restricted / 1000, 12, decimals: 3)
                 + fmt(r.restricted / Double(max(r.optimum, 1)), 12, decimals: 2) + "   (\(r.restrictedCycles) such cycles)")
+        print(
+            pad("  of these, cycles a site on them names", 44) + fmt(r.named / 1000, 12, decimals: 3)
+                + fmt(r.named / Double(max(r.optimum, 1)), 12, decimals: 2) + "   (\(r.namedCycles) cycles; see Clearing.named)")
         let ratio = Double(r.cleared) / Double(max(r.optimum, 1))
         print(
             pad("  cleared by the lifts", 44) + fmt(Double(r.cleared) / 1000, 12, decimals: 3) + fmt(ratio, 12, decimals: 2)

@@ -29,6 +29,7 @@ struct Options {
     var rounds = 20
     var seed: UInt64 = 13
     var json = false
+    var oneAtATime = false
     var verbose = false
 
     init(_ args: [String]) throws {
@@ -64,17 +65,19 @@ struct Options {
                 guard let v = UInt64(try value(a)) else { throw BenchError("--seed must be a whole number") }
                 seed = v
             case "--json": json = true
+            case "--one-at-a-time": oneAtATime = true
             case "--verbose": verbose = true
             case "-h", "--help":
                 print(
                     """
                     usage: lift-bench [latency|throughput|clearing|all] [--binary PATH] [--runs N] [--seconds S]
-                                      [--originators N] [--payees N] [--sites N[,N...]] [--rounds N] [--seed N] [--json] [--verbose]
+                                      [--originators N] [--payees N] [--sites N[,N...]] [--rounds N] [--seed N] [--one-at-a-time] [--json] [--verbose]
                       latency     lift latency over real serve processes beside the chit round trip (--runs, default 30)
                       throughput  lifts/s through one relay from --originators (8) concurrent originators to --payees (8)
                                   payee sites for --seconds (10), beside the raw SQLite commit ceiling
                       clearing    in-process networks of --sites sites (default 50; e.g. 10,50,100): debt cleared by
                                   --rounds (20) rounds of circular lifts vs the optimum of a central clearer
+                      --one-at-a-time  clearing: each round asks one site at a time (each lift done before the next)
                       --binary    the chipsite binary serve runs from (default .build/release/chipsite)
                       --json      also print the figures as one JSON object at the end
                     """)
@@ -117,7 +120,8 @@ enum LiftBench {
             if ["clearing", "all"].contains(options.mode) {
                 var runs = [[String: Any]]()
                 for n in options.sites {
-                    let r = try await Clearing.run(sites: n, rounds: options.rounds, seed: options.seed, verbose: options.verbose)
+                    let r = try await Clearing.run(
+                        sites: n, rounds: options.rounds, seed: options.seed, oneAtATime: options.oneAtATime, verbose: options.verbose)
                     runs.append(Clearing.report(r))
                     print("")
                 }

@@ -44,7 +44,10 @@ final class Cleanup: Sendable {
             return (s.pids, s.dir)
         }
         for pid in pids { kill(pid, SIGKILL) }
-        if let dir { try? FileManager.default.removeItem(atPath: dir) }
+        if let dir {
+            if ProcessInfo.processInfo.environment["LIFT_BENCH_KEEP"] == "1" { return print("lift-bench: kept \(dir)") }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
     }
 
     /// On SIGINT or SIGTERM: clean up, say so, exit 130.
@@ -94,7 +97,9 @@ final class ServeChild {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         // warning: the per-message info lines would otherwise be part of the cost measured.
-        process.arguments = ["serve", "--db", db, "--listen", "127.0.0.1:\(wanted)", "--log-level", "warning"]
+        // LIFT_BENCH_SERVE_LOG=debug (with LIFT_BENCH_KEEP=1) keeps serve's logs beside the site files for a look.
+        let level = ProcessInfo.processInfo.environment["LIFT_BENCH_SERVE_LOG"] ?? "warning"
+        process.arguments = ["serve", "--db", db, "--listen", "127.0.0.1:\(wanted)", "--log-level", level]
         process.environment = ["PATH": "/usr/bin:/bin", "HOME": (db as NSString).deletingLastPathComponent]
         process.standardInput = FileHandle.nullDevice
         let logPath = db + ".log"

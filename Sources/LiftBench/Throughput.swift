@@ -65,19 +65,26 @@ enum Throughput {
         let start = now()
         let end = start + seconds
         let sites = origins
-        DispatchQueue.concurrentPerform(iterations: n) { i in
-            while now() < end {
-                let t0 = now()
-                let r = (try? liftOnce(sites[i], link: links[i % m], units: unit, timeout: 30)) ?? .failure(BenchError("site file error"))
-                let t = (now() - t0) * 1000
-                results.withLock { s in
-                    switch r {
-                    case .success: s.ok.append(t)
-                    case .failure(let e): s.failed[e.description, default: 0] += 1
+        // One thread per originator (concurrentPerform would run only as many as there are cores).
+        let done = DispatchGroup()
+        for i in 0..<n {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                while now() < end {
+                    let t0 = now()
+                    let r = (try? liftOnce(sites[i], link: links[i % m], units: unit, timeout: 30)) ?? .failure(BenchError("site file error"))
+                    let t = (now() - t0) * 1000
+                    results.withLock { s in
+                        switch r {
+                        case .success: s.ok.append(t)
+                        case .failure(let e): s.failed[e.description, default: 0] += 1
+                        }
                     }
                 }
             }
         }
+        done.wait()
         let elapsed = now() - start
         let cpu = all.compactMap { $0.serve?.cpuSeconds() }.reduce(0, +) - cpu0, relayCPU = (relay.serve?.cpuSeconds() ?? 0) - relay0
         let rawAfter = try rawCeiling(dir: dir.path, count: 2000, name: "raw2")
