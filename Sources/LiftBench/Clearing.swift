@@ -251,6 +251,13 @@ enum Clearing {
                         try await Task.sleep(for: .milliseconds(10))
                     }
                 }
+                // Every site's record of these lifts final (the decision reached every tally).
+                let everywhere = now() + 60
+                while now() < everywhere {
+                    let open = try mine.contains { _, l in try net.contains { [.exec, .call, .part].contains(try $0.store.liftState(l)) } }
+                    if !open { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
                 if oneAtATime, !mine.isEmpty { try await settle(net, tallies, seconds: 60) }
             }
             good += g
