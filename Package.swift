@@ -24,7 +24,8 @@ let package = Package(
         .executable(name: "chipsite", targets: ["chipsite"]),
         .executable(name: "noise-bench", targets: ["NoiseBench"]),
         .executable(name: "site-bench", targets: ["SiteBench"]),
-        .executable(name: "chit-bench", targets: ["ChitBench"])
+        .executable(name: "chit-bench", targets: ["ChitBench"]),
+        .executable(name: "lift-bench", targets: ["LiftBench"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -78,6 +79,14 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "ChitBench",
+            dependencies: [
+                "ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "LiftBench",
             dependencies: [
                 "ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log")
