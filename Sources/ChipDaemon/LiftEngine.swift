@@ -53,6 +53,10 @@ struct LiftEngineState {
     var rate: [AgentID: (second: Int64, count: Int)] = [:]
     /// The next automatic circular pass.
     var nextClear: Date? = nil
+    /// People's requests whose discovery runs now (a restart forgets them:
+    /// the request is still `new` in the file and runs again; one that
+    /// started a lift is `done` in that lift's transaction).
+    var running: Set<Int64> = []
 }
 
 extension SiteEngine {
@@ -133,6 +137,7 @@ extension SiteEngine {
         liftState.forwarded[qid] = nil
         if let own = f.own {
             await execBest(own, replies: f.replies, request: f.request)
+            if let request = f.request { liftState.running.remove(request) }
             return
         }
         guard let answer = RouteDiscovery.answer(f.query, forwards: f.forwards, replies: f.replies), let inbound = f.inbound else { return }
@@ -178,7 +183,7 @@ extension SiteEngine {
                 if let request { try store.updateLiftRequest(request, state: .done, note: "no circle of debt through this site's tallies") }
                 return
             }
-            if let request { try store.updateLiftRequest(request, state: .started) }
+            if let request { liftState.running.insert(request) }
             logger.info("looking for circular lifts", metadata: ["queries": "\(queries.count)", "units": "\(want)"])
             await discover(qid: qid, queries, request: request)
         } catch {
@@ -208,7 +213,7 @@ extension SiteEngine {
             guard !queries.isEmpty else {
                 return try store.updateLiftRequest(request.id, state: .done, note: "no tally of \(payor) can carry \(Amount.format(units)) CHIPs")
             }
-            try store.updateLiftRequest(request.id, state: .started)
+            liftState.running.insert(request.id)
             await discover(qid: qid, queries, request: request.id)
         } catch {
             logger.warning("cannot start a linear lift", metadata: ["error": "\(error)"])
@@ -253,12 +258,13 @@ extension SiteEngine {
             return
         }
         do {
+            // The request is done in the lift's own transaction: one commit
+            // less before the promise leaves, and a crash cannot start it twice.
             let lift = try store.execLift(
                 q, route: route, uuid: UUID().uuidString.lowercased(), now: clock.milliseconds, life: currentLiftSettings().lifeMs,
                 originKey: SigningKey.generate(),
-                siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey)
+                siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, request: request)
             logger.info("lift started", metadata: ["lift": "\(lift)", "hops": "\(route.path.count)"])
-            if let request { try store.updateLiftRequest(request, state: .done, lifts: [lift]) }
             await flush(q.message.to.agent)
             wake.signal()
         } catch {
@@ -330,7 +336,7 @@ extension SiteEngine {
         let now = clock.milliseconds
         await finishDueDiscoveries()
         if let requests = try? store.liftRequests(state: .new) {
-            for r in requests {
+            for r in requests where !liftState.running.contains(r.id) {
                 switch r.kind {
                 case .clear: await startCircular(request: r.id)
                 case .pay: await startLinear(r)

@@ -81,7 +81,9 @@ public enum LiftStart {
                     message: RouteMessage(to: t0.partner, from: t0.user, body: .query(q)))
             }
         }
-        return ranked(Array(best.values))
+        // As relays do (RouteDiscovery.decide): first the t0 whose partner owes O's user.
+        let holding = Dictionary(uniqueKeysWithValues: foreign.map { ($0.uuid, $0.half.holding($0.half.side)) })
+        return ranked(Array(best.values)) { min($0.capacity, max(0, holding[$0.t0] ?? 0)) }
     }
 
     /// Linear: a query on each of up to 4 outgoing foreign tallies whose
@@ -110,10 +112,13 @@ public enum LiftStart {
         return ranked(direct.isEmpty ? out : direct)
     }
 
-    /// Widest first, one per partner site (a site forwards a qid once), at most 4.
-    static func ranked(_ qs: [Query]) -> [Query] {
+    /// Those that clear most first (circular), then widest; one per partner
+    /// site (a site forwards a qid once), at most 4.
+    static func ranked(_ qs: [Query], clears: (Query) -> Int64 = { _ in 0 }) -> [Query] {
         var sites = Set<AgentID>()
-        let sorted = qs.sorted { $0.capacity != $1.capacity ? $0.capacity > $1.capacity : $0.t0 < $1.t0 }
+        let sorted = qs.sorted {
+            clears($0) != clears($1) ? clears($0) > clears($1) : $0.capacity != $1.capacity ? $0.capacity > $1.capacity : $0.t0 < $1.t0
+        }
         return Array(sorted.filter { sites.insert($0.message.to.agent).inserted }.prefix(LiftLimits.fanOut))
     }
 

@@ -148,7 +148,10 @@ public enum RouteDiscovery {
         if case .payee(let find) = q.find, candidates.contains(where: { $0.0.partner.agent == find.agent }) {
             candidates = candidates.filter { $0.0.partner.agent == find.agent }
         }
-        candidates.sort { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.uuid < $1.0.uuid }
+        // Circular: first the hops whose partner owes S's user (what the
+        // partner's default target of 0 lets a circle clear), then capacity.
+        func clears(_ c: (Foreign, Reach, Int64)) -> Int64 { q.kind == .circ ? min(c.2, max(0, c.0.half.holding(c.0.half.side))) : 0 }
+        candidates.sort { clears($0) != clears($1) ? clears($0) > clears($1) : $0.2 != $1.2 ? $0.2 > $1.2 : $0.0.uuid < $1.0.uuid }
         // One forward per site, on its widest tally: the site forwards a qid
         // once, so a second query to it could only be answered `dup`.
         var sites = Set<AgentID>()

@@ -349,7 +349,7 @@ extension SiteStore {
     /// the first `promise` in the outbox. Returns H.
     public func execLift(
         _ q: LiftStart.Query, route: FoundRoute, uuid: String, now: Int64, life: Int64 = LiftLimits.originLifeMs, originKey: SigningKey,
-        siteKey: SigningKey, sealingKey: SealingKey?
+        siteKey: SigningKey, sealingKey: SealingKey?, request: Int64? = nil
     ) throws -> String {
         let stamp = Timestamp.format(millisecondsSince1970: now)
         return try guardedWrite { db in
@@ -375,6 +375,11 @@ extension SiteStore {
             _ = try Self.commit(decision, db, now: stamp)
             let sealed = Self.storedSeed(of: originKey, sealingKey: sealingKey, label: Self.originKeyLabel(lift))
             try db.execute(sql: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(sealed), lift])
+            if let request {
+                try db.execute(
+                    sql: "UPDATE lift_requests SET state = 'done', lifts = ?, updated = ? WHERE id = ?",
+                    arguments: [JSONValue.array([.string(lift)]).canonicalString, stamp, request])
+            }
             return lift
         }
     }

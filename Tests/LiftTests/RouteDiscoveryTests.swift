@@ -152,6 +152,35 @@ struct DiscoveryWorld {
         #expect(forwards.map(\.capacity) == [350, 300, 250, 200])
     }
 
+    /// A circular query goes first on the hops whose partner owes bob (only
+    /// they can clear with the partner's default target of 0), however much
+    /// more the others could carry into debt; a linear one by capacity alone.
+    @Test func circularForwardsPreferHopsThatClear() {
+        let many = (0..<6).map { n in
+            let uuid = "7777777\(n)-7777-4777-8777-777777777777"
+            return RouteDiscovery.Foreign(
+                uuid: uuid, user: w.bob, partner: Fx.chad("p\(n)", site: 10 + n),
+                half: LiftHalf(tally: uuid, side: .foil, stockLimit: Int64(100 + 50 * n), foilLimit: 0, balance: 0))
+        }
+        // Bob the stock, his partner owes him 150: a circle clears up to 150 here.
+        let owed = "88888888-8888-4888-8888-888888888888"
+        let clears = RouteDiscovery.Foreign(
+            uuid: owed, user: w.bob, partner: Fx.chad("q", site: 20),
+            half: LiftHalf(tally: owed, side: .stock, stockLimit: 1000, foilLimit: 0, balance: 150))
+        let snapshot = w.snapshot(foreign: [w.t1] + many + [clears])
+        guard case .forward(let circ, _, _) = RouteDiscovery.decide(w.query(), snapshot: snapshot) else {
+            Issue.record("no forward")
+            return
+        }
+        #expect(circ.map(\.tally).first == owed && circ.map(\.capacity) == [150, 350, 300, 250])
+        let find = LiftFind(agent: Fx.site(9).agent, seal: "c2VhbGVk")
+        guard case .forward(let line, _, _) = RouteDiscovery.decide(w.query(kind: .line, find: .payee(find)), snapshot: snapshot) else {
+            Issue.record("no forward")
+            return
+        }
+        #expect(line.map(\.capacity) == [350, 300, 250, 200])
+    }
+
     @Test func linearTerminusAndForwarding() {
         let find = LiftFind(agent: Fx.site(2).agent, seal: "c2VhbGVk")
         let q = w.query(kind: .line, units: 300, min: 300, ttl: 5, find: .payee(find))
