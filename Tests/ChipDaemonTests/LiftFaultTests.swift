@@ -56,6 +56,28 @@ import TestSupport
         await net.stop()
     }
 
+    /// Clocks ±30 s apart (the originator right, the relays ahead and
+    /// behind): a linear and a circular lift end good on every site, since
+    /// only the referee's clock decides and the time checks leave room.
+    @Test func clocksThirtySecondsApart() async throws {
+        let net = try LiftNetwork(["a", "b", "c", "d"])
+        try await net.start(skew: ["b": 30, "c": -30, "d": 20])
+        var tallies = [String]()
+        for (payer, payee) in [("a", "b"), ("b", "c"), ("c", "d")] { tallies.append(try net.openTally(stock: payee, foil: payer)) }
+        let request = try Self.pay(net, from: "a", to: "d", units: 2000)
+        #expect(try await Self.finalState(net, "a", request) == .good)
+        #expect(try await net.quietAudit() == [])
+        // d owing a closes a circle of debt through the skewed sites: one circular lift clears it.
+        let da = try net.openTally(stock: "a", foil: "d")
+        try net.pay("d", tally: da, units: 2000)
+        #expect(try await eventually(20) { try net.agree("d", "a", da) })
+        let clear = try net.clear("a")
+        #expect(try await net.finished("a", clear)?.state == .good)
+        #expect(try await net.quietAudit() == [])
+        #expect(try net.tally("a", da).balance == 0 && net.tally("b", tallies[1]).balance == 0)
+        await net.stop()
+    }
+
     /// Every lift and route message delivered twice, and some late (after
     /// the ones that came meanwhile): the lift ends good once.
     @Test func duplicatedAndReorderedMessagesChangeNothing() async throws {

@@ -24,10 +24,11 @@ final class LiftNetwork: @unchecked Sendable {
         return s
     }
 
-    func start() async throws {
-        for (_, s) in sites.sorted(by: { $0.key < $1.key }) {
+    /// `skew`: seconds each named site's clock is off (±), for clock-skew runs.
+    func start(skew: [String: Double] = [:]) async throws {
+        for (name, s) in sites.sorted(by: { $0.key < $1.key }) {
             let port = try await s.store.dbQueue.read { db in try SiteStore.address(db).port }
-            try await s.start(port: port)
+            try await s.start(port: port, clock: SkewedClock(offset: skew[name] ?? 0))
             await s.daemon?.engine.setLiftSettings(LiftEngineSettings(interval: 0, min: 1))
         }
     }
@@ -191,4 +192,11 @@ extension LiftNetwork {
         _ = try await eventually(seconds) { try self.audit().isEmpty }
         return try audit()
     }
+}
+
+/// A clock `offset` seconds off the machine's (a site whose clock is wrong).
+struct SkewedClock: SiteClock {
+    let offset: TimeInterval
+    var now: Date { Date().addingTimeInterval(offset) }
+    func sleep(until deadline: Date) async throws { try await SystemClock().sleep(until: deadline.addingTimeInterval(-offset)) }
 }
