@@ -120,3 +120,34 @@ import TestSupport
         await net.stop()
     }
 }
+
+/// Discovery floods (9.9): a partner sending far more than 10 queries a
+/// second gets `busy`, and another partner's lift through the same site
+/// still passes.
+@Suite(.serialized) struct LiftFloodTests {
+    @Test func aFloodOfRouteQueriesIsAnsweredBusyAndLiftsStillPass() async throws {
+        let (net, tallies) = try await LiftFaultTests.line(["a", "b", "c"])
+        let a = net["a"], b = net["b"]
+        let t = try a.store.tally(tallies[0])
+        let core = try #require(t.core)
+        let engine = try #require(a.daemon?.engine)
+        // 60 well-formed circular queries from a's user to b's user at once, each a new qid.
+        for _ in 0..<60 {
+            let qid = try #require(HopNonce.qid(random: Crypto.randomBytes(HopNonce.qidBytes)))
+            let q = RouteQuery(
+                qid: qid, kind: .circ, units: 1000, min: 1000, ttl: 3, wait: 2000, referee: try a.store.liftSite(),
+                find: .hop(try #require(HopNonce.nonce(qid: qid, tally: UUID().uuidString.lowercased()))),
+                path: [try #require(HopNonce.nonce(qid: qid, tally: t.uuid))])
+            let m = RouteMessage(to: core.cert(t.side.other).chad, from: core.cert(t.side).chad, body: .query(q))
+            _ = await engine.sendDirect(.route(m), to: b.agent, address: m.to.address)
+        }
+        #expect(
+            await eventually(10) { a.inbox.messages.filter { $0["object"]?["reason"]?.stringValue == "busy" }.count >= 40 },
+            "all but about 10 a second are answered busy")
+        // A healthy partner's lift through b in the same seconds still passes.
+        let request = try LiftFaultTests.pay(net, from: "c", to: "a", units: 1000)
+        #expect(try await LiftFaultTests.finalState(net, "c", request) == .good, "a healthy partner's lift passes during the flood")
+        #expect(try await net.quietAudit() == [])
+        await net.stop()
+    }
+}
