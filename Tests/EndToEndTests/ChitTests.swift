@@ -75,10 +75,11 @@ import TestSupport
     /// 1,000 payments, both directions interleaved, while each site is killed
     /// with SIGKILL at random moments (20 kills) and restarted: at the end no
     /// chit is lost or doubled, both chains are equal and verify.
-    @Test func aThousandPaymentsBothWaysSurviveTwentyKills() throws {
+    /// 400 payments (1,000 with `CHIPSITE_LONG=1`) both ways while serve is killed 20 times.
+    @Test func paymentsBothWaysSurviveTwentyKills() throws {
         let t = try OpenTally()
         let servers = Mutex<[String: ServeProcess]>(["a": try t.a.serve(), "b": try t.b.serve()])
-        let each = 500
+        let each = ProcessInfo.processInfo.environment["CHIPSITE_LONG"] != nil ? 500 : 200
         // Alice (foil) pays first so that bob (stock, granted no credit) has a
         // balance to pay back from, whatever order the two sites see.
         #expect(try t.a.cli(["pay", "alice", t.id, "300"]).code == 0)
