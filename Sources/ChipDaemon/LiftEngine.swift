@@ -159,7 +159,8 @@ extension SiteEngine {
 
     /// Looks for circular lifts through our users now (9.4 "Start", circular):
     /// one discovery; the lift starts on the best route found.
-    func startCircular(request: Int64?) async {
+    /// `user`: only circles through this user of ours (`lift clear --user`).
+    func startCircular(request: Int64?, user: CUID? = nil) async {
         let settings = currentLiftSettings()
         do {
             // chipsite's O names itself as referee (9.8); naming another is not built yet.
@@ -178,7 +179,8 @@ extension SiteEngine {
             let ask = LiftStart.Ask(
                 qid: qid, units: want, min: min(settings.min, want), referee: try store.liftSite(), padding: padding,
                 wait: LiftLimits.maxWaitMs)
-            let queries = try store.circularQueries(ask)
+            // Without internal tallies a circle through our user leaves on one of its tallies.
+            let queries = try store.circularQueries(ask).filter { user == nil || $0.message.from.cuid == user }
             guard !queries.isEmpty else {
                 if let request { try store.updateLiftRequest(request, state: .done, note: "no circle of debt through this site's tallies") }
                 return
@@ -338,7 +340,7 @@ extension SiteEngine {
         if let requests = try? store.liftRequests(state: .new) {
             for r in requests where !liftState.running.contains(r.id) {
                 switch r.kind {
-                case .clear: await startCircular(request: r.id)
+                case .clear: await startCircular(request: r.id, user: r.cuid)
                 case .pay: await startLinear(r)
                 }
             }

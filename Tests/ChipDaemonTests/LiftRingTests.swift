@@ -73,4 +73,26 @@ import TestSupport
         #expect(try await net.quietAudit() == [])
         await net.stop()
     }
+
+    /// `lift clear --user`: a circle is looked for only through that user;
+    /// one with no part in the circle starts no lift.
+    @Test func clearingForOneUserLooksOnlyThroughThatUser() async throws {
+        let net = try LiftNetwork(["a", "b", "c"])
+        try net.addUser("a", "a2")
+        try await net.start()
+        let ab = try net.openTally(stock: "b", foil: "a")
+        let bc = try net.openTally(stock: "c", foil: "b")
+        let ca = try net.openTally(stock: "a", foil: "c")
+        for (payer, t) in [("a", ab), ("b", bc), ("c", ca)] { try net.pay(payer, tally: t, units: 4000) }
+        #expect(try await eventually(20) { try net.agree("a", "b", ab) && net.agree("b", "c", bc) && net.agree("c", "a", ca) })
+        let other = try net["a"].store.requestClear(user: try CUID("a2"))
+        net["a"].daemon?.poke()
+        #expect(try await net.finished("a", other) == nil, "a2 is on no circle")
+        #expect(try net["a"].store.liftRequest(other)?.note != nil)
+        let mine = try net["a"].store.requestClear(user: try CUID("a"))
+        net["a"].daemon?.poke()
+        #expect(try await net.finished("a", mine)?.state == .good)
+        #expect(try await net.quietAudit() == [])
+        await net.stop()
+    }
 }
