@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipViewsTests", dependencies: ["ChipViews", "ChipProtocol", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
-        .testTarget(name: "UserPortTests", dependencies: ["ChipProtocol", "ChipModel"], swiftSettings: strict),
+        .testTarget(name: "UserPortTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ChipDaemonTests",
             dependencies: ["ChipDaemon", "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise", "TestSupport"],
