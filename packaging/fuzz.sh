@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of every entry point that takes bytes from outside
-# (doc/testing.md). libFuzzer + AddressSanitizer, optimised build.
+# (doc/testing.md). libFuzzer + AddressSanitizer, optimised build; targets
+# are built and run FUZZ_JOBS at a time (default: one per core).
 #
 #   bash packaging/fuzz.sh [SECONDS] [TARGET...]   build, then run each target SECONDS (default 20)
 #   bash packaging/fuzz.sh --build                 build the targets only
@@ -10,7 +11,7 @@
 # Everything is built with swiftc (not SwiftPM) into Fuzz/.build: the modules
 # Noise, ChipModel, ChipProtocol and ChipChannel from Sources/ as static libraries, then one
 # executable per target from Fuzz/Targets/NAME.swift, whose `main` is
-# libFuzzer's. Targets run one after another, one process at a time.
+# libFuzzer's.
 #
 # Prints, per target, the executions run and the outcome; exits non-zero if
 # any target found a crash, leak, timeout or out-of-memory. Crashing inputs
@@ -65,6 +66,18 @@ build_target() {
   "$SWIFTC" "${FLAGS[@]}" -parse-as-library -module-name "Fuzz_$t" "Fuzz/Targets/$t.swift" Fuzz/Support/*.swift "${LIBS[@]}" -o "$exe"
 }
 
+# Builds the targets named, FUZZ_JOBS at a time; fails if any build failed.
+build_targets() {
+  local jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)} running=0 t ok=0
+  for t in "$@"; do
+    build_target "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then wait -n || ok=1; running=$((running - 1)); fi
+  done
+  while [ "$running" -gt 0 ]; do wait -n || ok=1; running=$((running - 1)); done
+  return $ok
+}
+
 # The seed generator is an ordinary program (its own main), linked against the
 # same instrumented libraries with ASan only (whose runtime supplies the
 # coverage callbacks the libraries call).
@@ -77,7 +90,7 @@ build_seedgen() {
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
   --list) printf '%s\n' "${TARGETS[@]}"; exit 0 ;;
-  --build) build_modules; for t in "${TARGETS[@]}"; do build_target "$t"; done; exit 0 ;;
+  --build) build_modules; build_targets "${TARGETS[@]}"; exit 0 ;;
   --seeds)
     build_modules; build_seedgen
     ASAN_OPTIONS=detect_leaks=0 "$B/seedgen" Fuzz/corpus
@@ -89,20 +102,21 @@ SECONDS_PER_TARGET=${1:-20}
 shift || true
 [ $# -gt 0 ] && TARGETS=("$@")
 
-build_modules
 for t in "${TARGETS[@]}"; do
   [ -f "Fuzz/Targets/$t.swift" ] || { echo "fuzz: no target $t (see --list)"; exit 2; }
-  build_target "$t"
 done
+build_modules
+build_targets "${TARGETS[@]}"
 
 # libFuzzer reports crashes itself; the Swift runtime's backtracer would
 # only slow a crash down (and can hold the output open for its timeout).
 export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 
-failed=()
-printf '%-16s %12s %10s  %s\n' target executions exec/s result
-for t in "${TARGETS[@]}"; do
-  work="$B/corpus/$t" art="$B/artifacts/$t" log="$B/logs/$t.log"
+# Targets run FUZZ_JOBS at a time (default: one per core), each one process;
+# the table comes out in the targets' order.
+JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+run_target() {
+  local t=$1 work="$B/corpus/$1" art="$B/artifacts/$1" log="$B/logs/$1.log" rc
   mkdir -p "$work" "$art" "$B/logs" "Fuzz/corpus/$t"
   # New inputs go to the first corpus folder (a scratch one); the committed
   # seeds in Fuzz/corpus/NAME are only read.
@@ -111,16 +125,31 @@ for t in "${TARGETS[@]}"; do
     -max_len="${MAX_LEN[$t]:-4096}" -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
   rc=$?
   set -e
+  echo "$rc" >"$B/logs/$t.rc"
+}
+running=0
+for t in "${TARGETS[@]}"; do
+  run_target "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
+done
+wait
+
+failed=()
+printf '%-16s %12s %10s  %s\n' target executions exec/s result
+for t in "${TARGETS[@]}"; do
+  art="$B/artifacts/$t" log="$B/logs/$t.log"
+  rc=$(cat "$B/logs/$t.rc" 2>/dev/null || echo 1)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  if [ $rc -eq 0 ]; then
+  if [ "$rc" -eq 0 ]; then
     result=ok
   else
     result="FAILED (exit $rc): $(grep -m1 -E 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|Fatal error|fuzz property' "$log" || echo "see $log")"
     failed+=("$t")
   fi
   printf '%-16s %12s %10s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$result"
-  if [ $rc -ne 0 ]; then
+  if [ "$rc" -ne 0 ]; then
     input=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     echo "    log: $log"
     echo "    reproduce: SWIFT_BACKTRACE=enable=no $B/fuzz-$t ${input:-$art/<crash-file>}"
