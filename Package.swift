@@ -108,6 +108,15 @@ let package = Package(
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipViewsTests", dependencies: ["ChipViews", "ChipProtocol", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
+        .testTarget(
+            name: "UserPortEdgeTests",
+            dependencies: [
+                "ChipUserPort", "ChipPeer", "ChipChannel", "ChipModel", "Noise", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: strict),
         .testTarget(name: "UserPortTests", dependencies: ["ChipProtocol", "ChipModel"], swiftSettings: strict),
         .testTarget(
             name: "ChipDaemonTests",
