@@ -77,7 +77,9 @@ public final class UserPortListener: Sendable {
     }
 
     /// Closes every connection of this device at once (a revoke, 10.4),
-    /// sessions in their handshake's last step included; returns how many.
+    /// those whose `session` question the site is still answering included
+    /// (so a revoke committed before this call leaves no session of the
+    /// device open, whatever the race); returns how many.
     @discardableResult
     public func closeSessions(device: DeviceID) -> Int {
         let channels = state.withLockedValue { s in (s.byDevice[device] ?? []).compactMap { s.entries[$0]?.channel } }
@@ -248,8 +250,14 @@ public final class UserPortListener: Sendable {
                 }
                 return await perform(await link.answerRegistration(user), link: link, id: id, address: address, progress: progress)
             case .ask(.session(let device)):
+                // Known by device before the site is asked, so a revoke that
+                // commits while the site answers still closes this connection.
+                state.withLockedValue { s in
+                    s.entries[id]?.device = device
+                    s.byDevice[device, default: []].insert(id)
+                }
                 var grant = await host.session(device: device, from: address)
-                if let g = grant, !reserve(id, device: device, user: g.user) {
+                if let g = grant, !reserve(id, user: g.user) {
                     logger.debug("session refused: the user has the most sessions", metadata: ["conn": "\(id)"])
                     grant = nil
                 }
@@ -276,12 +284,10 @@ public final class UserPortListener: Sendable {
     }
 
     /// Takes one of the user's session places for connection `id`; false at the cap.
-    private func reserve(_ id: UInt64, device: DeviceID, user: CUID) -> Bool {
+    private func reserve(_ id: UInt64, user: CUID) -> Bool {
         state.withLockedValue { s in
             guard s.entries[id] != nil, (s.byUser[user]?.count ?? 0) < limits.maxSessionsPerUser else { return false }
-            s.entries[id]?.device = device
             s.entries[id]?.user = user
-            s.byDevice[device, default: []].insert(id)
             s.byUser[user, default: []].insert(id)
             return true
         }

@@ -42,8 +42,20 @@ actor FakeHost: UserPortHost {
         return user
     }
 
+    /// While set, `session` waits for `releaseSessions` (a slow site).
+    var holdSessions = false
+    private var held: [CheckedContinuation<Void, Never>] = []
+    var heldCount: Int { held.count }
+    func hold() { holdSessions = true }
+    func releaseSessions() {
+        holdSessions = false
+        for waiter in held { waiter.resume() }
+        held.removeAll()
+    }
+
     func session(device: DeviceID, from address: String) async -> UserSessionGrant? {
         sessionCalls += 1
+        if holdSessions { await withCheckedContinuation { held.append($0) } }
         return devices[device]
     }
 

@@ -200,6 +200,34 @@ import Testing
         await f.listener.shutdown()
     }
 
+    @Test func aRevokeWhileTheSiteAnswersTheSessionQuestionClosesIt() async throws {
+        let f = try await Fixture()
+        let key = try await f.registeredDevice()
+        await f.host.hold()
+        let attempt = Task { try await f.connect(key) }
+        #expect(await eventually(10) { await f.host.heldCount == 1 })
+        #expect(f.listener.closeSessions(device: try DeviceID(publicKey: key.publicKey)) == 1)
+        await f.host.releaseSessions()
+        await #expect(throws: UserPortError.self) { _ = try await attempt.value }
+        #expect(await eventually(10) { f.listener.connectionCount == 0 })
+        #expect(await f.host.openedCount == f.host.closedCount)
+        await f.listener.shutdown()
+    }
+
+    @Test func noCommonVersionGetsTheRefusalThenClose() async throws {
+        let f = try await Fixture()
+        let key = try await f.registeredDevice()
+        let raw = try await RawClient.connect(port: f.port)
+        var (machine, hello) = try UserChannelMachine.session(device: key, site: f.site.agent, versions: [7])
+        for case .send(let frame) in hello { await raw.send(frame.encoded) }
+        #expect(await raw.waitClosed(10))
+        let frames = raw.frames
+        #expect(frames.map(\.header) == [.A])
+        #expect(machine.receive(try #require(frames.first)) == [.answered(.versionRefused)])
+        #expect(await f.host.openedCount == 0)
+        await f.listener.shutdown()
+    }
+
     @Test func idleSessionsAreClosed() async throws {
         let f = try await Fixture { $0.idleTimeout = 0.5 }
         let key = try await f.registeredDevice()
