@@ -224,11 +224,11 @@ public final class UserPortListener: Sendable {
                 if let device = entry.device { Self.remove(id, from: &s.byDevice, at: device) }
                 if let user = entry.user { Self.remove(id, from: &s.byUser, at: user) }
             }
-            s.connections -= 1
-            let left = s.perAddress[address, default: 1] - 1
-            s.perAddress[address] = left > 0 ? left : nil
         }
+        // The host hears of the close before the connection stops counting,
+        // so `shutdown` returns after every `closed`.
         if let session = progress.session { await host.closed(session) }
+        release(address)
     }
 
     private static func remove<K: Hashable>(_ id: UInt64, from map: inout [K: Set<UInt64>], at key: K) {

@@ -210,8 +210,28 @@ import Testing
         await f.host.releaseSessions()
         await #expect(throws: UserPortError.self) { _ = try await attempt.value }
         #expect(await eventually(10) { f.listener.connectionCount == 0 })
-        #expect(await f.host.openedCount == f.host.closedCount)
+        #expect(await eventually(10) { await f.host.openedCount == f.host.closedCount })
         await f.listener.shutdown()
+    }
+
+    @Test func theClientTimesOutAndReportsARefusedConnection() async throws {
+        let f = try await Fixture()
+        let key = try await f.registeredDevice()
+        await f.host.hold()
+        let started = Date()
+        await #expect(throws: UserPortError.timedOut) {
+            _ = try await UserPortClient.connect(address: try f.address, agent: f.site.agent, deviceKey: key, timeout: 0.5)
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        await f.host.releaseSessions()
+        await f.listener.shutdown()
+        let closedPort = try SiteAddress(host: "127.0.0.1", port: freePort())
+        await #expect {
+            _ = try await UserPortClient.connect(address: closedPort, agent: f.site.agent, deviceKey: key, timeout: 2)
+        } throws: { error in
+            guard case .connectFailed = error as? UserPortError else { return false }
+            return true
+        }
     }
 
     @Test func noCommonVersionGetsTheRefusalThenClose() async throws {
@@ -229,13 +249,20 @@ import Testing
     }
 
     @Test func idleSessionsAreClosed() async throws {
-        let f = try await Fixture { $0.idleTimeout = 0.5 }
+        let f = try await Fixture { $0.idleTimeout = 1 }
         let key = try await f.registeredDevice()
         let session = try await f.connect(key)
-        let started = Date()
         let inbox = Inbox(session.messages)
+        // A frame every 0.2 s keeps it open past the idle time.
+        for n in 1...8 {
+            try await session.send(["id": .string("ping \(n)"), "cmd": "ping"])
+            #expect(await eventually(10) { inbox.messages.count == n })
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(!inbox.ended)
+        let started = Date()
         #expect(await eventually(10) { inbox.ended })
-        #expect(Date().timeIntervalSince(started) >= 0.3)
+        #expect(Date().timeIntervalSince(started) >= 0.7)
         #expect(await eventually(10) { await f.host.closedCount == 1 })
         await f.listener.shutdown()
     }
@@ -248,11 +275,11 @@ import Testing
         for n in 0..<UserPortDefaults.maxSessionsPerUser { sessions.append(try await f.connect(n % 2 == 0 ? one : two)) }
         await #expect(throws: UserPortError.closedSilently) { _ = try await f.connect(two) }
         #expect(await f.host.sessionCalls == 9)
-        #expect(await f.host.openedCount == 8)
+        #expect(await eventually(10) { await f.host.openedCount == 8 })
         sessions[0].close()
         #expect(await eventually(10) { f.listener.sessions(user: f.alice).count == 7 })
         sessions.append(try await f.connect(two))
-        #expect(f.listener.sessions(user: f.alice).count == 8)
+        #expect(await eventually(10) { f.listener.sessions(user: f.alice).count == 8 })
         await f.listener.shutdown()
     }
 
