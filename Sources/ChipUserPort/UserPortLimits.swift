@@ -71,11 +71,10 @@ public struct FailureWindows: Sendable {
     }
 
     /// Whether `key` has `limit` failures within the window before `now`.
-    public mutating func isBlocked(_ key: String, now: Double) -> Bool {
+    /// (Old entries go when the table is full, in `record`.)
+    public func isBlocked(_ key: String, now: Double) -> Bool {
         guard failures[key] != nil else { return false }
-        let times = recent(key, now: now)
-        failures[key] = times.isEmpty ? nil : times
-        return times.count >= limit
+        return recent(key, now: now).count >= limit
     }
 
     private func recent(_ key: String, now: Double) -> [Double] {

@@ -153,6 +153,39 @@ import Testing
         await f.listener.shutdown()
     }
 
+    @Test func connectionsPerAddressAreCapped() async throws {
+        let f = try await Fixture { $0.maxConnectionsPerAddress = 3 }
+        var raws: [RawClient] = []
+        for _ in 0..<3 { raws.append(try await RawClient.connect(port: f.port)) }
+        #expect(await eventually(10) { f.listener.connectionCount == 3 })
+        let fourth = try await RawClient.connect(port: f.port)
+        #expect(await fourth.waitClosed(10))
+        raws[0].close()
+        #expect(await eventually(10) { f.listener.connectionCount == 2 })
+        let fifth = try await RawClient.connect(port: f.port)
+        #expect(await eventually(10) { f.listener.connectionCount == 3 })
+        #expect(!fifth.state.closed)
+        for raw in raws + [fifth] { raw.close() }
+        await f.listener.shutdown()
+    }
+
+    @Test func failureWindowsCountPerKeyAndForget() {
+        var w = FailureWindows(limit: 5, window: 60, maxKeys: 3)
+        for t in 0..<4 { w.record("a", now: Double(t)) }
+        #expect(!w.isBlocked("a", now: 4))
+        w.record("a", now: 4)
+        #expect(w.isBlocked("a", now: 5))
+        #expect(!w.isBlocked("b", now: 5))
+        #expect(w.isBlocked("a", now: 59.9))
+        #expect(!w.isBlocked("a", now: 60.5))  // the first failure has left the window
+        #expect(!w.isBlocked("a", now: 64.5))
+        w.record("b", now: 65)
+        w.record("c", now: 65)
+        w.record("d", now: 65)
+        w.record("e", now: 65)
+        #expect(w.count <= 3)
+    }
+
     @Test func fiveFailedRegistrationsCloseTheAddressForTheWindow() async throws {
         let window = 4.0
         let f = try await Fixture { $0.failedRegistrationWindow = window }
