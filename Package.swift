@@ -8,6 +8,7 @@
 //   ChipStore           the site file (SQLite through GRDB): load snapshots, apply decisions
 //   ChipChannel         site-to-site channels as pure state machines: frames, I/N/K/A/T, envelopes
 //   ChipPeer            SwiftNIO at the edge: TCP, frame codec, limits, dialing
+//   ChipUserPort        SwiftNIO at the user port's edge: listener, client, limits (ChipPeer's codec)
 //   ChipDaemon          the site engine: the daemon (`serve`), outbox, policy
 //   QRCode              ISO/IEC 18004 QR encoder and renderers (terminal, PNG, SVG)
 //   chipsite            the thin command-line front end
@@ -46,6 +47,15 @@ let package = Package(
             name: "ChipPeer",
             dependencies: [
                 "ChipChannel", "ChipModel", "Noise",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "ChipUserPort",
+            dependencies: [
+                "ChipPeer", "ChipChannel", "ChipModel", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log")
@@ -98,6 +108,15 @@ let package = Package(
         .testTarget(name: "ChipModelTests", dependencies: ["ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipViewsTests", dependencies: ["ChipViews", "ChipProtocol", "ChipModel"], swiftSettings: strict),
         .testTarget(name: "ChipChannelTests", dependencies: ["ChipChannel", "ChipModel", "Noise"], swiftSettings: strict),
+        .testTarget(
+            name: "UserPortEdgeTests",
+            dependencies: [
+                "ChipUserPort", "ChipPeer", "ChipChannel", "ChipModel", "Noise", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: strict),
         .testTarget(name: "UserPortTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ChipDaemonTests",

@@ -2,17 +2,18 @@ import ChipChannel
 import NIOCore
 
 /// Bytes in, frames out. Any framing error closes the connection at once
-/// without a byte sent back (protocol section 2).
-final class FrameDecoder: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = Frame
+/// without a byte sent back (protocol section 2). Shared with the user port
+/// (ChipUserPort), which frames the same way.
+public final class FrameDecoder: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = Frame
 
     private var reader: FrameReader
     private var failed = false
 
-    init(maxFrameLength: Int) { reader = FrameReader(maxLength: maxFrameLength) }
+    public init(maxFrameLength: Int) { reader = FrameReader(maxLength: maxFrameLength) }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         let buffer = unwrapInboundIn(data)
         reader.append(buffer.readableBytesView)
@@ -28,10 +29,12 @@ final class FrameDecoder: ChannelInboundHandler {
 }
 
 /// Frames out, bytes in the wire format.
-final class FrameEncoder: MessageToByteEncoder {
-    typealias OutboundIn = Frame
+public final class FrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = Frame
 
-    func encode(data frame: Frame, out: inout ByteBuffer) {
+    public init() {}
+
+    public func encode(data frame: Frame, out: inout ByteBuffer) {
         out.reserveCapacity(FrameLimits.lengthPrefixBytes + 1 + frame.body.count)
         out.writeInteger(UInt32(1 + frame.body.count), endianness: .big)
         out.writeInteger(frame.header.rawValue)
@@ -44,17 +47,17 @@ final class FrameEncoder: MessageToByteEncoder {
 /// trickles one byte at a time. Used on the responder side only. One timer
 /// per connection, at the earliest moment it could be idle: when it fires
 /// after a frame came, it is set again from that frame (no periodic check).
-final class FrameIdleHandler: ChannelInboundHandler {
-    typealias InboundIn = Frame
-    typealias InboundOut = Frame
+public final class FrameIdleHandler: ChannelInboundHandler {
+    public typealias InboundIn = Frame
+    public typealias InboundOut = Frame
 
     private let timeout: TimeAmount
     private var lastFrame = NIODeadline.now()
     private var check: Scheduled<Void>?
 
-    init(timeout seconds: Double) { timeout = .nanoseconds(Int64(seconds * 1e9)) }
+    public init(timeout seconds: Double) { timeout = .nanoseconds(Int64(seconds * 1e9)) }
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         lastFrame = .now()
         arm(context, at: lastFrame + timeout)
         context.fireChannelActive()
@@ -74,13 +77,13 @@ final class FrameIdleHandler: ChannelInboundHandler {
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         check?.cancel()
         check = nil
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastFrame = .now()
         context.fireChannelRead(data)
     }
