@@ -11,8 +11,10 @@ import ChipViews
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
-        abstract: "Add, list, show, edit, lock, export and import the site's users.",
-        subcommands: [Add.self, List.self, Show.self, Edit.self, Lock.self, Unlock.self, Export.self, Import.self])
+        abstract: "Add, list, show, edit, lock, export and import the site's users; tickets and devices for the user port.",
+        subcommands: [
+            Add.self, List.self, Show.self, Edit.self, Lock.self, Unlock.self, Export.self, Import.self, Ticket.self, Device.self
+        ])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,6 +32,12 @@ struct UserCommand: ParsableCommand {
         @Option(help: ArgumentHelp("p for a person, o for an organisation.", valueName: "type"))
         var type: String = "p"
 
+        @Option(
+            help: ArgumentHelp(
+                "Who signs for the user: site (the site keeps its key; the admin CLI acts for it) or device (its own device signs, doc/protocol.md).",
+                valueName: "custody"))
+        var custody: String = "site"
+
         @OptionGroup var site: SiteOptions
         @OptionGroup var passphrase: PassphraseOptions
         @OptionGroup var output: OutputOptions
@@ -37,16 +45,17 @@ struct UserCommand: ParsableCommand {
         func run() throws {
             let id = try CUID(cuid)
             guard let entity = EntityType(rawValue: type) else { throw ValidationError("--type must be p or o") }
+            guard let holder = UserCustody(rawValue: custody) else { throw ValidationError("--custody must be site or device") }
             try Certificate.validate(name: name)
             if let email { try Certificate.validate(email: email) }
             let store = try site.open()
             let user = try store.addUser(
-                cuid: id, name: name, email: email, type: entity,
+                cuid: id, name: name, email: email, type: entity, custody: holder,
                 sealingKey: try passphrase.sealingKey(for: store))
             if output.json {
                 print(UserView.json(user, locked: false).prettyString)
             } else {
-                print("Added user \(user.cuid) (\(user.certificate.chad))")
+                print("Added user \(user.cuid) (\(user.certificate.chad))\(holder == .device ? ", custody device" : "")")
             }
         }
     }
