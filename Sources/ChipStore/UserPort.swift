@@ -75,7 +75,13 @@ extension SiteStore {
     /// site's. In the same transaction the user's older open tickets are
     /// revoked. Refuses an unknown user and one with 16 devices. Only the
     /// token's hash is stored; the token is in the returned ticket alone.
-    public func issueUserTicket(cuid: CUID, scopes: Set<UserScope>?, lifetime: Int64?, now: Int64) throws -> UserTicket {
+    ///
+    /// `present`, when given, runs inside the transaction before it commits
+    /// (the CLI writes its QR file there): if it throws, nothing is stored
+    /// and the older tickets stay open, so no ticket is live that nobody saw.
+    public func issueUserTicket(
+        cuid: CUID, scopes: Set<UserScope>?, lifetime: Int64?, now: Int64, present: ((UserTicket) throws -> Void)? = nil
+    ) throws -> UserTicket {
         let scopes = scopes ?? Set(UserScope.allCases)
         guard !scopes.isEmpty else { throw ModelError.invalid("give at least one scope") }
         let expires = try UserTicket.expiry(now: now, lifetime: lifetime)
@@ -83,7 +89,7 @@ extension SiteStore {
         let token = UserTicket.newToken()
         let hash = UserTicket.tokenHash(token)
         let scopesText = UserScope.json(scopes).canonicalString
-        return try guardedWrite { db in
+        return try adminWrite { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
                 throw StoreError.unknownUser(cuid.value)
             }
@@ -98,15 +104,8 @@ extension SiteStore {
             try db.execute(
                 sql: "INSERT INTO user_tickets (token_hash, cuid, scopes, created, expires, state) VALUES (?, ?, ?, ?, ?, 'open')",
                 arguments: [hash, cuid.value, scopesText, now, expiresAt])
+            try present?(ticket)
             return ticket
-        }
-    }
-
-    /// Deletes a ticket that was never handed out (showing it failed).
-    public func withdrawUserTicket(token: String) throws {
-        let hash = UserTicket.tokenHash(token)
-        try guardedWrite { db in
-            try db.execute(sql: "DELETE FROM user_tickets WHERE token_hash = ? AND state = 'open'", arguments: [hash])
         }
     }
 

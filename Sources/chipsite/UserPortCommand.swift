@@ -66,19 +66,18 @@ extension UserCommand {
             if let output { try SiteBackup.checkFree(output) }
             let store = try site.open()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let ticket = try store.issueUserTicket(cuid: user, scopes: chosen, lifetime: lifetime, now: now)
-            // If the ticket cannot be shown (or its --output file written), it is
-            // withdrawn: no live ticket is left that nobody has seen.
-            let qr: QRCode
-            do {
-                qr = try QRCode.encode(ticket.link)
+            // The QR code is made (and its --output file written) before the
+            // ticket commits: if that fails, no ticket is stored and the user's
+            // older one stays valid, so no live ticket is left that nobody saw.
+            var code: QRCode?
+            let ticket = try store.issueUserTicket(cuid: user, scopes: chosen, lifetime: lifetime, now: now) { ticket in
+                let qr = try QRCode.encode(ticket.link)
                 if let output {
                     try SiteBackup.writeNew(output, output.hasSuffix(".png") ? qr.pngData() : Array(qr.svgString().utf8))
                 }
-            } catch {
-                try? store.withdrawUserTicket(token: ticket.token)
-                throw error
+                code = qr
             }
+            guard let qr = code else { throw CLIError("the ticket's QR code was not made") }
             let scopeList = (chosen ?? Set(UserScope.allCases)).sorted().map(\.rawValue).joined(separator: ",")
             switch format {
             case .json: print(ticket.json.prettyString)

@@ -94,6 +94,17 @@ import ChipProtocol
         #expect(try s.ticketState(second.token) == "open")
         #expect(try s.ticketState(bobs.token) == "open", "only the same user's tickets")
         #expect(try Self.register(s.store, first.token, try Self.newDevice()) == .refused("ticket already revoked"))
+        // A ticket that could not be shown is not stored, and revokes nothing.
+        struct Unshown: Error {}
+        var shown: String?
+        #expect(throws: StoreError.self) {
+            try s.store.issueUserTicket(cuid: s.alice, scopes: nil, lifetime: nil, now: Self.now + 2) { t in
+                shown = t.token
+                throw Unshown()
+            }
+        }
+        #expect(try s.ticketState(try #require(shown)) == nil)
+        #expect(try s.ticketState(second.token) == "open")
         #expect(Self.isRegistered(try Self.register(s.store, second.token, try Self.newDevice())))
     }
 
