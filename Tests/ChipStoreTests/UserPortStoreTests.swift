@@ -330,6 +330,25 @@ import ChipProtocol
         #expect(events.first?.data["uuid"]?.stringValue == invoice.uuid)
     }
 
+    @Test func aLiftsResultIsOneEventPerChangeForEachUserInIt() throws {
+        typealias L = LiftChainStoreTests
+        let (sites, id) = try L.openTally()
+        let h = try L.header(id, units: 2_000)
+        let chit = try L.chit(sites, h, id, by: .foil)
+        try L.apply(sites.a, [.insertLiftChit(chit, header: h, local: true)])
+        let before = try sites.a.latestUserSeq(cuid: sites.alice)
+        #expect(before > 0, "the tally's dialog appended its events")
+        try L.apply(sites.a, [.applyLiftDecision(try L.decision(h, .void))])
+        try L.apply(sites.a, [.applyLiftDecision(try L.decision(h, .void, date: "2026-12-01T12:00:05.000Z"))])
+        // The referee equivocates: good upgrades void (9.7); void after good changes nothing.
+        try L.apply(sites.a, [.applyLiftDecision(try L.decision(h, .good))])
+        try L.apply(sites.a, [.applyLiftDecision(try L.decision(h, .void))])
+        let events = try sites.a.userEvents(cuid: sites.alice, after: before, limit: 10)
+        #expect(events.map(\.topic) == [.lift, .lift])
+        #expect(events.map { $0.data["state"]?.stringValue } == ["void", "good"])
+        #expect(events.first?.data == ["lift": .string(h.hash), "state": "void", "tallies": [.string(id)]])
+    }
+
     @Test func pruningKeepsEachUsersLatestEvent() throws {
         let s = try Site()
         let old = Self.now - 31 * Self.day
