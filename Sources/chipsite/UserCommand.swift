@@ -53,7 +53,7 @@ struct UserCommand: ParsableCommand {
                 cuid: id, name: name, email: email, type: entity, custody: holder,
                 sealingKey: try passphrase.sealingKey(for: store))
             if output.json {
-                print(UserView.json(user, locked: false).prettyString)
+                print(UserView.json(user, locked: false, custody: holder).prettyString)
             } else {
                 print("Added user \(user.cuid) (\(user.certificate.chad))\(holder == .device ? ", custody device" : "")")
             }
@@ -71,7 +71,8 @@ struct UserCommand: ParsableCommand {
             let users = try store.users()
             let locked = Set(try store.lockedUsers())
             if output.json {
-                print(JSONValue.object(["users": .array(users.map { UserView.json($0, locked: locked.contains($0.cuid.value)) })]).prettyString)
+                let views = try users.map { UserView.json($0, locked: locked.contains($0.cuid.value), custody: try store.custody(of: $0.cuid)) }
+                print(JSONValue.object(["users": .array(views)]).prettyString)
                 return
             }
             if users.isEmpty { print("No users yet: add one with `chipsite user add CUID --name NAME`."); return }
@@ -96,9 +97,10 @@ struct UserCommand: ParsableCommand {
             let store = try site.open()
             let user = try store.user(try CUID(cuid))
             let locked = try store.isUserLocked(user.cuid)
+            let custody = try store.custody(of: user.cuid)
             let tallies = try store.tallies(user: user.cuid).filter { $0.state != .void }
             if output.json {
-                var o = UserView.json(user, locked: locked).objectValue ?? [:]
+                var o = UserView.json(user, locked: locked, custody: custody).objectValue ?? [:]
                 // Balances per tally, in milliCHIPs from this user's side:
                 // positive means the partner owes this user.
                 o["tallies"] = .array(
@@ -121,6 +123,7 @@ struct UserCommand: ParsableCommand {
             print("chad     \(c.chad)")
             print("key      \(Base64URL.encode(c.publicKey)) (\(user.sealed ? "sealed" : "not sealed"))")
             print("locked   \(locked ? "yes: no new chits or offers on its tallies" : "no")")
+            print("custody  \(custody == .site ? "site (the site holds the key)" : "device (the user's device holds the key)")")
             print("created  \(user.created)")
             for t in tallies {
                 let net = t.side == .stock ? t.balance : -t.balance

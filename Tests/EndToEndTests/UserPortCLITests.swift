@@ -152,5 +152,12 @@ import TestSupport
         #expect(r.code == 0, "\(r.stderr)")
         #expect(r.stdout.contains("custody device"))
         expectOneLineError(try chipsite(["user", "add", "eve", "--name", "Eve", "--custody", "phone", "--db", db]), code: 2, containing: "--custody")
+        #expect(try json(try chipsite(["user", "show", "dora", "--json", "--db", db]).stdout)["custody"] as? String == "device")
+        #expect(try chipsite(["user", "show", "dora", "--db", db]).stdout.contains("custody  device"))
+        #expect(try chipsite(["user", "add", "alice", "--name", "Alice", "--db", db]).code == 0)
+        let users = try #require(try json(try chipsite(["user", "list", "--json", "--db", db]).stdout)["users"] as? [[String: Any]])
+        #expect(users.map { $0["custody"] as? String } == ["site", "device"])
+        // The site-made key is no key of the user's: it is never exported.
+        expectOneLineError(try chipsite(["user", "export", "dora", "--db", db]), containing: "custody device")
     }
 }
