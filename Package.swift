@@ -124,7 +124,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipChannel", "ChipModel", "TestSupport"], swiftSettings: strict),
+            name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipChannel", "ChipModel", "Noise", "TestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "ChipProtocolTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),

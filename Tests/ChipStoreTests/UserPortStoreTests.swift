@@ -318,6 +318,19 @@ import ChipProtocol
         #expect(try sites.b.latestUserSeq(cuid: sites.bob) == before + 1)
     }
 
+    @Test func aRequestTheIssuerRefusedIsAnEvent() throws {
+        let sites = try PTwoSites()
+        let id = try sites.a.requestTally(cuid: sites.alice, ticket: try sites.ticket(), accept: false)
+        #expect(try sites.a.latestUserSeq(cuid: sites.alice) == 0, "our user's own request is no event")
+        try sites.a.failRequest(topic: id, note: "the issuer closed the channel")
+        let events = try sites.a.userEvents(cuid: sites.alice, after: 0, limit: 10)
+        #expect(events.map(\.topic) == [.tally])
+        #expect(events.first?.data == ["uuid": .string(id), "state": "void"])
+        // Once void, a repeat changes nothing.
+        try sites.a.failRequest(topic: id, note: "again")
+        #expect(try sites.a.latestUserSeq(cuid: sites.alice) == 1)
+    }
+
     @Test func anIncomingInvoiceIsAnEvent() throws {
         let sites = try PTwoSites()
         let id = try ChainRun.openTally(sites, issuerSide: .stock, limit: 1_000_000)
