@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "ChipDaemon",
             dependencies: [
-                "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise",
+                "ChipPeer", "ChipUserPort", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "ChipViews", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log")

@@ -305,7 +305,10 @@ import ChipProtocol
         let before = try sites.b.latestUserSeq(cuid: sites.bob)
         let aliceBefore = try sites.a.latestUserSeq(cuid: sites.alice)
         let chit = try sites.a.pay(tally: id, units: 20_000, memo: nil, ref: nil, key: sites.key(.a))
-        #expect(try sites.a.latestUserSeq(cuid: sites.alice) == aliceBefore, "a payment of one's own is no event")
+        // The payer's own payment is one event too (the user's other devices hear of it).
+        let own = try sites.a.userEvents(cuid: sites.alice, after: aliceBefore, limit: 10)
+        #expect(own.count == 1 && own.first?.topic == .chit && own.first?.data["local"] == true)
+        #expect(own.first?.data["uuid"]?.stringValue == chit.chit.uuid && own.first?.data["state"] == "chained")
         let upd = try #require(try sites.a.chainUpdate(tally: id, after: 0))
         _ = try sites.deliver(PPacket(to: .b, message: upd))
         let events = try sites.b.userEvents(cuid: sites.bob, after: before, limit: 10)
