@@ -35,6 +35,10 @@ public actor UserPortService: UserPortHost {
     }
 
     private var entries: [UInt64: Entry] = [:]
+    /// When the kept window was last pruned (ms; 0: not yet).
+    private var prunedAt: Int64 = 0
+    /// How often events past 30 days, replies past 24 h and expired tickets go.
+    public static let pruneInterval: Int64 = 3_600_000
     /// Open sessions per user (events and lock changes go to all of them).
     private var byUser: [CUID: Set<UInt64>] = [:]
 
@@ -123,6 +127,16 @@ public actor UserPortService: UserPortHost {
     /// process's write, a command): subscribed sessions load what is new;
     /// sessions of a revoked device close; lock changes reach the machines.
     public func siteChanged() {
+        let now = clock.milliseconds
+        if now - prunedAt >= Self.pruneInterval {
+            prunedAt = now
+            do {
+                let pruned = try store.pruneUserData(now: now)
+                logger.debug("user port data pruned", metadata: ["pruned": "\(pruned)"])
+            } catch {
+                logger.warning("user port data not pruned", metadata: ["error": "\(error)"])
+            }
+        }
         for (user, ids) in byUser {
             let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
             for id in ids {

@@ -36,7 +36,13 @@ extension SiteStore {
     /// Every registered setting with its stored value, in registry order.
     public func configEntries() throws -> [ConfigEntry] {
         try adminRead { db in
-            try ConfigKey.all.map { key in ConfigEntry(key: key, stored: try Self.config(db, key)) }
+            try ConfigKey.all.map { key in
+                var key = key
+                if key == .userPort, let port = try Self.config(db, .sitePort).flatMap(Int.init), port < SiteAddress.portRange.upperBound {
+                    key = key.withDefault(String(port + UserPortDefaults.portOffset))
+                }
+                return ConfigEntry(key: key, stored: try Self.config(db, key))
+            }
         }
     }
 

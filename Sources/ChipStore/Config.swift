@@ -25,6 +25,11 @@ public struct ConfigKey: Sendable, Hashable {
     }
 
     public static func == (a: ConfigKey, b: ConfigKey) -> Bool { a.name == b.name }
+
+    /// The same key with another default (one that follows another setting).
+    func withDefault(_ value: String) -> ConfigKey {
+        ConfigKey(name: name, summary: summary, defaultValue: value, range: range, validate: validate)
+    }
     public func hash(into h: inout Hasher) { h.combine(name) }
 
     /// The host name partners use to reach this site (part of every CHAD).
@@ -43,10 +48,11 @@ public struct ConfigKey: Sendable, Hashable {
         guard let p = Int(v), SiteAddress.portRange.contains(p) else { throw .invalid("site.port must be 1-65535") }
     }
 
-    /// The user port (protocol 10.1); unset, it is the peer port + 1.
+    /// The user port (protocol 10.1); unset, it is the peer port + 1
+    /// (`config list` shows that figure as its default).
     public static let userPort = ConfigKey(
         name: "user.port", summary: "TCP port where users' devices connect (default site.port + 1)",
-        defaultValue: "site.port + 1", range: "1-65535"
+        defaultValue: String(UserPortDefaults.defaultPort), range: "1-65535"
     ) { v throws(ModelError) in
         guard let p = Int(v), SiteAddress.portRange.contains(p) else { throw .invalid("user.port must be 1-65535") }
     }
