@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "QRCode",
+                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "ChipChannel", "ChipUserPort", "Noise", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")
             ],
