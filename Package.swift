@@ -126,7 +126,13 @@ let package = Package(
         .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ChipProtocolTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "ChipModel", "ChipProtocol", "ChipChannel", "ChipUserPort", "Noise", "TestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")
+            ],
+            exclude: ["Resources"], swiftSettings: strict),
         // Helpers every test target may share (a seeded generator); not shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict)
     ]

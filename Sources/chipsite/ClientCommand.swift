@@ -375,6 +375,15 @@ extension ClientCommand {
         @OptionGroup var options: ClientOptions
         @OptionGroup var passphrase: PassphraseOptions
 
+        /// A bad amount, memo or reference is a usage error (exit 2), as for `pay`.
+        func validate() throws {
+            do {
+                _ = try parseUnits(amount)
+                try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
+                _ = try parseRef(ref)
+            } catch { throw ValidationError("\(error)") }
+        }
+
         func run() async throws {
             let units = try parseUnits(amount)
             try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
@@ -423,6 +432,14 @@ extension ClientCommand {
         var ref: String?
 
         @OptionGroup var options: ClientOptions
+
+        func validate() throws {
+            do {
+                _ = try parseUnits(amount)
+                try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
+                _ = try parseRef(ref)
+            } catch { throw ValidationError("\(error)") }
+        }
 
         func run() async throws {
             let units = try parseUnits(amount)
