@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "QRCode", dependencies: ["CZlib"], swiftSettings: strict),
         .target(
             name: "ChipStore",
-            dependencies: ["ChipModel", "ChipProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ChipModel", "ChipProtocol", "ChipChannel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .executableTarget(
             name: "chipsite",
@@ -123,7 +123,8 @@ let package = Package(
             dependencies: ["ChipDaemon", "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipChannel", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ChipProtocolTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(

@@ -127,9 +127,12 @@ extension SiteStore {
         try adminRead { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT cert, secret, locked, created FROM users WHERE cuid = ?",
+                    db, sql: "SELECT cert, secret, locked, created, custody FROM users WHERE cuid = ?",
                     arguments: [cuid.value])
             else { throw StoreError.unknownUser(cuid.value) }
+            // A device-custody user's key is its device's: the site-made one is
+            // no key of the user's, and an import would make it site custody (10.7).
+            guard (row["custody"] as String) == UserCustody.site.rawValue else { throw StoreError.deviceCustody(cuid.value) }
             let secret: Data = row["secret"], locked: Bool = row["locked"], created: String = row["created"]
             let stored = Array(secret)
             return UserExport(

@@ -223,9 +223,18 @@ extension SiteStore {
             try insertTally(
                 db, core: core, sign: sign, cuid: r.cuid, side: r.side, partner: r.partner, state: r.state,
                 token: r.token, now: r.created)
+            // A partner's offer or request reaches one of our users (10.5).
+            try appendUserEvent(
+                db, cuid: r.cuid.value, topic: .tally, data: ["uuid": .string(core.uuid), "state": .string(r.state.rawValue)],
+                now: Timestamp.parse(now) ?? 0)
         case .deleteTally(let uuid):
             try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
         case .setTallyState(let uuid, let state, let sign):
+            let before = try String.fetchOne(db, sql: "SELECT state FROM tallies WHERE uuid = ?", arguments: [uuid])
+            if before != state.rawValue {
+                // The partner offered, accepted or refused (10.5).
+                try appendTallyUserEvent(db, tally: uuid, topic: .tally, data: ["uuid": .string(uuid), "state": .string(state.rawValue)], now: now)
+            }
             if let sign {
                 try db.execute(
                     sql: "UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ?",
@@ -235,6 +244,7 @@ extension SiteStore {
             }
         case .voidRequest(let uuid, let note):
             try voidRequest(db, uuid: uuid, note: note, now: now)
+            try appendTallyUserEvent(db, tally: uuid, topic: .tally, data: ["uuid": .string(uuid), "state": "void"], now: now)
         case .enqueue(let to, let topic, let message, let firstContact):
             try enqueue(db, to: to, topic: topic, message: message.json, firstContact: firstContact)
         case .dropOutbox(let topic):
@@ -245,6 +255,21 @@ extension SiteStore {
             try db.execute(
                 sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
                 arguments: [index, prior, hash, uuid])
+            // A partner's payment chained on one of our users' tallies: the user
+            // received it (10.5). A refused one is no event; a lift chit's
+            // result is the lift event.
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT tally, by, units FROM chits WHERE uuid = ? AND type = 'tran' AND local = 0", arguments: [uuid])
+            {
+                let tally: String = row["tally"], by: String = row["by"], units: Int64 = row["units"]
+                try appendTallyUserEvent(
+                    db, tally: tally, topic: .chit,
+                    data: [
+                        "uuid": .string(uuid), "tally": .string(tally), "by": .string(by), "units": .integer(units), "state": "chained",
+                        "index": .integer(index)
+                    ],
+                    now: now)
+            }
         case .refuseChit(let uuid, let reason):
             try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, uuid])
         case .setChainHead(let tally, let length, let head, let balance):
@@ -259,6 +284,10 @@ extension SiteStore {
                     INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
                     VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
                     """, arguments: [i.uuid, i.tally, i.units, i.memo, i.json.canonicalString, now, now])
+            // An invoice to one of our users (10.5).
+            try appendTallyUserEvent(
+                db, tally: i.tally, topic: .invoice,
+                data: ["uuid": .string(i.uuid), "tally": .string(i.tally), "units": .integer(i.units), "state": "open"], now: now)
         case .settleInvoice(let uuid, let chit):
             try db.execute(
                 sql: """

@@ -66,6 +66,16 @@ extension SiteStore {
                 INSERT INTO lift_decisions (lift, result, decision, applied, created) VALUES (?, ?, ?, 1, ?)
                 ON CONFLICT (lift, result) DO UPDATE SET applied = 1
                 """, arguments: [d.lift, d.result.rawValue, d.json.canonicalString, now])
+        // Whether this changes the lift's result here (a repeat does not): then
+        // each of our users with a tally in it hears of it (10.5).
+        let before = try String.fetchOne(db, sql: "SELECT state FROM lifts WHERE lift = ?", arguments: [d.lift])
+        let unsettled =
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM chits WHERE lift = ? AND state IN ('pend', 'good', 'void') AND state <> ? LIMIT 1",
+                arguments: [d.lift, d.result.rawValue]) ?? false
+        if before.map({ $0 != d.result.rawValue }) ?? unsettled {
+            try appendLiftUserEvents(db, lift: d.lift, result: d.result, now: now)
+        }
         try db.execute(
             sql: "UPDATE lifts SET state = ?, origin_secret = NULL, updated = ? WHERE lift = ?",
             arguments: [d.result.rawValue, now, d.lift])
@@ -91,6 +101,23 @@ extension SiteStore {
                 guard let by = TallySide(rawValue: row["by"]) else { throw StoreError.damaged("lift chit \(uuid) has no side") }
                 try chainLiftChit(db, uuid: uuid, tally: tally, chitHash: row["hash"], effect: by == .foil ? units : -units, now: now)
             }
+        }
+    }
+
+    /// A `lift` event `{"lift","state","tallies"}` for each of our users with a tally in lift `lift`.
+    static func appendLiftUserEvents(_ db: Database, lift: String, result: LiftResult, now: String) throws {
+        var byUser: [String: [String]] = [:]
+        for row in try Row.fetchAll(
+            db, sql: "SELECT DISTINCT t.cuid, t.uuid FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.lift = ? ORDER BY t.cuid, t.uuid",
+            arguments: [lift])
+        {
+            byUser[row["cuid"], default: []].append(row["uuid"])
+        }
+        let ms = Timestamp.parse(now) ?? 0
+        for (cuid, tallies) in byUser.sorted(by: { $0.key < $1.key }) {
+            try appendUserEvent(
+                db, cuid: cuid, topic: .lift,
+                data: ["lift": .string(lift), "state": .string(result.rawValue), "tallies": .array(tallies.map(JSONValue.string))], now: ms)
         }
     }
 

@@ -303,6 +303,72 @@ enum Schema {
                     ) WITHOUT ROWID;
                     """)
         }
+        m.registerMigration("2026-12-02 user port") { db in
+            // The user port (protocol section 10). Times in these tables are
+            // integer ms since 1970 (the port compares them on every request).
+            try db.execute(
+                sql: """
+                    -- Who holds the user's signing key (10.7): 'site' (every user made
+                    -- before the user port, and `user add`'s default) or 'device'.
+                    ALTER TABLE users ADD COLUMN custody TEXT NOT NULL DEFAULT 'site' CHECK (custody IN ('site', 'device'));
+
+                    -- A user ticket (10.2): one-time, for one user. Only the token's
+                    -- SHA-256 is kept. 'open' until a registration finds it ('used',
+                    -- burned whatever the registration comes to) or a newer ticket of
+                    -- the user replaces it ('revoked').
+                    CREATE TABLE user_tickets (
+                        token_hash TEXT PRIMARY KEY NOT NULL
+                                   CHECK (length(token_hash) = 64 AND token_hash NOT GLOB '*[^0-9a-f]*'),
+                        cuid       TEXT NOT NULL REFERENCES users(cuid),
+                        scopes     TEXT NOT NULL,   -- canonical JSON array of scope names, in scope order
+                        created    INTEGER NOT NULL,
+                        expires    INTEGER NOT NULL CHECK (expires > created),
+                        state      TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'used', 'revoked'))
+                    ) WITHOUT ROWID;
+                    CREATE INDEX user_tickets_user ON user_tickets(cuid, state);
+
+                    -- A user's registered device (10.1, 10.3): its X25519 key is its
+                    -- Noise static key; the id is that key in base64url. A revoked
+                    -- device keeps its row, so its key can never register again.
+                    CREATE TABLE devices (
+                        id        TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 43),
+                        cuid      TEXT NOT NULL REFERENCES users(cuid),
+                        public    BLOB NOT NULL UNIQUE CHECK (length(public) = 32),
+                        name      TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+                        scopes    TEXT NOT NULL,    -- canonical JSON array, from the ticket
+                        created   INTEGER NOT NULL,
+                        last_seen INTEGER,          -- the last session opened
+                        revoked   INTEGER           -- NULL while the device may open sessions
+                    ) WITHOUT ROWID;
+                    CREATE INDEX devices_user ON devices(cuid);
+
+                    -- Events per user (10.5), `seq` counting from 1 in commit order;
+                    -- appended in the transaction of the change they report. Kept 30
+                    -- days, and a user's latest always (so seq never restarts).
+                    CREATE TABLE user_events (
+                        cuid    TEXT NOT NULL REFERENCES users(cuid),
+                        seq     INTEGER NOT NULL CHECK (seq >= 1),
+                        topic   TEXT NOT NULL CHECK (topic IN ('tally', 'chit', 'invoice', 'lift', 'device', 'sign')),
+                        data    TEXT NOT NULL,      -- canonical JSON object
+                        created INTEGER NOT NULL,
+                        PRIMARY KEY (cuid, seq)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX user_events_created ON user_events(created);
+
+                    -- The idempotency cache (10.5): a successful command's reply under
+                    -- its key (signed object's uuid, or `idem`) with a hash of the
+                    -- request, written in the command's transaction; kept 24 h.
+                    CREATE TABLE user_replies (
+                        cuid         TEXT NOT NULL REFERENCES users(cuid),
+                        key          TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 200),
+                        request_hash TEXT NOT NULL,
+                        reply        TEXT NOT NULL,  -- canonical JSON: the reply's data
+                        created      INTEGER NOT NULL,
+                        PRIMARY KEY (cuid, key)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX user_replies_created ON user_replies(created);
+                    """)
+        }
         return m
     }
 

@@ -16,6 +16,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongPassphrase
     case userExists(String)
     case unknownUser(String)
+    /// The user has 16 devices (10.1): revoke one first.
+    case deviceLimit(String)
+    case unknownDevice(user: String, device: String)
+    /// The user's key is held by its device (10.7): the site signs nothing for it.
+    case deviceCustody(String)
     case damaged(String)
     case badSetting(key: String, reason: String)
     case database(String)
@@ -35,6 +40,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .wrongPassphrase: return "wrong passphrase"
         case .userExists(let c): return "user \(c) already exists"
         case .unknownUser(let c): return "no user \(c) on this site"
+        case .deviceLimit(let c):
+            return "user \(c) has \(UserPortDefaults.maxDevicesPerUser) devices; revoke one first (`chipsite user device revoke \(c) DEVICE`)"
+        case .unknownDevice(let c, let d): return "user \(c) has no device \(d) (or it is revoked already)"
+        case .deviceCustody(let c): return "user \(c) holds its own signing key (custody device): the site signs nothing for it"
         case .damaged(let why): return "the site file is damaged: \(why)"
         case .badSetting(let key, let why):
             return

@@ -10,10 +10,14 @@ extension SiteStore {
 
     /// A user's signing key, opened with `sealingKey` when sealed.
     public func userKey(_ cuid: CUID, sealingKey: SealingKey?) throws -> SigningKey {
-        let secret = try guardedRead { db in
-            try Data.fetchOne(db, sql: "SELECT secret FROM users WHERE cuid = ?", arguments: [cuid.value])
+        let found = try guardedRead { db -> (secret: Data, custody: String)? in
+            try Row.fetchOne(db, sql: "SELECT secret, custody FROM users WHERE cuid = ?", arguments: [cuid.value]).map {
+                ($0["secret"], $0["custody"])
+            }
         }
-        guard let secret else { throw StoreError.unknownUser(cuid.value) }
+        guard let (secret, custody) = found else { throw StoreError.unknownUser(cuid.value) }
+        // A device-custody user's key is the device's (10.7): the site signs nothing for it.
+        guard custody == UserCustody.site.rawValue else { throw StoreError.deviceCustody(cuid.value) }
         let stored = Array(secret)
         if StoredSecret.isSealed(stored), sealingKey == nil { throw StoreError.passphraseNeeded }
         return try Self.signingKey(from: stored, sealingKey: sealingKey, label: Self.userKeyLabel(cuid))

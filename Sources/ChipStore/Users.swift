@@ -7,9 +7,15 @@ extension SiteStore {
     /// Adds a user with a fresh Ed25519 signing key and a certificate that
     /// names this site. The key is sealed when the site is (then
     /// `sealingKey` is required). Nothing is written if anything is wrong.
+    ///
+    /// `custody` is who signs for the user (10.7). A `device` user gets a
+    /// key and certificate too (the users table requires them), but the
+    /// site never opens that key (`userKey` refuses): the user's first
+    /// device sets its own key with `me.signkey` (doc/protocol.md).
     @discardableResult
     public func addUser(
-        cuid: CUID, name: String, email: String?, type: EntityType = .person, sealingKey: SealingKey?
+        cuid: CUID, name: String, email: String?, type: EntityType = .person, custody: UserCustody = .site,
+        sealingKey: SealingKey?
     ) throws -> UserInfo {
         try Certificate.validate(name: name)
         if let email { try Certificate.validate(email: email) }
@@ -28,12 +34,12 @@ extension SiteStore {
                 let secret = Self.storedSeed(of: key, sealingKey: sealed ? sealingKey : nil, label: Self.userKeyLabel(cuid))
                 try db.execute(
                     sql: """
-                        INSERT INTO users (cuid, type, name, email, public, secret, cert, created)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO users (cuid, type, name, email, public, secret, cert, created, custody)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         cuid.value, type.rawValue, name, email, Data(publicKey), Data(secret),
-                        cert.json.canonicalString, now
+                        cert.json.canonicalString, now, custody.rawValue
                     ])
                 return UserInfo(cuid: cuid, certificate: cert, sealed: sealed, created: now)
             }

@@ -27,8 +27,8 @@ public enum StatusView {
 
 /// The JSON view of a user and its certificate.
 public enum UserView {
-    /// `locked` is added when known (`user show`, `user list`, `user add`).
-    public static func json(_ u: UserInfo, locked: Bool? = nil) -> JSONValue {
+    /// `locked` and `custody` are added when known (`user show`, `user list`, `user add`).
+    public static func json(_ u: UserInfo, locked: Bool? = nil, custody: UserCustody? = nil) -> JSONValue {
         let c = u.certificate
         var o: [String: JSONValue] = [
             "cuid": .string(u.cuid.value),
@@ -42,6 +42,7 @@ public enum UserView {
             "certificate": c.json
         ]
         if let locked { o["locked"] = .bool(locked) }
+        if let custody { o["custody"] = .string(custody.rawValue) }
         return .object(o)
     }
 }

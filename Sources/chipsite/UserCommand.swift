@@ -11,8 +11,10 @@ import ChipViews
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
-        abstract: "Add, list, show, edit, lock, export and import the site's users.",
-        subcommands: [Add.self, List.self, Show.self, Edit.self, Lock.self, Unlock.self, Export.self, Import.self])
+        abstract: "Add, list, show, edit, lock, export and import the site's users; tickets and devices for the user port.",
+        subcommands: [
+            Add.self, List.self, Show.self, Edit.self, Lock.self, Unlock.self, Export.self, Import.self, Ticket.self, Device.self
+        ])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,6 +32,12 @@ struct UserCommand: ParsableCommand {
         @Option(help: ArgumentHelp("p for a person, o for an organisation.", valueName: "type"))
         var type: String = "p"
 
+        @Option(
+            help: ArgumentHelp(
+                "Who signs for the user: site (the site keeps its key; the admin CLI acts for it) or device (its own device signs, doc/protocol.md).",
+                valueName: "custody"))
+        var custody: String = "site"
+
         @OptionGroup var site: SiteOptions
         @OptionGroup var passphrase: PassphraseOptions
         @OptionGroup var output: OutputOptions
@@ -37,16 +45,17 @@ struct UserCommand: ParsableCommand {
         func run() throws {
             let id = try CUID(cuid)
             guard let entity = EntityType(rawValue: type) else { throw ValidationError("--type must be p or o") }
+            guard let holder = UserCustody(rawValue: custody) else { throw ValidationError("--custody must be site or device") }
             try Certificate.validate(name: name)
             if let email { try Certificate.validate(email: email) }
             let store = try site.open()
             let user = try store.addUser(
-                cuid: id, name: name, email: email, type: entity,
+                cuid: id, name: name, email: email, type: entity, custody: holder,
                 sealingKey: try passphrase.sealingKey(for: store))
             if output.json {
-                print(UserView.json(user, locked: false).prettyString)
+                print(UserView.json(user, locked: false, custody: holder).prettyString)
             } else {
-                print("Added user \(user.cuid) (\(user.certificate.chad))")
+                print("Added user \(user.cuid) (\(user.certificate.chad))\(holder == .device ? ", custody device" : "")")
             }
         }
     }
@@ -62,7 +71,8 @@ struct UserCommand: ParsableCommand {
             let users = try store.users()
             let locked = Set(try store.lockedUsers())
             if output.json {
-                print(JSONValue.object(["users": .array(users.map { UserView.json($0, locked: locked.contains($0.cuid.value)) })]).prettyString)
+                let views = try users.map { UserView.json($0, locked: locked.contains($0.cuid.value), custody: try store.custody(of: $0.cuid)) }
+                print(JSONValue.object(["users": .array(views)]).prettyString)
                 return
             }
             if users.isEmpty { print("No users yet: add one with `chipsite user add CUID --name NAME`."); return }
@@ -87,9 +97,10 @@ struct UserCommand: ParsableCommand {
             let store = try site.open()
             let user = try store.user(try CUID(cuid))
             let locked = try store.isUserLocked(user.cuid)
+            let custody = try store.custody(of: user.cuid)
             let tallies = try store.tallies(user: user.cuid).filter { $0.state != .void }
             if output.json {
-                var o = UserView.json(user, locked: locked).objectValue ?? [:]
+                var o = UserView.json(user, locked: locked, custody: custody).objectValue ?? [:]
                 // Balances per tally, in milliCHIPs from this user's side:
                 // positive means the partner owes this user.
                 o["tallies"] = .array(
@@ -112,6 +123,7 @@ struct UserCommand: ParsableCommand {
             print("chad     \(c.chad)")
             print("key      \(Base64URL.encode(c.publicKey)) (\(user.sealed ? "sealed" : "not sealed"))")
             print("locked   \(locked ? "yes: no new chits or offers on its tallies" : "no")")
+            print("custody  \(custody == .site ? "site (the site holds the key)" : "device (the user's device holds the key)")")
             print("created  \(user.created)")
             for t in tallies {
                 let net = t.side == .stock ? t.balance : -t.balance

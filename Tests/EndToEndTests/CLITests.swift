@@ -139,7 +139,10 @@ import TestSupport
         #expect(users.map { $0["cuid"] as? String } == ["acme", "alice"])
 
         let show = try json(try chipsite(["user", "show", "alice", "--db", db, "--json"]).stdout)
-        #expect(Set(show.keys) == ["cuid", "name", "type", "email", "chad", "public", "sealed", "locked", "created", "certificate", "tallies", "net"])
+        #expect(
+            Set(show.keys) == [
+                "cuid", "name", "type", "email", "chad", "public", "sealed", "locked", "custody", "created", "certificate", "tallies", "net"
+            ])
         #expect(show["name"] as? String == "Alice Älvsdóttir")
         #expect(show["email"] as? String == "alice@example.org")
         #expect(show["type"] as? String == "p")
