@@ -258,6 +258,7 @@ extension ClientCommand {
             func run() async throws {
                 var c = try await options.connect()
                 let grant = c.connection.grant
+                var taken: SigningKey?
                 if grant.custody == .site {
                     let me = try await c.call(.meShow)
                     guard let jwk = me["cert"]?["public"], let certKey = try? UserKeyJWK.publicKey(from: jwk) else {
@@ -269,9 +270,11 @@ extension ClientCommand {
                     defer { Crypto.wipe(&secret) }
                     var seed = try KeyTransfer.open(sealed, publicKey: c.key.publicKey, secretKey: secret)
                     defer { Crypto.wipe(&seed) }
-                    guard try SigningKey(seed: seed).publicKey == certKey else {
+                    let key = try SigningKey(seed: seed)
+                    guard key.publicKey == certKey else {
                         throw CLIError("the key the site sent is not the one in the user's certificate: not taking it")
                     }
+                    taken = key
                     guard var p = try passphrase.obtain(confirm: true) else {
                         throw CLIError("a passphrase is needed to seal the key: give --passphrase-file or run on a terminal")
                     }
@@ -283,9 +286,15 @@ extension ClientCommand {
                 // The confirmation goes in a later session (10.7): the key has survived a reconnect.
                 await c.close()
                 c.connection = try await ClientConnection.open(c.profile, key: c.key, timeout: options.timeout)
-                guard var p = try passphrase.obtain() else { throw CLIError("a passphrase is needed to open sign.key") }
-                defer { Crypto.wipe(&p) }
-                let key = try ClientSignKey.open(c.state, user: c.profile.user, passphrase: p)
+                let key: SigningKey
+                if let taken {
+                    key = taken
+                } else {
+                    // A confirmation that did not go through before: the key is in sign.key.
+                    guard var p = try passphrase.obtain() else { throw CLIError("a passphrase is needed to open sign.key") }
+                    defer { Crypto.wipe(&p) }
+                    key = try ClientSignKey.open(c.state, user: c.profile.user, passphrase: p)
+                }
                 let proof: JSONValue = [
                     "act": "key.take", "cuid": .string(c.profile.user.value), "date": .string(nowTimestamp()),
                     "device": .string(c.profile.device.description)

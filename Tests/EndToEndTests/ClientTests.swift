@@ -31,6 +31,13 @@ actor ScriptedSite: UserPortHost {
     var dropPays = 0
     var commands: [String] = []
     let tally = "8d3e2a4c-1b2f-4c5d-9e8f-0a1b2c3d4e5f"
+    /// The user's signing key while the site holds it (custody site).
+    let userKey = SigningKey.generate()
+    var custody = UserCustody.site
+    /// The session of the last `me.key.take` fetch.
+    var fetchSession: UInt64?
+    /// chit.pay signatures that verified against the user's key.
+    var verifiedSignatures = 0
 
     init(agent: AgentID) { self.agent = agent }
 
@@ -38,6 +45,12 @@ actor ScriptedSite: UserPortHost {
     func setDropPays(_ n: Int) { dropPays = n }
     func revokeAll() { devices = [:] }
     func setAddress(_ a: String) { address = a }
+    /// Closes every subscribed session (a dropped connection).
+    func kickSubscribers() {
+        for s in subscribers.values { s.close() }
+        subscribers = [:]
+    }
+    var subscriberCount: Int { subscribers.count }
 
     func register(_ registration: UserRegistration, from address: String) async -> CUID? {
         guard let user = tokens.removeValue(forKey: registration.token) else { return nil }
@@ -46,7 +59,11 @@ actor ScriptedSite: UserPortHost {
         return user
     }
 
-    func session(device: DeviceID, from address: String) async -> UserSessionGrant? { devices[device] }
+    func session(device: DeviceID, from address: String) async -> UserSessionGrant? {
+        guard var grant = devices[device] else { return nil }
+        grant.custody = custody
+        return grant
+    }
     func opened(_ session: UserSession) async {}
     func closed(_ session: UserSession) async { subscribers[session.id] = nil }
 
@@ -84,9 +101,23 @@ actor ScriptedSite: UserPortHost {
         case .ping: await ok(["time": "2026-11-24T21:00:00.000Z"])
         case .meShow:
             await ok([
-                "cuid": .string(session.user.value), "chad": .string("\(session.user.value):\(agent)"), "custody": "site", "locked": false,
-                "assets": 0, "liabilities": 0, "net": 0
+                "cuid": .string(session.user.value), "chad": .string("\(session.user.value):\(agent)"), "custody": .string(custody.rawValue),
+                "locked": false, "assets": 0, "liabilities": 0, "net": 0, "cert": ["public": UserKeyJWK.json(publicKey: userKey.publicKey)]
             ])
+        case .meKeyTakeFetch:
+            guard custody == .site else { return await fail(.state, "the key is held by a device") }
+            fetchSession = session.id
+            var seed = userKey.exportSeed()
+            defer { Crypto.wipe(&seed) }
+            guard let sealed = try? KeyTransfer.seal(seed: seed, to: session.device.publicKey) else { return await fail(.internal, "seal") }
+            await ok(["key": .string(sealed)])
+        case .meKeyTakeConfirm(let proof, let sign):
+            guard let fetched = fetchSession, fetched != session.id else { return await fail(.state, "confirm in a later session") }
+            guard proof.device == session.device, let sig = Base64URL.decode(sign),
+                Ed25519.verify(signature: sig, message: proof.json.canonicalBytes, publicKey: userKey.publicKey)
+            else { return await fail(.signInvalid, "bad proof") }
+            custody = .device
+            await ok(["custody": "device"])
         case .tallyList:
             await ok(
                 UserPage.data(
@@ -103,8 +134,16 @@ actor ScriptedSite: UserPortHost {
                 "core": core, "hash": .string(Base64URL.encode(Crypto.sha256(core.canonicalBytes))), "state": "open", "revision": 1,
                 "balance": 0, "pending": 0, "sign": [:], "trade": nil
             ])
-        case .chitPay(let chit, let uuid, _):
+        case .chitPay(let chit, let uuid, let sign):
             payRequests.append(chit)
+            if custody == .device {
+                guard let sign, let sig = Base64URL.decode(sign),
+                    Ed25519.verify(signature: sig, message: chit.canonicalBytes, publicKey: userKey.publicKey)
+                else { return await fail(.signInvalid, "chit.pay needs the user's signature") }
+                verifiedSignatures += 1
+            } else if sign != nil {
+                return await fail(.signInvalid, "the site signs for this user")
+            }
             if dropPays > 0 {
                 dropPays -= 1
                 session.close()
@@ -405,6 +444,54 @@ func mode(_ path: String) -> Int {
         #expect(event["seq"] as? Int == 3)
         #expect(event["event"] as? String == "invoice")
         #expect(String(decoding: fileBytes(f.profileDir() + "/seq") ?? Data(), as: UTF8.self) == "3\n")
+    }
+
+    @Test func watchReconnectsAndResumesWithoutDuplicates() async throws {
+        let f = try await ClientFixture()
+        defer { Task { await f.stop() } }
+        _ = try await f.register()
+        #expect(try await f.client(["request", "8d3e2a4c", "1"]).code == 0)
+        async let watching = f.client(["watch", "--since", "0", "--count", "2", "--timeout", "5"], timeout: 40)
+        // Wait for the subscription, then drop it and make an event while it is down.
+        for _ in 0..<200 where await f.site.subscriberCount == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
+        await f.site.kickSubscribers()
+        #expect(try await f.client(["request", "8d3e2a4c", "2"]).code == 0)
+        let r = try await watching
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(try r.stdout.split(separator: "\n").map { try json(String($0))["seq"] as? Int } == [1, 2])
+        #expect(r.stderr.contains("reconnecting"), "\(r.stderr)")
+        #expect(await f.site.commands.filter { $0 == "events.subscribe" }.count == 2)
+    }
+
+    @Test func keyTakeThenPaySignsOnTheDevice() async throws {
+        let f = try await ClientFixture()
+        defer { Task { await f.stop() } }
+        _ = try await f.register()
+        let pass = f.config + "/passphrase"
+        try "correct horse\n".write(toFile: pass, atomically: true, encoding: .utf8)
+        let take = try await f.client(["key", "take", "--passphrase-file", pass])
+        #expect(take.code == 0, "\(take.stderr)")
+        #expect(take.stderr.contains("signing key.take proof as the user"), "\(take.stderr)")
+        #expect(await f.site.custody == .device)
+        let signKey = f.profileDir() + "/sign.key"
+        #expect(mode(signKey) == 0o600)
+        var seed = f.site.userKey.exportSeed()
+        let seedText = Base64URL.encode(seed)
+        Crypto.wipe(&seed)
+        let stored = String(decoding: fileBytes(signKey) ?? Data(), as: UTF8.self)
+        #expect(!stored.contains(seedText) && !take.stdout.contains(seedText) && !take.stderr.contains(seedText))
+        let profile = try json(String(decoding: fileBytes(f.profileDir() + "/device.json") ?? Data(), as: UTF8.self))
+        #expect(profile["custody"] as? String == "device")
+        let show = try await f.client(["key", "show"])
+        #expect(show.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == Base64URL.encode(f.site.userKey.publicKey))
+
+        let pay = try await f.client(["pay", "8d3e2a4c", "3", "--passphrase-file", pass])
+        #expect(pay.code == 0, "\(pay.stderr)")
+        #expect(pay.stderr.contains("chipsite: signing chit as the user: {"), "\(pay.stderr)")
+        #expect(await f.site.verifiedSignatures == 1)
+        try "wrong\n".write(toFile: pass, atomically: true, encoding: .utf8)
+        expectOneLineError(try await f.client(["pay", "8d3e2a4c", "3", "--passphrase-file", pass]), containing: "wrong passphrase")
+        #expect(await f.site.verifiedSignatures == 1)
     }
 
     @Test func rawSendsLinesAndPrintsReplies() async throws {
