@@ -147,10 +147,14 @@ struct ClientContext {
             for item in page["items"]?.arrayValue ?? [] {
                 guard let uuid = item["uuid"]?.stringValue else { continue }
                 if byPartner {
+                    // `cuid:agent` (the agent compared when the item names one), or `cuid@…`.
                     let chad = item["partner"]?["chad"]
-                    let cuid = chad?["cuid"]?.stringValue ?? chad?.stringValue?.split(separator: ":").first.map(String.init)
-                    let wanted = text.split(separator: text.contains("@") ? "@" : ":").first.map(String.init)
-                    if cuid == wanted, item["state"]?.stringValue != TallyState.void.rawValue { matches.append(item) }
+                    let parts = (chad?.stringValue ?? "").split(separator: ":", maxSplits: 1).map(String.init)
+                    let cuid = chad?["cuid"]?.stringValue ?? parts.first
+                    let agent = chad?["agent"]?.stringValue ?? (parts.count == 2 ? parts[1] : nil)
+                    let wanted = text.split(separator: text.contains("@") ? "@" : ":", maxSplits: 1).map(String.init)
+                    let agentMatches = text.contains("@") || wanted.count < 2 || agent == nil || agent == wanted[1]
+                    if cuid == wanted.first, agentMatches, item["state"]?.stringValue != TallyState.void.rawValue { matches.append(item) }
                 } else if uuid.hasPrefix(text.lowercased()) {
                     matches.append(item)
                 }

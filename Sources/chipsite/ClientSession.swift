@@ -41,6 +41,8 @@ actor ClientConnection {
     private let eventSink: AsyncStream<JSONValue>.Continuation
     private var waiting: [String: CheckedContinuation<ClientOutcome, Never>] = [:]
     private var early: [String: JSONValue] = [:]
+    /// Ids sent by `post` (nobody waits for their replies).
+    private var unwaited: Set<String> = []
     private(set) var isClosed = false
 
     private init(session: UserClientSession) {
@@ -74,7 +76,11 @@ actor ClientConnection {
 
     private func deliver(_ message: JSONValue) {
         if message["event"] == nil, let id = message["id"]?.stringValue {
-            if let c = waiting.removeValue(forKey: id) { c.resume(returning: .reply(message)) } else { early[id] = message }
+            if let c = waiting.removeValue(forKey: id) {
+                c.resume(returning: .reply(message))
+            } else if unwaited.remove(id) == nil {
+                early[id] = message
+            }
         } else {
             eventSink.yield(message)
         }
@@ -107,8 +113,10 @@ actor ClientConnection {
         }
     }
 
-    /// Sends without waiting (`client raw`, `ping` in `watch`).
+    /// Sends without waiting (`client raw`, `ping` in `watch`); the reply is
+    /// dropped, or handed on with the events when its id is not a string.
     func post(_ message: JSONValue) async -> Bool {
+        if let id = message["id"]?.stringValue { unwaited.insert(id) }
         do { try await session.send(message) } catch { return false }
         return true
     }

@@ -223,6 +223,14 @@ extension ClientCommand {
             @OptionGroup var options: ClientOptions
             @OptionGroup var passphrase: PassphraseOptions
 
+            func validate() throws {
+                do {
+                    _ = try PayLink(text: payee)
+                    if let amount { _ = try parseUnits(amount) }
+                    try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
+                } catch { throw ValidationError("\(error)") }
+            }
+
             func run() async throws {
                 let link = try PayLink(text: payee)
                 let units: Int64

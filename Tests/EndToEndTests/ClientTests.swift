@@ -396,6 +396,9 @@ func mode(_ path: String) -> Int {
         #expect(try json(show.stdout)["state"] as? String == "open")
         let missing = try await f.client(["tally", "show", "00000000-0000-4000-8000-000000000000"])
         expectOneLineError(missing, containing: "not_found: no such tally")
+        let other = try AgentID(publicKey: SigningKey.generate().publicKey)
+        expectOneLineError(try await f.client(["tally", "show", "bob:\(other)"]), containing: "no tally matches")
+        #expect(try await f.client(["tally", "show", "bob:\(f.agent)"]).code == 0)
         let unscripted = try await f.client(["lift", "list"])
         expectOneLineError(unscripted, containing: "unknown_cmd")
     }
