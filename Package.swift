@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "ChipDaemon",
             dependencies: [
-                "ChipPeer", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "Noise",
+                "ChipPeer", "ChipUserPort", "ChipChannel", "ChipStore", "ChipProtocol", "ChipModel", "ChipViews", "Noise",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log")
@@ -124,7 +124,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode", "TestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipChannel", "ChipModel", "TestSupport"], swiftSettings: strict),
+            name: "ChipStoreTests", dependencies: ["ChipStore", "ChipProtocol", "ChipChannel", "ChipModel", "Noise", "TestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "ChipProtocolTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(

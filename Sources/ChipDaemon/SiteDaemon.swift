@@ -6,6 +6,7 @@ import ChipModel
 import ChipPeer
 import ChipProtocol
 import ChipStore
+import ChipUserPort
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -23,6 +24,9 @@ import Noise
 public final class SiteDaemon: Sendable {
     public let engine: SiteEngine
     public let node: PeerNode
+    /// The user port (protocol section 10): the listener and the site behind it.
+    public let users: UserPortService
+    public let userPort: UserPortListener
     /// What `run()` waits on between passes.
     public let wake: WakeUp
     let clock: any SiteClock
@@ -39,7 +43,7 @@ public final class SiteDaemon: Sendable {
 
     public init(
         store: SiteStore, siteKey: SigningKey, sealingKey: SealingKey?, limits: PeerLimits, logger: Logger,
-        clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom()
+        clock: any SiteClock = SystemClock(), random: any SiteRandom = SystemRandom(), userLimits: UserPortLimits = UserPortLimits()
     ) throws {
         var secret = siteKey.curve25519SecretKey()
         defer { Crypto.wipe(&secret) }
@@ -52,6 +56,11 @@ public final class SiteDaemon: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         engine = SiteEngine(store: store, sealingKey: sealingKey, logger: logger, clock: clock, random: random, wake: wake)
         node = PeerNode(local: local, limits: limits, policy: engine, group: group, logger: logger)
+        let wake = self.wake
+        var userLogger = logger
+        userLogger[metadataKey: "port"] = "user"
+        users = UserPortService(store: store, sealingKey: sealingKey, clock: clock, logger: userLogger, poke: { wake.signal() })
+        userPort = UserPortListener(local: local, limits: userLimits, host: users, group: group, logger: userLogger)
     }
 
     /// Delivery passes run so far (tests, diagnostics).
@@ -77,6 +86,12 @@ public final class SiteDaemon: Sendable {
         return try await node.listen(host: host, port: port)
     }
 
+    /// Binds the user port; returns the bound port.
+    public func startUserPort(host: String, port: Int) async throws -> Int {
+        await users.attach(userPort)
+        return try await userPort.listen(host: host, port: port)
+    }
+
     /// Asks for a delivery pass now.
     public func poke() { wake.signal() }
 
@@ -88,6 +103,8 @@ public final class SiteDaemon: Sendable {
             if Task.isCancelled || wake.isClosed { break }
             passes.withLockedValue { $0 += 1 }
             await engine.pump()
+            // What the pass (or another process) committed may be news for a device.
+            await users.siteChanged()
         }
     }
 
@@ -106,6 +123,7 @@ public final class SiteDaemon: Sendable {
             try? await channel.close()
             unlink(socketPath)
         }
+        await userPort.shutdown()
         await node.shutdown()
         try? await group.shutdownGracefully()
     }

@@ -37,6 +37,9 @@ public struct UserSessionMachine: Sendable {
     public static let maxInFlight = UserPortDefaults.maxRequestsInFlight
     /// Events loaded at a time while catching up.
     public static let eventBatch = 200
+    /// The largest reply or event sent: one `T` frame carries at most
+    /// 65,519 plaintext bytes (Noise's 65,535 less the tag); the rest is margin.
+    public static let maxReplyBytes = 65_000
 
     /// The device's scopes and the user's custody, as the session began (10.4).
     public private(set) var scopes: Set<UserScope>
@@ -125,7 +128,11 @@ public struct UserSessionMachine: Sendable {
         switch outcome {
         case .reply(let reply):
             subscribing[id] = nil
-            out.append(.send(reply))
+            if reply.canonicalBytes.count > Self.maxReplyBytes {
+                out.append(.send(UserReply.error(id: id, UserError(.tooLarge, "the reply would not fit in one frame"))))
+            } else {
+                out.append(.send(reply))
+            }
         case .subscribed(let newest, let resync):
             let args = subscribing.removeValue(forKey: id)
             latest = max(latest, newest)

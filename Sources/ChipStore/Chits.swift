@@ -55,13 +55,30 @@ extension SiteStore {
         key: (CUID) throws -> SigningKey
     ) throws -> [ChitRecord] {
         let t = try tally(id)
-        guard t.state == .open, let core = t.core else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
+        guard t.state == .open else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
         guard payments.allSatisfy({ $0.units > 0 && $0.units <= Amount.maxMilli }) else { throw ModelError.invalid("the amount must be more than 0") }
         let signing = try key(t.cuid)
         let date = Self.now()
         let chits = try payments.map { p in
             try Chit(tally: t.uuid, by: t.side, uuid: TallyCore.newUUID(), date: date, units: p.units, memo: p.memo, ref: p.ref, key: signing)
         }
+        return try commitPayments(chits, on: t, settling: invoice, now: date)
+    }
+
+    /// A payment a user's device made (protocol 10.7): its chit, signed by
+    /// the device or (site custody, no signature) by the site for the user;
+    /// `DevicePayment.check` has passed. The same limits and commit as `pay`.
+    public func payDeviceChit(_ chit: Chit, on t: TallyRecord, now: Int64) throws -> ChitRecord {
+        guard let record = try commitPayments([chit], on: t, settling: nil, now: Timestamp.format(millisecondsSince1970: now)).first else {
+            throw StoreError.damaged("payment vanished")
+        }
+        return record
+    }
+
+    /// Commits our user's chits on tally `t` in one transaction, after the
+    /// lock, the tally's state and the limits (with 9.2's reservations).
+    func commitPayments(_ chits: [Chit], on t: TallyRecord, settling invoice: String?, now date: String) throws -> [ChitRecord] {
+        guard t.state == .open, let core = t.core else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             guard let row = try Row.fetchOne(db, sql: "SELECT state, balance FROM tallies WHERE uuid = ?", arguments: [t.uuid]),
@@ -89,7 +106,12 @@ extension SiteStore {
             for chit in chits {
                 try Self.insertChit(db, chit, local: true, now: date)
                 if t.side == .foil { try Self.chain(db, chit, tally: t.uuid) }
-                records.append(try Self.chitRecord(db, chit.uuid))
+                let record = try Self.chitRecord(db, chit.uuid)
+                // Every device of the user hears of the payment (10.5).
+                var extra: [String: JSONValue] = [:]
+                if let index = record.index { extra["index"] = .integer(index) }
+                try Self.appendChitUserEvent(db, chit.uuid, state: record.state.rawValue, extra: extra, now: date)
+                records.append(record)
             }
             return records
         }

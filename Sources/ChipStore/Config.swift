@@ -43,6 +43,14 @@ public struct ConfigKey: Sendable, Hashable {
         guard let p = Int(v), SiteAddress.portRange.contains(p) else { throw .invalid("site.port must be 1-65535") }
     }
 
+    /// The user port (protocol 10.1); unset, it is the peer port + 1.
+    public static let userPort = ConfigKey(
+        name: "user.port", summary: "TCP port where users' devices connect (default site.port + 1)",
+        defaultValue: "site.port + 1", range: "1-65535"
+    ) { v throws(ModelError) in
+        guard let p = Int(v), SiteAddress.portRange.contains(p) else { throw .invalid("user.port must be 1-65535") }
+    }
+
     /// A numeric setting; its summary ends with the default, as every summary does.
     static func number(_ name: String, _ summary: String, _ range: ClosedRange<Double>, default value: some Numeric & LosslessStringConvertible)
         -> ConfigKey
@@ -154,7 +162,7 @@ public struct ConfigKey: Sendable, Hashable {
     public static let all: [ConfigKey] = [
         .siteHost, .sitePort, .siteLockdown, .peerMaxFrame, .peerHandshakeTimeout, .peerIdleTimeout, .peerMaxConnections,
         .peerHandshakeRate, .peerHandshakeBurst, .peerMaxQueuedBytes, .ticketExpires, .liftInterval, .liftReferee, .liftReferees,
-        .liftLife, .liftMin
+        .liftLife, .liftMin, .userPort
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

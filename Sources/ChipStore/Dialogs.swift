@@ -213,6 +213,24 @@ extension SiteStore {
         return decision.outcome
     }
 
+    /// The `chit` event of a `tran` chit's new state, for the user who holds its tally.
+    static func appendChitUserEvent(
+        _ db: Database, _ uuid: String, state: String, extra: [String: JSONValue], now: String, localOnly: Bool = false
+    ) throws {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT tally, by, units, local FROM chits WHERE uuid = ? AND type = 'tran'" + (localOnly ? " AND local = 1" : ""),
+                arguments: [uuid])
+        else { return }
+        let tally: String = row["tally"], by: String = row["by"], units: Int64 = row["units"], local: Bool = row["local"]
+        var data: [String: JSONValue] = [
+            "uuid": .string(uuid), "tally": .string(tally), "by": .string(by), "units": .integer(units), "state": .string(state),
+            "local": .bool(local)
+        ]
+        data.merge(extra) { a, _ in a }
+        try appendTallyUserEvent(db, tally: tally, topic: .chit, data: .object(data), now: now)
+    }
+
     static func apply(_ effect: Effect, _ db: Database, now: String) throws {
         switch effect {
         case .consumeTicket(let token, let at):
@@ -255,23 +273,14 @@ extension SiteStore {
             try db.execute(
                 sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
                 arguments: [index, prior, hash, uuid])
-            // A partner's payment chained on one of our users' tallies: the user
-            // received it (10.5). A refused one is no event; a lift chit's
-            // result is the lift event.
-            if let row = try Row.fetchOne(
-                db, sql: "SELECT tally, by, units FROM chits WHERE uuid = ? AND type = 'tran' AND local = 0", arguments: [uuid])
-            {
-                let tally: String = row["tally"], by: String = row["by"], units: Int64 = row["units"]
-                try appendTallyUserEvent(
-                    db, tally: tally, topic: .chit,
-                    data: [
-                        "uuid": .string(uuid), "tally": .string(tally), "by": .string(by), "units": .integer(units), "state": "chained",
-                        "index": .integer(index)
-                    ],
-                    now: now)
-            }
+            // A payment chained on one of our users' tallies: the user received
+            // it, or (`local`) the partner's site took the user's own (10.5).
+            // A lift chit's result is the lift event.
+            try appendChitUserEvent(db, uuid, state: "chained", extra: ["index": .integer(index)], now: now)
         case .refuseChit(let uuid, let reason):
             try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, uuid])
+            // The partner's site refused one of our user's payments.
+            try appendChitUserEvent(db, uuid, state: "refused", extra: ["reason": .string(reason)], now: now, localOnly: true)
         case .setChainHead(let tally, let length, let head, let balance):
             try db.execute(
                 sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",

@@ -124,6 +124,7 @@ extension SiteStore {
             guard try Self.fetchTally(db, uuid: topic)?.state == .draft else { return }
             try Self.voidRequest(db, uuid: topic, note: note, now: now)
             try Self.dropOutbox(db, topic: topic)
+            try Self.appendTallyUserEvent(db, tally: topic, topic: .tally, data: ["uuid": .string(topic), "state": "void"], now: now)
         }
     }
 

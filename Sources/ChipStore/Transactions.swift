@@ -1,5 +1,6 @@
 import ChipModel
 import GRDB
+import Synchronization
 
 /// Every read and write of the site file goes through these: errors come
 /// out as `StoreError`s that name the file.
@@ -9,8 +10,19 @@ extension SiteStore {
     }
 
     func guardedWrite<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws -> T {
-        do { return try dbQueue.write(body) } catch { throw StoreError.from(error, path: path) }
+        let rider = Self.rider
+        do {
+            return try dbQueue.write { db in
+                let result = try body(db)
+                try rider?.ride(db, result)
+                return result
+            }
+        } catch { throw StoreError.from(error, path: path) }
     }
+
+    /// Work a caller adds to the next write transaction of the operation it
+    /// runs (``TransactionRider``): set with `SiteStore.$rider.withValue`.
+    @TaskLocal public static var rider: TransactionRider?
 
     /// The one row of `table` whose uuid is `id` or starts with it (at least
     /// 4 characters), mapped by `record`.
@@ -37,4 +49,32 @@ enum UUIDTable: String {
 
     var noun: String { self == .tallies ? "tally" : "invoice" }
     var article: String { self == .tallies ? "a" : "an" }
+}
+
+/// Work that commits in the same transaction as an operation's own write:
+/// the user port remembers a command's reply with the change it made (10.5),
+/// so a retry after a crash finds either both or neither. It rides the first
+/// write transaction the operation opens, once, and sees its result.
+public final class TransactionRider: Sendable {
+    private let body: @Sendable (Database, any Sendable) throws -> Void
+    private let done = Mutex(false)
+
+    public init(_ body: @escaping @Sendable (Database, any Sendable) throws -> Void) {
+        self.body = body
+    }
+
+    /// Whether it rode a transaction (that then committed, unless it threw).
+    public var rode: Bool { done.withLock { $0 } }
+
+    func ride(_ db: Database, _ result: any Sendable) throws {
+        guard
+            done.withLock({ d in
+                defer { d = true }; return !d
+            })
+        else { return }
+        do { try body(db, result) } catch {
+            done.withLock { $0 = false }
+            throw error
+        }
+    }
 }

@@ -349,6 +349,11 @@ extension SiteStore {
         return text.utf8.count <= 128 ? text : "h:" + Hex.encode(Crypto.sha256(Array(text.utf8)))
     }
 
+    /// What the cache holds for `key` of `cuid` now (the check before a command runs).
+    public func storedReply(cuid: CUID, key: IdempotencyKey, requestHash: String) throws -> StoredReply {
+        try guardedRead { db in try Self.storedReply(db, cuid: cuid.value, key: key, requestHash: requestHash) }
+    }
+
     /// What the cache holds for `key` of `cuid`, inside the command's transaction.
     public static func storedReply(_ db: Database, cuid: String, key: IdempotencyKey, requestHash: String) throws -> StoredReply {
         guard

@@ -32,6 +32,12 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "host:port"))
     var listen: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Address and port of the user port, where users' devices connect (default: the --listen host and the configured user.port, else the peer port + 1; port 0 picks one).",
+            valueName: "host:port"))
+    var userListen: String?
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
@@ -42,6 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try Self.parseListen(listen, defaultPort: SiteAddress.defaultPort)
+        if let userListen { _ = try Self.parseListen(userListen, defaultPort: UserPortDefaults.defaultPort, option: "--user-listen") }
     }
 
     func run() async throws {
@@ -70,6 +77,21 @@ struct ServeCommand: AsyncParsableCommand {
             await daemon.stop()
             throw CLIError("cannot listen on \(host):\(port): \(error)")
         }
+        var userBound = "none"
+        let (userHost, userPort) = try Self.userListen(userListen, peerHost: host, peerPort: port, store: store)
+        do {
+            userBound = "\(userHost):\(try await daemon.startUserPort(host: userHost, port: userPort))"
+        } catch {
+            // Asked for (--user-listen, user.port): an error. The default (the
+            // peer port + 1) may be taken: the site still serves its peers.
+            if userListen != nil || (try? store.configValue(.userPort)) ?? nil != nil {
+                await daemon.stop()
+                throw CLIError("cannot listen on the user port \(userHost):\(userPort): \(error)")
+            }
+            logger.warning(
+                "the user port could not listen: devices cannot connect (set user.port or --user-listen)",
+                metadata: ["listen": "\(userHost):\(userPort)", "error": "\(error)"])
+        }
         do { try await daemon.listenForPokes(siteFile: store.path) } catch {
             logger.warning("no poke socket; CLI commits are found by the site file watch", metadata: ["error": "\(error)"])
         }
@@ -79,8 +101,9 @@ struct ServeCommand: AsyncParsableCommand {
         let (stop, signalSources) = Self.stopSignals()
         defer { signalSources.forEach { $0.cancel() } }
         let runner = Task { await daemon.run() }
+        writeStdout("chipsite: user port on \(userBound)\n")
         writeStdout("chipsite: serving \(status.agent) on \(bound)\n")
-        logger.info("serving", metadata: ["agent": "\(status.agent)", "listen": "\(bound)", "db": "\(store.path)"])
+        logger.info("serving", metadata: ["agent": "\(status.agent)", "listen": "\(bound)", "user-listen": "\(userBound)", "db": "\(store.path)"])
         let signal = await stop.wait()
         logger.info("stopping", metadata: ["signal": "\(signal)"])
         runner.cancel()
@@ -99,13 +122,21 @@ struct ServeCommand: AsyncParsableCommand {
     /// its WAL, the listener, the poke socket, the event loop, the file watch).
     static let spareDescriptors = 32
 
+    /// Where the user port listens: `--user-listen`, else the peer host on
+    /// `user.port`, else on the peer port + 1 (0 when the peer port is 0).
+    static func userListen(_ text: String?, peerHost: String, peerPort: Int, store: SiteStore) throws -> (String, Int) {
+        if let text { return try parseListen(text, defaultPort: UserPortDefaults.defaultPort, option: "--user-listen") }
+        if let configured = try store.configValue(.userPort), let port = Int(configured) { return (peerHost, port) }
+        return (peerHost, peerPort == 0 ? 0 : peerPort + UserPortDefaults.portOffset)
+    }
+
     /// `host:port`, `[v6]:port` or `:port`; nil means all addresses on the configured port.
-    static func parseListen(_ text: String?, defaultPort: Int) throws -> (String, Int) {
+    static func parseListen(_ text: String?, defaultPort: Int, option: String = "--listen") throws -> (String, Int) {
         guard let text else { return ("0.0.0.0", defaultPort) }
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
             (0...SiteAddress.portRange.upperBound).contains(port)
         else {
-            throw ValidationError("--listen must be HOST:PORT, not \(Printable.quote(text))")
+            throw ValidationError("\(option) must be HOST:PORT, not \(Printable.quote(text))")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

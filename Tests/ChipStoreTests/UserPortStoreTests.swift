@@ -305,7 +305,10 @@ import ChipProtocol
         let before = try sites.b.latestUserSeq(cuid: sites.bob)
         let aliceBefore = try sites.a.latestUserSeq(cuid: sites.alice)
         let chit = try sites.a.pay(tally: id, units: 20_000, memo: nil, ref: nil, key: sites.key(.a))
-        #expect(try sites.a.latestUserSeq(cuid: sites.alice) == aliceBefore, "a payment of one's own is no event")
+        // The payer's own payment is one event too (the user's other devices hear of it).
+        let own = try sites.a.userEvents(cuid: sites.alice, after: aliceBefore, limit: 10)
+        #expect(own.count == 1 && own.first?.topic == .chit && own.first?.data["local"] == true)
+        #expect(own.first?.data["uuid"]?.stringValue == chit.chit.uuid && own.first?.data["state"] == "chained")
         let upd = try #require(try sites.a.chainUpdate(tally: id, after: 0))
         _ = try sites.deliver(PPacket(to: .b, message: upd))
         let events = try sites.b.userEvents(cuid: sites.bob, after: before, limit: 10)
@@ -316,6 +319,19 @@ import ChipProtocol
         // A repeat of the message changes nothing, and appends nothing.
         _ = try sites.deliver(PPacket(to: .b, message: upd))
         #expect(try sites.b.latestUserSeq(cuid: sites.bob) == before + 1)
+    }
+
+    @Test func aRequestTheIssuerRefusedIsAnEvent() throws {
+        let sites = try PTwoSites()
+        let id = try sites.a.requestTally(cuid: sites.alice, ticket: try sites.ticket(), accept: false)
+        #expect(try sites.a.latestUserSeq(cuid: sites.alice) == 0, "our user's own request is no event")
+        try sites.a.failRequest(topic: id, note: "the issuer closed the channel")
+        let events = try sites.a.userEvents(cuid: sites.alice, after: 0, limit: 10)
+        #expect(events.map(\.topic) == [.tally])
+        #expect(events.first?.data == ["uuid": .string(id), "state": "void"])
+        // Once void, a repeat changes nothing.
+        try sites.a.failRequest(topic: id, note: "again")
+        #expect(try sites.a.latestUserSeq(cuid: sites.alice) == 1)
     }
 
     @Test func anIncomingInvoiceIsAnEvent() throws {

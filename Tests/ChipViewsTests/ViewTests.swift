@@ -167,6 +167,9 @@ import Testing
         #expect(v["sealed"] == false)
         #expect(v["locked"] == true)
         #expect(v["certificate"] == cert.json)
+        let c = UserView.json(u, locked: false, custody: .device)
+        #expect(Self.keys(c) == (base + ["custody", "locked"]).sorted())
+        #expect(c["custody"] == "device")
     }
 
     @Test func keyFieldNames() throws {

@@ -1,0 +1,202 @@
+import ChipChannel
+import ChipModel
+import ChipProtocol
+import ChipStore
+import ChipUserPort
+import Logging
+
+/// The site behind the user port (protocol section 10): answers the edge's
+/// handshake questions from the store, keeps one ``UserSessionMachine`` per
+/// open session and carries out what it decides: replies and events go out
+/// through one ordered queue per session, commands run against the store
+/// (``UserCommandRunner``), events are loaded when the user's `seq` moved.
+///
+/// Every command's change is committed by the store before its reply is
+/// queued; a command's events follow its reply (the machine holds them).
+public actor UserPortService: UserPortHost {
+    let store: SiteStore
+    let runner: UserCommandRunner
+    let clock: any SiteClock
+    let logger: Logger
+    /// Wakes the delivery loop after a command queued something for a partner.
+    let poke: @Sendable () -> Void
+    nonisolated(unsafe) weak var listener: UserPortListener?
+
+    struct Entry {
+        let session: UserSession
+        var machine: UserSessionMachine
+        /// Replies and events in the order the machine decided them.
+        let out: AsyncStream<Outgoing>.Continuation
+    }
+
+    enum Outgoing: Sendable {
+        case json(JSONValue)
+        case close
+    }
+
+    private var entries: [UInt64: Entry] = [:]
+    /// Open sessions per user (events and lock changes go to all of them).
+    private var byUser: [CUID: Set<UInt64>] = [:]
+
+    public init(store: SiteStore, sealingKey: SealingKey?, clock: any SiteClock, logger: Logger, poke: @escaping @Sendable () -> Void) {
+        self.store = store
+        self.runner = UserCommandRunner(store: store, sealingKey: sealingKey)
+        self.clock = clock
+        self.logger = logger
+        self.poke = poke
+    }
+
+    /// The listener whose sessions this serves (for closing revoked devices).
+    public func attach(_ listener: UserPortListener) {
+        self.listener = listener
+    }
+
+    /// Sessions open now (tests, diagnostics).
+    public var sessionCount: Int { entries.count }
+
+    // MARK: UserPortHost
+
+    public func register(_ registration: UserRegistration, from address: String) async -> CUID? {
+        do {
+            switch try store.registerDevice(registration, now: clock.milliseconds) {
+            case .registered(let user, let device):
+                logger.info("device registered", metadata: ["user": "\(user.value)", "device": "\(device)"])
+                return user
+            case .refused(let why):
+                logger.info("registration refused", metadata: ["why": "\(why)", "address": "\(address)"])
+                return nil
+            }
+        } catch {
+            logger.error("registration failed", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    public func session(device: DeviceID, from address: String) async -> UserSessionGrant? {
+        guard let info = try? store.deviceSession(device: device) else { return nil }
+        try? store.touchDevice(device: device, now: clock.milliseconds)
+        return UserSessionGrant(user: info.user, custody: info.custody, scopes: info.scopes)
+    }
+
+    public func opened(_ session: UserSession) async {
+        let locked = (try? store.deviceSession(device: session.device))?.locked ?? true
+        let machine = UserSessionMachine(scopes: session.grant.scopes, custody: session.grant.custody, locked: locked)
+        let (stream, out) = AsyncStream<Outgoing>.makeStream()
+        entries[session.id] = Entry(session: session, machine: machine, out: out)
+        byUser[session.user, default: []].insert(session.id)
+        let logger = self.logger
+        Task {
+            for await item in stream {
+                switch item {
+                case .json(let message):
+                    do { try await session.send(message) } catch {
+                        logger.debug("user session send failed", metadata: ["session": "\(session.id)", "error": "\(error)"])
+                        session.close()
+                        return
+                    }
+                case .close:
+                    session.close()
+                    return
+                }
+            }
+        }
+    }
+
+    public func received(_ message: UserMessage, on session: UserSession) async {
+        guard var entry = entries[session.id] else { return }
+        let latest = (try? store.latestUserSeq(cuid: session.user)) ?? 0
+        let actions = entry.machine.received(message, now: clock.milliseconds, latestSeq: latest)
+        entries[session.id] = entry
+        perform(actions, on: session.id)
+    }
+
+    public func closed(_ session: UserSession) async {
+        guard let entry = entries.removeValue(forKey: session.id) else { return }
+        entry.out.finish()
+        byUser[session.user]?.remove(session.id)
+        if byUser[session.user]?.isEmpty == true { byUser[session.user] = nil }
+    }
+
+    // MARK: The site changed
+
+    /// After any commit that may concern users (a delivery pass, another
+    /// process's write, a command): subscribed sessions load what is new;
+    /// sessions of a revoked device close; lock changes reach the machines.
+    public func siteChanged() {
+        for (user, ids) in byUser {
+            let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
+            for id in ids {
+                guard var entry = entries[id] else { continue }
+                guard let info = try? store.deviceSession(device: entry.session.device) else {
+                    logger.info("device revoked: closing its session", metadata: ["session": "\(id)"])
+                    entry.out.yield(.close)
+                    continue
+                }
+                entry.machine.update(custody: info.custody, locked: info.locked)
+                let actions = entry.machine.eventsCommitted(latest: latest)
+                entries[id] = entry
+                perform(actions, on: id)
+            }
+        }
+    }
+
+    // MARK: Carrying out the machine's actions
+
+    private func perform(_ actions: [UserSessionAction], on id: UInt64) {
+        guard let entry = entries[id] else { return }
+        for action in actions {
+            switch action {
+            case .send(let message): entry.out.yield(.json(message))
+            case .close(let why):
+                logger.debug("user session closed", metadata: ["session": "\(id)", "why": "\(why)"])
+                entry.out.yield(.close)
+                return
+            case .run(let request): run(request, on: id, session: entry.session)
+            case .loadEvents(let after): load(after: after, on: id, user: entry.session.user)
+            }
+        }
+    }
+
+    private func run(_ request: UserRequest, on id: UInt64, session: UserSession) {
+        let runner = self.runner, clock = self.clock
+        let caller = UserCommandRunner.Caller(user: session.user, device: session.device, scopes: session.grant.scopes)
+        Task {
+            let outcome = runner.run(request, caller: caller, now: clock.milliseconds)
+            await self.finished(request, outcome, on: id, changes: request.command.changesSomething)
+        }
+    }
+
+    private func finished(_ request: UserRequest, _ outcome: UserCommandOutcome, on id: UInt64, changes: Bool) {
+        if var entry = entries[id] {
+            let actions = entry.machine.finished(request, outcome)
+            entries[id] = entry
+            perform(actions, on: id)
+        }
+        if changes {
+            poke()
+            siteChanged()
+        }
+    }
+
+    private func load(after: Int64, on id: UInt64, user: CUID) {
+        let store = self.store
+        Task {
+            let batch = (try? store.userEvents(cuid: user, after: after, limit: UserSessionMachine.eventBatch)) ?? []
+            let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
+            await self.loaded(batch, latest: latest, on: id)
+        }
+    }
+
+    private func loaded(_ batch: [UserEvent], latest: Int64, on id: UInt64) {
+        guard var entry = entries[id] else { return }
+        let actions = entry.machine.loaded(batch, latest: latest)
+        entries[id] = entry
+        perform(actions, on: id)
+    }
+}
+
+extension DeviceCommand {
+    /// Whether a success may have changed the site file (the delivery loop
+    /// and the other sessions then look).
+    var changesSomething: Bool { idempotency != .none }
+}

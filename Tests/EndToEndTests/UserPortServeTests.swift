@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The user port end to end (protocol section 10): real `chipsite serve`
+/// processes, and an independent device client written in Python from
+/// protocol.md alone (Resources/userclient.py: noiseprotocol + PyNaCl).
+@Suite(.serialized) struct UserPortServeTests {
+    static let client = repoRoot + "/Tests/EndToEndTests/Resources/userclient.py"
+
+    /// Two sites with an open tally between alice (a) and bob (b); a's user
+    /// port on a port of its own (config user.port).
+    struct Sites {
+        let dir: TempDir
+        let a: E2ESite, b: E2ESite
+        let userPort: Int
+        let sa: ServeProcess, sb: ServeProcess
+        let tally: String
+
+        init() throws {
+            dir = try TempDir()
+            a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
+            b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
+            userPort = freePort()
+            let set = try a.cli(["config", "set", "user.port", "\(userPort)"])
+            guard set.code == 0 else { throw RunError("config set user.port: \(set.stderr)") }
+            sa = try a.serve()
+            sb = try b.serve()
+            let request = try json(try a.cli(["tally", "request", "alice", try b.ticket(["--limit", "100"]), "--json"]).stdout)
+            tally = request["id"] as? String ?? ""
+            let accepted = try a.cli(["tally", "accept", tally])
+            guard accepted.code == 0 else { throw RunError("tally accept: \(accepted.stderr)") }
+            let b = self.b, tally = self.tally
+            guard try eventually(15, { (try b.tally(tally)["state"] as? String) == "open" }) else { throw RunError("the tally did not open") }
+        }
+
+        func userTicket(_ user: String = "alice", format: String = "json") throws -> String {
+            let r = try a.cli(["user", "ticket", user, "--format", format])
+            guard r.code == 0 else { throw RunError("user ticket: \(r.stderr)") }
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func stop() {
+            sa.stop()
+            sb.stop()
+        }
+    }
+
+    /// Runs one userclient.py mode; its JSON line, or nil when it failed (the exit code and stderr with it).
+    static func device(_ args: [String], timeout: TimeInterval = 60) throws -> (result: [String: Any]?, code: Int32, stderr: String) {
+        let r = try run(try PeerVenv.python(), [client] + args, timeout: timeout)
+        guard r.code == 0, let last = r.stdout.split(separator: "\n").last else { return (nil, r.code, r.stderr) }
+        return (try json(String(last)), r.code, r.stderr)
+    }
+
+    @Test func anIndependentClientRegistersPaysAndHearsOfIt() throws {
+        let s = try Sites()
+        defer { s.stop() }
+        let state = s.dir.file("device.json")
+        let registered = try Self.device(["register", try s.userTicket(), state])
+        let reg = try #require(registered.result, "\(registered.stderr)")
+        #expect(reg["user"] as? String == "alice")
+
+        let paid = try Self.device(["pay", state, "1500", "coffee"])
+        let out = try #require(paid.result, "\(paid.stderr)")
+        let pay = try #require(out["pay"] as? [String: Any])
+        #expect(pay["ok"] as? Bool == true, "\(pay)")
+        let data = try #require(pay["data"] as? [String: Any])
+        #expect(data["state"] as? String == "chained")  // alice holds the foil: her site chains at once
+        #expect(out["replayed"] as? Bool == true)  // the same chit again: the first reply, replayed
+        #expect(out["chit_event"] as? Bool == true)
+        #expect(out["unknown"] as? String == "unknown_cmd")
+        #expect(out["other_users_tally"] as? String == "not_found")
+        #expect(out["custody"] as? String == "site")
+        let uuid = try #require(data["uuid"] as? String)
+
+        // Exactly one chit, and the partner's site commits it.
+        let chits = try json(try s.a.cli(["chit", "list", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
+        #expect(chits.filter { $0["id"] as? String == uuid }.count == 1)
+        #expect(try eventually { (try s.b.tally(s.tally)["balance"] as? Int) == 1500 })
+        let seqs = try #require(out["seqs"] as? [Int])
+        #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count)
+
+        // A reconnect replays from seq 0 again: the same events, in order, once.
+        let again = try Self.device(["events", state, "0", "\(seqs.count)"])
+        let replay = try #require(again.result, "\(again.stderr)")
+        #expect(replay["seqs"] as? [Int] == seqs)
+    }
+
+    @Test func aTokenWorksOnceAndAReplayedMessageOneChangesNothing() throws {
+        let s = try Sites()
+        defer { s.stop() }
+        let ticket = try s.userTicket(format: "link")
+        let first = try Self.device(["register", ticket, s.dir.file("one.json")])
+        #expect(first.result != nil, "\(first.stderr)")
+        // The same token again, from another key: a silent close.
+        let second = try Self.device(["register", ticket, s.dir.file("two.json")])
+        #expect(second.result == nil && second.code != 0)
+        #expect(second.stderr.contains("closed"))
+        // A captured message 1 sent again gets not one byte.
+        let replayed = try Self.device(["replay-register", try s.userTicket()])
+        let r = try #require(replayed.result, "\(replayed.stderr)")
+        #expect(r["first"] as? Bool == true)
+        #expect(r["second_bytes"] as? Int == 0)
+        let devices = try json(try s.a.cli(["user", "device", "list", "alice", "--json"]).stdout)["devices"] as? [[String: Any]] ?? []
+        #expect(devices.count == 2)
+    }
+
+    @Test func aRevokedDeviceIsClosedAndCannotComeBack() throws {
+        let s = try Sites()
+        defer { s.stop() }
+        let state = s.dir.file("device.json")
+        let reg = try #require(try Self.device(["register", try s.userTicket(), state]).result)
+        let device = try #require(reg["device"] as? String)
+        let revoked = try s.a.cli(["user", "device", "revoke", "alice", device])
+        #expect(revoked.code == 0, "\(revoked.stderr)")
+        let after = try Self.device(["events", state, "0", "1"], timeout: 30)
+        #expect(after.result == nil && after.stderr.contains("closed"), "\(after.stderr)")
+    }
+}
