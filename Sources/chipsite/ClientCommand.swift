@@ -140,6 +140,7 @@ struct ClientContext {
                 throw CLIError("give the tally's uuid, a prefix of at least 4 characters, or the partner's cuid:agent")
             }
         }
+        let wanted = parseParty(text)
         var matches = [JSONValue]()
         var after: String?
         repeat {
@@ -147,14 +148,11 @@ struct ClientContext {
             for item in page["items"]?.arrayValue ?? [] {
                 guard let uuid = item["uuid"]?.stringValue else { continue }
                 if byPartner {
-                    // `cuid:agent` (the agent compared when the item names one), or `cuid@…`.
-                    let chad = item["partner"]?["chad"]
-                    let parts = (chad?.stringValue ?? "").split(separator: ":", maxSplits: 1).map(String.init)
-                    let cuid = chad?["cuid"]?.stringValue ?? parts.first
-                    let agent = chad?["agent"]?.stringValue ?? (parts.count == 2 ? parts[1] : nil)
-                    let wanted = text.split(separator: text.contains("@") ? "@" : ":", maxSplits: 1).map(String.init)
-                    let agentMatches = text.contains("@") || wanted.count < 2 || agent == nil || agent == wanted[1]
-                    if cuid == wanted.first, agentMatches, item["state"]?.stringValue != TallyState.void.rawValue { matches.append(item) }
+                    let partner = partnerOf(item)
+                    let agentMatches = wanted.agent == nil || partner?.agent == nil || partner?.agent == wanted.agent
+                    if let partner, partner.cuid == wanted.cuid, agentMatches, item["state"]?.stringValue != TallyState.void.rawValue {
+                        matches.append(item)
+                    }
                 } else if uuid.hasPrefix(text.lowercased()) {
                     matches.append(item)
                 }
@@ -168,12 +166,42 @@ struct ClientContext {
 
     /// The user's side of a tally, from `tally.show`'s core.
     func side(of show: JSONValue) throws -> TallySide {
+        var found: TallySide?
         for side in [TallySide.stock, .foil] {
             let chad = show["core"]?[side.rawValue]?["cert"]?["chad"]
-            if chad?["cuid"]?.stringValue == profile.user.value, chad?["agent"]?.stringValue == profile.agent.description { return side }
+            if chad?["cuid"]?.stringValue == profile.user.value, chad?["agent"]?.stringValue == profile.agent.description {
+                guard found == nil else { throw CLIError("the tally's core names both sides as \(profile.user.value)") }
+                found = side
+            }
         }
+        // The core decides; the site's `side` (chipsite's view) only when there is no core yet.
+        if let found { return found }
+        if show["core"] == nil || show["core"] == .null, let s = show["side"]?.stringValue.flatMap(TallySide.init(rawValue:)) { return s }
         throw CLIError("the tally's core names neither side as \(profile.user.value)")
     }
+}
+
+/// A party given as CHAD text (`cuid:agent@host:port`), `cuid:agent` or a cuid.
+func parseParty(_ text: String) -> (cuid: String, agent: String?) {
+    if let chad = try? CHAD(text: text) { return (chad.cuid.value, chad.agent.description) }
+    let parts = text.split(separator: "@", maxSplits: 1).first.map(String.init) ?? text
+    let pair = parts.split(separator: ":", maxSplits: 1).map(String.init)
+    return (pair.first ?? "", pair.count == 2 ? pair[1] : nil)
+}
+
+/// The partner of a `tally.list` item: `partner` `{"chad","name"}` (10.6),
+/// or chipsite's view (`partner` CHAD text, `partner_chad` JSON).
+func partnerOf(_ item: JSONValue) -> (cuid: String, agent: String?, name: String?)? {
+    let name = item["partner"]?["name"]?.stringValue
+    for chad in [item["partner_chad"], item["partner"]?["chad"], item["partner"]] {
+        guard let chad else { continue }
+        if let cuid = chad["cuid"]?.stringValue { return (cuid, chad["agent"]?.stringValue, name) }
+        if let text = chad.stringValue {
+            let p = parseParty(text)
+            return (p.cuid, p.agent, name)
+        }
+    }
+    return nil
 }
 
 /// Shows what the device signs (10.7: the user sees it first), on stderr so
@@ -484,7 +512,7 @@ extension ClientCommand {
                     printPage(data, empty: "No chits.", header: "CHIT      TALLY     BY     UNITS        STATE     MEMO") { i in
                         let chit = i["chit"] ?? i
                         return [
-                            String((chit["uuid"]?.stringValue ?? "?").prefix(8)).padding(8),
+                            String((chit["uuid"]?.stringValue ?? chit["id"]?.stringValue ?? "?").prefix(8)).padding(8),
                             String((chit["tally"]?.stringValue ?? "?").prefix(8)).padding(8),
                             (chit["by"]?.stringValue ?? "?").padding(5), chips(chit["units"]).padding(11),
                             (i["state"]?.stringValue ?? "?").padding(8),

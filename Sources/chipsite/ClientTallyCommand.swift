@@ -29,10 +29,9 @@ extension ClientCommand {
                 await c.close()
                 options.show(data) {
                     printPage(data, empty: "No tallies.", header: "TALLY     STATE    SIDE   BALANCE      PARTNER") { t in
-                        let partner = t["partner"]
-                        let chad = partner?["chad"]
-                        let who = chad?["cuid"]?.stringValue.map { "\($0):\(chad?["agent"]?.stringValue ?? "?")" } ?? chad?.stringValue ?? "?"
-                        let name = partner?["name"]?.stringValue.map { " (\(Printable.clip($0)))" } ?? ""
+                        let partner = partnerOf(t)
+                        let who = partner.map { "\(Printable.clip($0.cuid)):\($0.agent ?? "?")" } ?? "?"
+                        let name = partner?.name.map { " (\(Printable.clip($0)))" } ?? ""
                         let action = t["action"]?.stringValue.map { "  [\(Printable.clip($0))]" } ?? ""
                         return [
                             String((t["uuid"]?.stringValue ?? "?").prefix(8)), (t["state"]?.stringValue ?? "?").padding(7),
