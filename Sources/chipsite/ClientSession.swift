@@ -161,9 +161,12 @@ enum ClientFailure {
             if reply["ok"] == true { return reply["data"] ?? .null }
             let code = reply["error"]?["code"]?.stringValue ?? "error"
             let message = reply["error"]?["message"]?.stringValue ?? "the site refused the request"
-            throw CLIError("\(Printable.clip(code)): \(Printable.clip(message))")
+            throw CLIError("\(Printable.clip(code)): \(Printable.line(String(message.unicodeScalars.prefix(maxMessage))))")
         }
     }
+
+    /// The longest error message shown from the site (it is the site's text).
+    static let maxMessage = 500
 
     static func seconds(_ t: Double) -> String {
         t == t.rounded() ? "\(Int(t)) s" : "\(t) s"

@@ -16,7 +16,7 @@ import TestSupport
         let tally: String
         let config: String
 
-        init() throws {
+        init(tally withTally: Bool = true) throws {
             dir = try TempDir()
             a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
             b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
@@ -26,13 +26,17 @@ import TestSupport
             }
             sa = try a.serve()
             sb = try b.serve()
+            config = dir.file("config")
+            guard withTally else {
+                tally = ""
+                return
+            }
             let request = try json(try a.cli(["tally", "request", "alice", try b.ticket(["--limit", "100"]), "--json"]).stdout)
             tally = request["id"] as? String ?? ""
             let accepted = try a.cli(["tally", "accept", tally])
             guard accepted.code == 0 else { throw RunError("tally accept: \(accepted.stderr)") }
             let b = self.b, tally = self.tally
             guard try eventually(15, { (try b.tally(tally)["state"] as? String) == "open" }) else { throw RunError("the tally did not open") }
-            config = dir.file("config")
         }
 
         func client(_ args: [String], timeout: TimeInterval = 60) throws -> Result {
@@ -107,5 +111,42 @@ import TestSupport
         let pay = try s.client(["pay", "bob:\(bobAgent)", "1.5", "--json"])
         #expect(pay.code == 0, "\(pay.stderr)")
         #expect(try eventually { (try s.b.tally(s.tally)["balance"] as? Int).map { abs($0) } == 1500 })
+    }
+
+    /// Devices on both sides open a tally (invite, redeem, accept), pay on it,
+    /// and pay by a linear lift.
+    @Test func inviteRedeemAcceptPayAndLift() throws {
+        let s = try Sites(tally: false)
+        defer { s.stop() }
+        for (site, user) in [(s.a, "alice"), (s.b, "bob")] {
+            let t = try site.cli(["user", "ticket", user, "--format", "json"])
+            let r = try s.client(["register", t.stdout, "--profile", user])
+            #expect(r.code == 0, "\(r.stderr)")
+        }
+        let invite = try s.client(["tally", "invite", "--as", "stock", "--limit", "100", "--profile", "bob", "--json"])
+        #expect(invite.code == 0, "\(invite.stderr)")
+        let link = try #require(try json(invite.stdout)["link"] as? String)
+        let redeem = try s.client(["tally", "redeem", link, "--profile", "alice", "--json"])
+        #expect(redeem.code == 0, "\(redeem.stderr)")
+        func tallies(_ profile: String) throws -> [[String: Any]] {
+            try json(try s.client(["tally", "list", "--profile", profile, "--json"]).stdout)["items"] as? [[String: Any]] ?? []
+        }
+        #expect(try eventually { try tallies("alice").first?["state"] as? String == "P.offer" })
+        let uuid = try #require(try tallies("alice").first?["uuid"] as? String)
+        let accept = try s.client(["tally", "accept", String(uuid.prefix(8)), "--profile", "alice"])
+        #expect(accept.code == 0, "\(accept.stderr)")
+        #expect(try eventually { try tallies("bob").first?["state"] as? String == "open" })
+        let pay = try s.client(["pay", uuid, "2", "--profile", "alice", "--json"])
+        #expect(pay.code == 0, "\(pay.stderr)")
+        #expect(try eventually { (try s.b.tally(uuid)["balance"] as? Int).map { abs($0) } == 2000 })
+        let chits = try json(try s.client(["chit", "list", "--profile", "bob", "--json"]).stdout)["items"] as? [[String: Any]] ?? []
+        #expect(chits.count == 1)
+        let lift = try s.client(["lift", "pay", "bob:\(try s.b.agent())", "1", "--profile", "alice", "--json"])
+        #expect(lift.code == 0, "\(lift.stderr)")
+        let lifts = try s.client(["lift", "list", "--profile", "alice", "--json"])
+        #expect(lifts.code == 0, "\(lifts.stderr)")
+        // A device-custody command the site does not serve is a one-line error with its code.
+        let take = try s.client(["key", "take", "--profile", "alice", "--passphrase-file", "/nonexistent"])
+        #expect(take.code == 1 && take.stderr.hasPrefix("chipsite: error: "), "\(take.stderr)")
     }
 }
