@@ -466,6 +466,29 @@ func mode(_ path: String) -> Int {
         #expect(await f.site.commands.filter { $0 == "events.subscribe" }.count == 2)
     }
 
+    @Test func watchExitsZeroOnSIGTERM() async throws {
+        let f = try await ClientFixture()
+        defer { Task { await f.stop() } }
+        _ = try await f.register()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try chipsiteBinary())
+        process.arguments = ["client", "watch"]
+        process.environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "XDG_CONFIG_HOME": f.config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<250 where await f.site.subscriberCount == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(await f.site.subscriberCount == 1)
+        process.terminate()
+        for _ in 0..<250 where process.isRunning { try await Task.sleep(nanoseconds: 20_000_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        // A fresh watch stored the site's latest seq at once.
+        #expect(String(decoding: fileBytes(f.profileDir() + "/seq") ?? Data(), as: UTF8.self) == "0\n")
+    }
+
     @Test func keyTakeThenPaySignsOnTheDevice() async throws {
         let f = try await ClientFixture()
         defer { Task { await f.stop() } }
