@@ -163,6 +163,7 @@ extension ClientCommand {
                 guard Base64URL.encode(Crypto.sha256(core.canonicalBytes)) == hash else {
                     throw CLIError("the tally's core does not hash to the site's hash: not signing it")
                 }
+                _ = try c.side(of: show)  // the core names the user on one side
                 var sign: String?
                 if let key = try await c.signingKey(passphrase) {
                     showSigning("tally", core)
