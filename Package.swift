@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "QRCode",
+                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "ChipChannel", "ChipUserPort", "Noise", "QRCode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")
             ],
@@ -128,7 +128,13 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "ChipProtocolTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LiftTests", dependencies: ["ChipProtocol", "ChipModel", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["ChipModel", "TestSupport"], exclude: ["Resources"], swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "ChipModel", "ChipProtocol", "ChipChannel", "ChipUserPort", "Noise", "TestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")
+            ],
+            exclude: ["Resources"], swiftSettings: strict),
         // Helpers every test target may share (a seeded generator); not shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict)
     ]

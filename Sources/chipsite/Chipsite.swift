@@ -23,7 +23,7 @@ struct Chipsite: AsyncParsableCommand {
             InitCommand.self, StatusCommand.self, UserCommand.self, TicketCommand.self,
             TallyCommand.self, PayCommand.self, InvoiceCommand.self, ChitCommand.self, LiftCommand.self, ServeCommand.self, ConfigCommand.self,
             BackupCommand.self,
-            RestoreCommand.self, DoctorCommand.self, KeyCommand.self, LockdownCommand.self
+            RestoreCommand.self, DoctorCommand.self, KeyCommand.self, LockdownCommand.self, ClientCommand.self
         ]
     )
 }
