@@ -23,10 +23,10 @@ SELF=packaging/fuzz.sh   # a change to this script rebuilds everything
 
 SWIFTC=${SWIFTC:-swiftc}
 B=Fuzz/.build
-TARGETS=(frame handshake channel transport envelope json canonical ticket ticket_message tally chit certificate chad tally_dialog chain_dialog user_channel user_command route_message lift_message pay_link)
+TARGETS=(frame handshake channel transport envelope json canonical ticket ticket_message tally chit certificate chad tally_dialog chain_dialog user_channel user_command user_session route_message lift_message pay_link)
 # The largest input libFuzzer makes, per target (default 4096): the frame and
 # transport targets need room for frames near their 64 KiB limit.
-declare -A MAX_LEN=([frame]=140000 [transport]=70000 [channel]=16384 [tally_dialog]=16384 [chain_dialog]=16384 [user_channel]=16384 [user_command]=8192 [route_message]=16384 [lift_message]=16384)
+declare -A MAX_LEN=([frame]=140000 [transport]=70000 [channel]=16384 [tally_dialog]=16384 [chain_dialog]=16384 [user_channel]=16384 [user_command]=8192 [user_session]=16384 [route_message]=16384 [lift_message]=16384)
 
 # Flags shared by every compile: optimised, Swift 6, libFuzzer coverage + ASan,
 # line tables so that crash reports name files and lines.

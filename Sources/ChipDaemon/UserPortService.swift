@@ -197,13 +197,13 @@ public actor UserPortService: UserPortHost {
         Task {
             let batch = (try? store.userEvents(cuid: user, after: after, limit: UserSessionMachine.eventBatch)) ?? []
             let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
-            await self.loaded(batch, latest: latest, on: id)
+            await self.loaded(batch, after: after, latest: latest, on: id)
         }
     }
 
-    private func loaded(_ batch: [UserEvent], latest: Int64, on id: UInt64) {
+    private func loaded(_ batch: [UserEvent], after: Int64, latest: Int64, on id: UInt64) {
         guard var entry = entries[id] else { return }
-        let actions = entry.machine.loaded(batch, latest: latest)
+        let actions = entry.machine.loaded(batch, after: after, latest: latest)
         entries[id] = entry
         perform(actions, on: id)
     }

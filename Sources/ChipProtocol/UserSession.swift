@@ -14,7 +14,7 @@ public enum UserSessionAction: Sendable, Equatable {
     /// Run this request against the store; answer with ``UserSessionMachine/finished(_:_:)``.
     case run(UserRequest)
     /// Load the user's events after this `seq` (one batch); answer with
-    /// ``UserSessionMachine/loaded(_:latest:)``.
+    /// ``UserSessionMachine/loaded(_:after:latest:)``.
     case loadEvents(after: Int64)
     /// Close the session (debug-log only; the device learns nothing more).
     case close(String)
@@ -57,8 +57,8 @@ public struct UserSessionMachine: Sendable {
     public private(set) var events: UserEventQueue?
     /// The highest `seq` loaded from the store since the subscription began.
     private var loadedUpTo: Int64 = 0
-    /// A `.loadEvents` is under way (one at a time).
-    private var loading = false
+    /// The `after` of the `.loadEvents` under way (one at a time).
+    private var pendingLoad: Int64?
     /// The latest committed `seq` this session has heard of.
     private var latest: Int64 = 0
 
@@ -146,10 +146,8 @@ public struct UserSessionMachine: Sendable {
             for (other, start) in inFlight { queue.hold(other, from: start + 1) }
             events = queue
             loadedUpTo = since
-            loading = false
         case .unsubscribed:
             events = nil
-            loading = false
             out.append(.send(UserReply.ok(id: id, data: [:])))
         }
         if var queue = events {
@@ -174,12 +172,17 @@ public struct UserSessionMachine: Sendable {
         return catchUp()
     }
 
-    /// A batch the site loaded for a `.loadEvents`, in `seq` order, and
-    /// the latest `seq` at that moment.
-    public mutating func loaded(_ batch: [UserEvent], latest newest: Int64) -> [UserSessionAction] {
+    /// A batch the site loaded for `.loadEvents(after:)`, in `seq` order,
+    /// and the latest `seq` at that moment. A batch no load is waiting for
+    /// is ignored; one asked for an older subscription's cursor is used as
+    /// far as it fits this one's.
+    public mutating func loaded(_ batch: [UserEvent], after: Int64, latest newest: Int64) -> [UserSessionAction] {
+        guard pendingLoad == after else { return [] }
+        pendingLoad = nil
         latest = max(latest, newest)
-        loading = false
         guard var queue = events else { return [] }
+        // A batch that starts past this subscription's cursor would leave a gap: ask again.
+        guard after <= loadedUpTo else { return catchUp() }
         var out = [UserSessionAction]()
         for event in batch where event.seq > loadedUpTo { out += queue.add(event).map { .send($0.json) } }
         events = queue
@@ -190,8 +193,8 @@ public struct UserSessionMachine: Sendable {
 
     /// Asks for the events after the last one seen, one load at a time.
     private mutating func catchUp() -> [UserSessionAction] {
-        guard events != nil, !loading, latest > loadedUpTo else { return [] }
-        loading = true
+        guard events != nil, pendingLoad == nil, latest > loadedUpTo else { return [] }
+        pendingLoad = loadedUpTo
         return [.loadEvents(after: loadedUpTo)]
     }
 }

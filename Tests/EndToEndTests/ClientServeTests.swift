@@ -7,50 +7,8 @@ import TestSupport
 /// user ticket, register, status, tally list, and an event heard by
 /// `client watch` on the partner's site.
 @Suite(.serialized) struct ClientServeTests {
-    /// Two sites with an open tally between alice (a) and bob (b), each with
-    /// its user port on a port of its own (config user.port).
-    struct Sites {
-        let dir: TempDir
-        let a: E2ESite, b: E2ESite
-        let sa: ServeProcess, sb: ServeProcess
-        let tally: String
-        let config: String
-
-        init(tally withTally: Bool = true) throws {
-            dir = try TempDir()
-            a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
-            b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
-            for site in [a, b] {
-                let set = try site.cli(["config", "set", "user.port", "\(freePort())"])
-                guard set.code == 0 else { throw RunError("config set user.port: \(set.stderr)") }
-            }
-            sa = try a.serve()
-            sb = try b.serve()
-            config = dir.file("config")
-            guard withTally else {
-                tally = ""
-                return
-            }
-            let request = try json(try a.cli(["tally", "request", "alice", try b.ticket(["--limit", "100"]), "--json"]).stdout)
-            tally = request["id"] as? String ?? ""
-            let accepted = try a.cli(["tally", "accept", tally])
-            guard accepted.code == 0 else { throw RunError("tally accept: \(accepted.stderr)") }
-            let b = self.b, tally = self.tally
-            guard try eventually(15, { (try b.tally(tally)["state"] as? String) == "open" }) else { throw RunError("the tally did not open") }
-        }
-
-        func client(_ args: [String], timeout: TimeInterval = 60) throws -> Result {
-            try chipsite(["client"] + args, environment: ["XDG_CONFIG_HOME": config], timeout: timeout)
-        }
-
-        func stop() {
-            sa.stop()
-            sb.stop()
-        }
-    }
-
     @Test func ticketRegisterStatusListAndWatch() throws {
-        let s = try Sites()
+        let s = try UserPortSites()
         defer { s.stop() }
         let ticket = try s.a.cli(["user", "ticket", "alice", "--format", "link"])
         #expect(ticket.code == 0, "\(ticket.stderr)")
@@ -116,7 +74,7 @@ import TestSupport
     /// Devices on both sides open a tally (invite, redeem, accept), pay on it,
     /// and pay by a linear lift.
     @Test func inviteRedeemAcceptPayAndLift() throws {
-        let s = try Sites(tally: false)
+        let s = try UserPortSites(tally: false)
         defer { s.stop() }
         for (site, user) in [(s.a, "alice"), (s.b, "bob")] {
             let t = try site.cli(["user", "ticket", user, "--format", "json"])

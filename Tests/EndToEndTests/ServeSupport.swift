@@ -190,3 +190,52 @@ func contentDigest(_ db: String) throws -> String {
     guard r.code == 0 else { throw RunError("digest: \(r.stderr)") }
     return r.stdout
 }
+
+/// Two sites with an open tally between alice (a) and bob (b), each with
+/// its user port on a port of its own (config user.port).
+struct UserPortSites {
+    let dir: TempDir
+    let a: E2ESite, b: E2ESite
+    let sa: ServeProcess, sb: ServeProcess
+    let tally: String
+    let config: String
+
+    init(tally withTally: Bool = true) throws {
+        dir = try TempDir()
+        a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
+        b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
+        for site in [a, b] {
+            let set = try site.cli(["config", "set", "user.port", "\(freePort())"])
+            guard set.code == 0 else { throw RunError("config set user.port: \(set.stderr)") }
+        }
+        sa = try a.serve()
+        sb = try b.serve()
+        config = dir.file("config")
+        guard withTally else {
+            tally = ""
+            return
+        }
+        let request = try json(try a.cli(["tally", "request", "alice", try b.ticket(["--limit", "100"]), "--json"]).stdout)
+        tally = request["id"] as? String ?? ""
+        let accepted = try a.cli(["tally", "accept", tally])
+        guard accepted.code == 0 else { throw RunError("tally accept: \(accepted.stderr)") }
+        let b = self.b, tally = self.tally
+        guard try eventually(15, { (try b.tally(tally)["state"] as? String) == "open" }) else { throw RunError("the tally did not open") }
+    }
+
+    func client(_ args: [String], timeout: TimeInterval = 60) throws -> Result {
+        try chipsite(["client"] + args, environment: ["XDG_CONFIG_HOME": config], timeout: timeout)
+    }
+
+    /// A user ticket of site a for `user`, in `format`.
+    func userTicket(_ user: String = "alice", format: String = "json") throws -> String {
+        let r = try a.cli(["user", "ticket", user, "--format", format])
+        guard r.code == 0 else { throw RunError("user ticket: \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stop() {
+        sa.stop()
+        sb.stop()
+    }
+}

@@ -8,44 +8,6 @@ import TestSupport
 @Suite(.serialized) struct UserPortServeTests {
     static let client = repoRoot + "/Tests/EndToEndTests/Resources/userclient.py"
 
-    /// Two sites with an open tally between alice (a) and bob (b); a's user
-    /// port on a port of its own (config user.port).
-    struct Sites {
-        let dir: TempDir
-        let a: E2ESite, b: E2ESite
-        let userPort: Int
-        let sa: ServeProcess, sb: ServeProcess
-        let tally: String
-
-        init() throws {
-            dir = try TempDir()
-            a = try E2ESite(dir: dir, name: "a", user: "alice", port: freePort())
-            b = try E2ESite(dir: dir, name: "b", user: "bob", port: freePort())
-            userPort = freePort()
-            let set = try a.cli(["config", "set", "user.port", "\(userPort)"])
-            guard set.code == 0 else { throw RunError("config set user.port: \(set.stderr)") }
-            sa = try a.serve()
-            sb = try b.serve()
-            let request = try json(try a.cli(["tally", "request", "alice", try b.ticket(["--limit", "100"]), "--json"]).stdout)
-            tally = request["id"] as? String ?? ""
-            let accepted = try a.cli(["tally", "accept", tally])
-            guard accepted.code == 0 else { throw RunError("tally accept: \(accepted.stderr)") }
-            let b = self.b, tally = self.tally
-            guard try eventually(15, { (try b.tally(tally)["state"] as? String) == "open" }) else { throw RunError("the tally did not open") }
-        }
-
-        func userTicket(_ user: String = "alice", format: String = "json") throws -> String {
-            let r = try a.cli(["user", "ticket", user, "--format", format])
-            guard r.code == 0 else { throw RunError("user ticket: \(r.stderr)") }
-            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-
-        func stop() {
-            sa.stop()
-            sb.stop()
-        }
-    }
-
     /// Runs one userclient.py mode; its JSON line, or nil when it failed (the exit code and stderr with it).
     static func device(_ args: [String], timeout: TimeInterval = 60) throws -> (result: [String: Any]?, code: Int32, stderr: String) {
         let r = try run(try PeerVenv.python(), [client] + args, timeout: timeout)
@@ -54,7 +16,7 @@ import TestSupport
     }
 
     @Test func anIndependentClientRegistersPaysAndHearsOfIt() throws {
-        let s = try Sites()
+        let s = try UserPortSites()
         defer { s.stop() }
         let state = s.dir.file("device.json")
         let registered = try Self.device(["register", try s.userTicket(), state])
@@ -88,7 +50,7 @@ import TestSupport
     }
 
     @Test func aTokenWorksOnceAndAReplayedMessageOneChangesNothing() throws {
-        let s = try Sites()
+        let s = try UserPortSites()
         defer { s.stop() }
         let ticket = try s.userTicket(format: "link")
         let first = try Self.device(["register", ticket, s.dir.file("one.json")])
@@ -107,7 +69,7 @@ import TestSupport
     }
 
     @Test func aRevokedDeviceIsClosedAndCannotComeBack() throws {
-        let s = try Sites()
+        let s = try UserPortSites()
         defer { s.stop() }
         let state = s.dir.file("device.json")
         let reg = try #require(try Self.device(["register", try s.userTicket(), state]).result)
@@ -116,5 +78,32 @@ import TestSupport
         #expect(revoked.code == 0, "\(revoked.stderr)")
         let after = try Self.device(["events", state, "0", "1"], timeout: 30)
         #expect(after.result == nil && after.stderr.contains("closed"), "\(after.stderr)")
+    }
+
+    @Test func aLockedUserOrALockedDownSiteReadsButMovesNoValue() throws {
+        let s = try UserPortSites()
+        defer { s.stop() }
+        let reg = try s.client(["register", try s.userTicket(), "--json"])
+        #expect(reg.code == 0, "\(reg.stderr)")
+        #expect(try s.a.cli(["user", "lock", "alice"]).code == 0)
+        // serve learns of the lock from the site file; the device's next payment is `locked`.
+        var refused: Result?
+        #expect(
+            try eventually {
+                let r = try s.client(["pay", s.tally, "1"])
+                refused = r
+                return r.code != 0 && r.stderr.contains("locked")
+            }, "\(refused?.stderr ?? "")")
+        if let refused { expectOneLineError(refused, containing: "locked") }
+        let list = try s.client(["tally", "list", "--json"])
+        #expect(list.code == 0, "reads work while locked: \(list.stderr)")
+        #expect(try s.a.cli(["user", "unlock", "alice"]).code == 0)
+        #expect(try s.a.cli(["lockdown", "on"]).code == 0)
+        #expect(try eventually { try s.client(["request", s.tally, "1"]).stderr.contains("locked") })
+        #expect(try s.a.cli(["lockdown", "off"]).code == 0)
+        #expect(try eventually { try s.client(["pay", s.tally, "1", "--json"]).code == 0 })
+        // Nothing a locked command asked for was stored: one chit, the last payment.
+        let chits = try json(try s.a.cli(["chit", "list", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
+        #expect(chits.count == 1)
     }
 }

@@ -97,14 +97,15 @@ import Testing
         let out = m.finished(sub, .subscribed(latest: 3, resync: false))
         #expect(sent(out) == [UserReply.ok(id: "s", data: ["seq": 3])])
         #expect(out.last == .loadEvents(after: 1))
-        #expect(sent(m.loaded([event(2), event(3)], latest: 3)).map { $0["seq"] } == [2, 3])
+        #expect(sent(m.loaded([event(2), event(3)], after: 1, latest: 3)).map { $0["seq"] } == [2, 3])
         #expect(m.eventsCommitted(latest: 3).isEmpty)
         #expect(m.eventsCommitted(latest: 4) == [.loadEvents(after: 3)])
         #expect(m.eventsCommitted(latest: 5).isEmpty)  // one load at a time
-        let next = m.loaded([event(4)], latest: 5)
+        let next = m.loaded([event(4)], after: 3, latest: 5)
         #expect(sent(next).map { $0["seq"] } == [4])
         #expect(next.last == .loadEvents(after: 4))
-        #expect(sent(m.loaded([event(4), event(5)], latest: 5)).map { $0["seq"] } == [5])  // 4 again is dropped
+        #expect(sent(m.loaded([event(4), event(5)], after: 4, latest: 5)).map { $0["seq"] } == [5])  // 4 again is dropped
+        #expect(m.loaded([event(6)], after: 5, latest: 6).isEmpty)  // no load waits for that batch
     }
 
     @Test func anOldSinceGetsOneResync() throws {
@@ -122,7 +123,7 @@ import Testing
         let pay = try #require(runs(m.received(request("r"), now: 0, latestSeq: 5)).first)
         // The command committed event 6; the site's change notice comes before its reply.
         #expect(m.eventsCommitted(latest: 6) == [.loadEvents(after: 5)])
-        #expect(sent(m.loaded([event(6)], latest: 6)).isEmpty)
+        #expect(sent(m.loaded([event(6)], after: 5, latest: 6)).isEmpty)
         let out = sent(m.finished(pay, .reply(UserReply.ok(id: "r", data: [:]))))
         #expect(out.map { $0["id"] ?? $0["seq"] } == ["r", 6])
     }
@@ -198,7 +199,7 @@ import Testing
                 let after = Int(pendingLoad ?? 0)
                 pendingLoad = nil
                 let n = Int.random(in: 1...3, using: &rng)
-                try take(m.loaded(Array(committed.dropFirst(after).prefix(n)), latest: Int64(committed.count)))
+                try take(m.loaded(Array(committed.dropFirst(after).prefix(n)), after: Int64(after), latest: Int64(committed.count)))
             default: break
             }
         }
@@ -215,7 +216,7 @@ import Testing
         while let after = pendingLoad, rounds < 1000 {
             rounds += 1
             pendingLoad = nil
-            try take(m.loaded(Array(committed.dropFirst(Int(after)).prefix(3)), latest: Int64(committed.count)))
+            try take(m.loaded(Array(committed.dropFirst(Int(after)).prefix(3)), after: after, latest: Int64(committed.count)))
         }
         #expect(replied.count == asked + 1)
         #expect(sentSeqs == committed.map(\.seq))
