@@ -106,4 +106,30 @@ import TestSupport
         let chits = try json(try s.a.cli(["chit", "list", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
         #expect(chits.count == 1)
     }
+
+    @Test func expiredReplacedAndMisnamedTickets() throws {
+        let s = try UserPortSites(tally: false)
+        defer { s.stop() }
+        // Expired: the site refuses it (silently) once its time is past.
+        let short = try s.a.cli(["user", "ticket", "alice", "--expires", "1s", "--format", "json"])
+        #expect(short.code == 0, "\(short.stderr)")
+        let expires = try #require(((try json(short.stdout))["ticket"] as? [String: Any])?["expires"] as? String)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let deadline = try #require(formatter.date(from: expires))
+        #expect(waitUntil(timeout: 5) { Date() > deadline.addingTimeInterval(0.2) })
+        let late = try Self.device(["register", short.stdout, s.dir.file("late.json")])
+        #expect(late.result == nil && late.stderr.contains("closed"), "\(late.stderr)")
+        // Replaced: a newer ticket revokes the older unused one.
+        let older = try s.userTicket(), newer = try s.userTicket()
+        #expect(try Self.device(["register", older, s.dir.file("older.json")]).result == nil)
+        #expect(try Self.device(["register", newer, s.dir.file("newer.json")]).result?["user"] as? String == "alice")
+        // A ticket that names another user still registers the token's user (10.2: `user` is informative).
+        var ticket = try json(try s.userTicket())
+        var inner = try #require(ticket["ticket"] as? [String: Any])
+        inner["user"] = "bob"
+        ticket["ticket"] = inner
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: ticket), as: UTF8.self)
+        #expect(try Self.device(["register", text, s.dir.file("misnamed.json")]).result?["user"] as? String == "alice")
+    }
 }
