@@ -66,6 +66,10 @@ import TestSupport
         #expect(r["second_bytes"] as? Int == 0)
         let devices = try json(try s.a.cli(["user", "device", "list", "alice", "--json"]).stdout)["devices"] as? [[String: Any]] ?? []
         #expect(devices.count == 2)
+        // The user protocol's handshake on the peer port: not one byte back, and the site still serves.
+        let crossed = try #require(try Self.device(["cross", "127.0.0.1", "\(s.sa.port)", s.sa.agent]).result)
+        #expect(crossed["bytes"] as? Int == 0)
+        #expect(try Self.device(["register", try s.userTicket(), s.dir.file("three.json")]).result != nil)
     }
 
     @Test func aRevokedDeviceIsClosedAndCannotComeBack() throws {

@@ -18,6 +18,9 @@ usage:
   userclient.py events STATE_FILE SINCE COUNT
       Opens a session, subscribes from SINCE and prints the first COUNT
       events' seqs (a resync counts as one).
+  userclient.py cross HOST PORT AGENT
+      A user-protocol session handshake (prologue chipsite-user/1) sent to
+      HOST:PORT (the peer port): prints how many bytes came back (must be 0).
   userclient.py replay-register TICKET
       Registers, then sends the same IK message 1 again on a new connection:
       prints whether the second one got any byte back (it must not).
@@ -214,6 +217,25 @@ def replay_register(ticket_text):
     return {"first": reply.get("ok") is True, "second_bytes": len(got)}
 
 
+def cross(host, port, agent):
+    """A user-port `I` on another port: the peer protocol's empty prologue makes it fail."""
+    secret = nacl.public.PrivateKey.generate()
+    c = Conn(host, port)
+    n = NoiseConnection.from_name(PATTERN)
+    n.set_as_initiator()
+    n.set_prologue(PROLOGUE)
+    n.set_keypair_from_private_bytes(Keypair.STATIC, bytes(secret))
+    n.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, site_static(agent))
+    n.start_handshake()
+    c.send_frame(b"I", n.write_message(canonical({"op": "session", "v": [1]}).encode()))
+    c.sock.settimeout(5)
+    try:
+        got = c.sock.recv(1)
+    except (socket.timeout, ConnectionResetError):
+        got = b""
+    return {"bytes": len(got)}
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "register":
@@ -222,6 +244,8 @@ def main(argv):
         r = pay(argv[2], int(argv[3]), argv[4] if len(argv) > 4 else None)
     elif cmd == "events":
         r = events(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "cross":
+        r = cross(argv[2], int(argv[3]), argv[4])
     elif cmd == "replay-register":
         r = replay_register(argv[2])
     else:
