@@ -53,7 +53,11 @@ import TestSupport
         if c.down == 0 {
             try line.start("b")
         } else {
-            try line.restartAll(after: c.down)
+            // Meanwhile a ends the lift if it can (an abort at its deadline,
+            // or it had decided) and c, if it holds the lift, asks a for it.
+            try line.restart("b", after: c.down) {
+                try line.ended("a", lift) && (line.state("c", lift) == nil || line.ended("c", lift))
+            }
         }
         let expected = c.down < 60 || c.moment == .decision ? "good" : "void"
         try line.audit(lift, expect: expected)
@@ -77,7 +81,18 @@ import TestSupport
         if down == 0 {
             try line.start("a")
         } else {
-            try line.restartAll(after: down)
+            // Meanwhile b and c ask the referee (timeout queries past the
+            // deadline), get no answer, and keep the lift pending.
+            let asked = try ["b", "c"].map { try line.queries($0, lift) }
+            try line.restart(
+                "a", after: down,
+                meanwhile: { try down < 60 || (line.queries("b", lift) > asked[0] && line.queries("c", lift) > asked[1]) },
+                check: { () throws -> Void in
+                    for s in ["b", "c"] {
+                        let st = try line.state(s, lift)
+                        #expect(st == "part", "\(s) keeps the lift pending while a is down")
+                    }
+                })
         }
         try line.audit(lift, expect: down < 60 ? "good" : "void")
     }
@@ -106,7 +121,11 @@ import TestSupport
         for s in ["b", "c"] { #expect(try line.state(s, lift) == "part", "\(s) keeps the lift pending") }
         #expect(try line.state("a", lift) == "call")
         #expect(try line.decisions("a", lift).isEmpty, "a never decided")
-        for s in ["b", "c"] { #expect(try line.decisions(s, lift).isEmpty, "\(s) holds no decision") }
+        for s in ["b", "c"] {
+            #expect(try line.decisions(s, lift).isEmpty, "\(s) holds no decision")
+            let chits = try line.show(s, lift)?["chits"] as? [[String: Any]] ?? []
+            #expect(!chits.isEmpty && chits.allSatisfy { $0["state"] as? String == "pend" }, "\(s) keeps its lift chits pending: \(chits)")
+        }
         // An hour past the deadline, doctor reports the lift and its referee.
         for s in ["b", "c"] {
             let r = try line.sites[s]!.cli(["doctor"], environment: ["CHIPSITE_TEST_CLOCK_OFFSET_MS": "3700000"])
@@ -161,13 +180,21 @@ final class LiftLine {
         serves[site] = try sites[site]!.serve(offsetMs == 0 ? [:] : ["CHIPSITE_TEST_CLOCK_OFFSET_MS": "\(offsetMs)"])
     }
 
-    /// `seconds` go by: the running serves stop, and all start again with
-    /// their clocks that much further on.
-    func restartAll(after seconds: Int) throws {
+    /// `down` was away `seconds`: the running serves stop and start again
+    /// with their clocks that much further on, and live through the absence
+    /// (until `meanwhile` holds: what they do without `down`, bounded) before
+    /// `down` starts again, as far on.
+    /// `check` runs just before `down` starts.
+    func restart(_ down: String, after seconds: Int, meanwhile: () throws -> Bool, check: () throws -> Void = {}) throws {
         for s in serves.values { s.stop() }
         offsetMs += Int64(seconds) * 1000
-        for name in ["a", "c", "b"] { try start(name) }
+        for name in ["a", "b", "c"] where name != down { try start(name) }
+        #expect(try eventually(30, meanwhile), "the sites did what was due while \(down) was away")
+        try check()
+        try start(down)
     }
+
+    func ended(_ site: String, _ lift: String) throws -> Bool { ["good", "void"].contains(try state(site, lift)) }
 
     /// alice pays carol 5 CHIPs by a lift (no --wait); returns H once a started it.
     func pay() throws -> String {
