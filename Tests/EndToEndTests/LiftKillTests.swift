@@ -211,18 +211,25 @@ final class LiftLine {
         return lift
     }
 
-    func lifts(_ site: String) throws -> [[String: Any]] {
-        try json(try sites[site]!.cli(["lift", "list", "--json"]).stdout)["lifts"] as? [[String: Any]] ?? []
+    /// A command that must succeed (its --json output parsed).
+    func cli(_ site: String, _ args: [String]) throws -> [String: Any] {
+        let r = try sites[site]!.cli(args + ["--json"])
+        guard r.code == 0 else { throw RunError("\(site): chipsite \(args.joined(separator: " ")) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)
     }
+
+    func lifts(_ site: String) throws -> [[String: Any]] { try cli(site, ["lift", "list"])["lifts"] as? [[String: Any]] ?? [] }
 
     /// `site`'s record of the lift: its state, nil without one.
     func state(_ site: String, _ lift: String) throws -> String? {
         try lifts(site).first { $0["id"] as? String == lift && $0["role"] as? String != "referee" }?["state"] as? String
     }
 
+    /// `lift show`, with `--` before H: one lift in 64 has an H that starts with `-`.
     func show(_ site: String, _ lift: String) throws -> [String: Any]? {
-        let r = try sites[site]!.cli(["lift", "show", lift, "--json"])
-        return r.code == 0 ? try json(r.stdout) : nil
+        let r = try chipsite(["lift", "show", "--json", "--db", sites[site]!.db, "--", lift])
+        guard r.code == 0 else { throw RunError("\(site): chipsite lift show \(lift) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)
     }
 
     func decisions(_ site: String, _ lift: String) throws -> [[String: Any]] {

@@ -132,10 +132,16 @@ struct E2ESite {
     }
 
     func tallies() throws -> [[String: Any]] {
-        try json(try cli(["tally", "list", "--json"]).stdout)["tallies"] as? [[String: Any]] ?? []
+        let r = try cli(["tally", "list", "--json"])
+        guard r.code == 0 else { throw RunError("tally list on \(db) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)["tallies"] as? [[String: Any]] ?? []
     }
 
-    func tally(_ id: String) throws -> [String: Any] { try json(try cli(["tally", "show", id, "--json"]).stdout) }
+    func tally(_ id: String) throws -> [String: Any] {
+        let r = try cli(["tally", "show", id, "--json"])
+        guard r.code == 0 else { throw RunError("tally show \(id) on \(db) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)
+    }
 }
 
 /// Polls `condition` every 50 ms for at most `seconds` (TestSupport's `waitUntil`).
