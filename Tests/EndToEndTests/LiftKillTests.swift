@@ -163,7 +163,7 @@ final class LiftLine {
     /// An open tally: `from`'s user asks `to`'s for one and gets 100 CHIPs of credit.
     private func open(_ from: String, _ to: String) throws -> String {
         let f = sites[from]!, t = sites[to]!
-        let r = try json(try f.cli(["tally", "request", f.user, try t.ticket(["--limit", "100"]), "--accept", "--json"]).stdout)
+        let r = try cli(from, ["tally", "request", f.user, try t.ticket(["--limit", "100"]), "--accept"])
         guard let id = r["id"] as? String else { throw RunError("tally request: \(r)") }
         guard try eventually(20, { try (t.tally(id)["state"] as? String) == "open" && (f.tally(id)["state"] as? String) == "open" }) else {
             throw RunError("tally \(from)-\(to) did not open")

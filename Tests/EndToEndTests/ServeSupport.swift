@@ -123,7 +123,11 @@ struct E2ESite {
         try chipsite(args + ["--db", db], environment: environment)
     }
 
-    func agent() throws -> String { try json(try cli(["status", "--json"]).stdout)["agent"] as? String ?? "" }
+    func agent() throws -> String {
+        let r = try cli(["status", "--json"])
+        guard r.code == 0 else { throw RunError("status on \(db) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)["agent"] as? String ?? ""
+    }
 
     func ticket(_ extra: [String] = [], format: String = "json") throws -> String {
         let r = try cli(["ticket", "tally", user, "--format", format] + extra)
