@@ -41,3 +41,16 @@ public struct SystemRandom: SiteRandom {
     public init() {}
     public func double(in range: ClosedRange<Double>) -> Double { Double.random(in: range) }
 }
+
+/// The machine's clock moved by a fixed `offset` (seconds; a test's
+/// `CHIPSITE_TEST_CLOCK_OFFSET_MS`, doc/testing.md): a serve process that
+/// behaves as if that much time had passed, with no real wait. Sleeps are
+/// measured as ``SystemClock``'s, from the distance to the moved clock.
+public struct OffsetClock: SiteClock {
+    public let offset: TimeInterval
+    public init(offset: TimeInterval) { self.offset = offset }
+    public var now: Date { Date().addingTimeInterval(offset) }
+    public func sleep(until deadline: Date) async throws {
+        try await SystemClock().sleep(until: deadline.addingTimeInterval(-offset))
+    }
+}

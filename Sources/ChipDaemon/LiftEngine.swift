@@ -285,8 +285,10 @@ extension SiteEngine {
         if [.commit, .abort, .query].contains(m.action), peer != ownAgent, !currentLiftSettings().referee {
             return logger.debug("not a referee (lift.referee off)", metadata: ["action": "\(m.action.rawValue)"])
         }
+        testKillBefore(m)
         let outcome = try store.receiveLift(
             m, from: peer, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds)
+        if m.action == .promise, case .applied = outcome { testKillPoint(.reserved, "promise applied") }
         switch outcome {
         case .applied(let replies):
             logger.debug("lift \(m.action.rawValue)", metadata: ["lift": "\(m.lift)"])

@@ -96,6 +96,8 @@ public actor SiteEngine: PeerPolicy {
     /// Test hook (fault injection): what becomes of each delivered message
     /// before it is routed. Never set by serve.
     private var faults: (@Sendable (JSONValue, AgentID) -> MessageFault)?
+    /// Test-only crash point (TestKill.swift); nil in every real run.
+    var testKill: TestKill?
 
     public init(
         store: SiteStore, sealingKey: SealingKey?, logger: Logger,
@@ -222,6 +224,7 @@ public actor SiteEngine: PeerPolicy {
             return
         }
         logger.debug("received", metadata: ["target": "\(message.target.rawValue)", "action": "\(message.action)", "peer": "\(peer)"])
+        testKillBefore(message)
         do {
             switch message {
             case .tally(let m): try await handleTally(m, from: peer, on: connection)

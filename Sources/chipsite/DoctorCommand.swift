@@ -162,7 +162,7 @@ struct DoctorCommand: ParsableCommand {
         do {
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
-            let stalled = try store.stalledLifts(now: Int64(ts.tv_sec) * 1000)
+            let stalled = try store.stalledLifts(now: Int64(ts.tv_sec) * 1000 + (TestHooks.clockOffsetMs ?? 0))
             let dropped = try store.droppedReferees()
             for (referee, lifts) in Dictionary(grouping: stalled, by: \.referee).sorted(by: { $0.key.description < $1.key.description }) {
                 fail(

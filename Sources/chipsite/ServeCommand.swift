@@ -68,7 +68,16 @@ struct ServeCommand: AsyncParsableCommand {
                 "the descriptor limit is below peer.max_connections; raise it (LimitNOFILE=) or lower the setting",
                 metadata: ["limit": "\(descriptors)", "peer.max_connections": "\(limits.maxConnections)"])
         }
-        let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: limits, logger: logger)
+        var clock: any SiteClock = SystemClock()
+        if let offset = TestHooks.clockOffsetMs {
+            logger.warning("test only: the clock runs \(offset) ms off (CHIPSITE_TEST_CLOCK_OFFSET_MS)")
+            clock = OffsetClock(offset: Double(offset) / 1000)
+        }
+        let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: limits, logger: logger, clock: clock)
+        if let kill = TestHooks.killAt {
+            logger.warning("test only: serve kills itself at \(kill.rawValue) (CHIPSITE_TEST_KILL_AT)")
+            await daemon.engine.setTestKill(kill)
+        }
         let bound: String
         do {
             let address = try await daemon.start(host: host, port: port)

@@ -13,12 +13,13 @@ final class ServeProcess: Sendable {
 
     /// Starts serve on `db`, listening on 127.0.0.1 (port 0 picks one), and
     /// waits at most `timeout` seconds for its ready line.
-    init(db: String, port wanted: Int = 0, extra: [String] = [], timeout: TimeInterval = 20) throws {
+    /// `environment` adds to the clean one (the test hooks of doc/testing.md).
+    init(db: String, port wanted: Int = 0, extra: [String] = [], environment: [String: String] = [:], timeout: TimeInterval = 20) throws {
         self.db = db
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try chipsiteBinary())
         process.arguments = ["serve", "--db", db, "--listen", "127.0.0.1:\(wanted)", "--log-level", "debug"] + extra
-        process.environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        process.environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()].merging(environment) { $1 }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null") ?? FileHandle.nullDevice
@@ -79,6 +80,15 @@ final class ServeProcess: Sendable {
         process.waitUntilExit()
     }
 
+    /// Waits at most `timeout` seconds for the process to end by itself;
+    /// true when it did.
+    func waitForExit(timeout: TimeInterval) -> Bool {
+        waitUntil(timeout: timeout, every: 0.02) { !process.isRunning }
+    }
+
+    /// It ended by SIGKILL (kill -9, or a test crash point's own).
+    var killed: Bool { !process.isRunning && process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL }
+
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
@@ -105,11 +115,19 @@ struct E2ESite {
         guard added.code == 0 else { throw RunError("user add: \(added.stderr)") }
     }
 
-    func serve() throws -> ServeProcess { try ServeProcess(db: db, port: port) }
+    func serve(_ environment: [String: String] = [:]) throws -> ServeProcess {
+        try ServeProcess(db: db, port: port, environment: environment)
+    }
 
-    func cli(_ args: [String]) throws -> Result { try chipsite(args + ["--db", db]) }
+    func cli(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+        try chipsite(args + ["--db", db], environment: environment)
+    }
 
-    func agent() throws -> String { try json(try cli(["status", "--json"]).stdout)["agent"] as? String ?? "" }
+    func agent() throws -> String {
+        let r = try cli(["status", "--json"])
+        guard r.code == 0 else { throw RunError("status on \(db) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)["agent"] as? String ?? ""
+    }
 
     func ticket(_ extra: [String] = [], format: String = "json") throws -> String {
         let r = try cli(["ticket", "tally", user, "--format", format] + extra)
@@ -118,10 +136,16 @@ struct E2ESite {
     }
 
     func tallies() throws -> [[String: Any]] {
-        try json(try cli(["tally", "list", "--json"]).stdout)["tallies"] as? [[String: Any]] ?? []
+        let r = try cli(["tally", "list", "--json"])
+        guard r.code == 0 else { throw RunError("tally list on \(db) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)["tallies"] as? [[String: Any]] ?? []
     }
 
-    func tally(_ id: String) throws -> [String: Any] { try json(try cli(["tally", "show", id, "--json"]).stdout) }
+    func tally(_ id: String) throws -> [String: Any] {
+        let r = try cli(["tally", "show", id, "--json"])
+        guard r.code == 0 else { throw RunError("tally show \(id) on \(db) failed (\(r.code)): \(r.stderr)") }
+        return try json(r.stdout)
+    }
 }
 
 /// Polls `condition` every 50 ms for at most `seconds` (TestSupport's `waitUntil`).

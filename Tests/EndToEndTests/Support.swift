@@ -70,7 +70,11 @@ func fileBytes(_ path: String) -> Data? { FileManager.default.contents(atPath: p
 
 /// Parses a command's --json output.
 func json(_ text: String) throws -> [String: Any] {
-    guard let obj = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+    let parsed: Any
+    do { parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) } catch {
+        throw RunError("not JSON (\(error.localizedDescription)): \(text.prefix(500).debugDescription)")
+    }
+    guard let obj = parsed as? [String: Any] else {
         throw RunError("not a JSON object: \(text)")
     }
     return obj

@@ -1,0 +1,55 @@
+import ChipModel
+import ChipProtocol
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A test-only crash point (`CHIPSITE_TEST_KILL_AT`, doc/testing.md): serve
+/// sends itself SIGKILL, once, at a chosen moment of a lift, so an
+/// end-to-end test can crash a real serve process exactly there. Nothing
+/// sets it but that environment variable; a site never runs with it.
+public enum TestKill: String, Sendable, CaseIterable {
+    /// A lift `promise` arrived and is not handled yet (nothing stored).
+    case promise
+    /// A `promise` was handled and committed (chits pending, reservations
+    /// made, the next promise or arrive queued); no answer has left yet.
+    case reserved
+    /// A referee's decision arrived (a `good` or `void` lift message, or a
+    /// chain update carrying a decided lift chit) and is not applied yet.
+    case decision
+    /// As referee: a `commit` arrived (from a peer or from this site, its
+    /// own lift's referee) and is not decided yet.
+    case commit
+}
+
+extension SiteEngine {
+    /// Arms a test-only crash point (nil: none).
+    public func setTestKill(_ k: TestKill?) { testKill = k }
+
+    /// Dies (SIGKILL) if `k` is the armed crash point.
+    func testKillPoint(_ k: TestKill, _ what: String) {
+        guard testKill == k else { return }
+        logger.critical("test: killed at \(k.rawValue) (CHIPSITE_TEST_KILL_AT)", metadata: ["message": "\(what)"])
+        kill(getpid(), SIGKILL)
+    }
+
+    /// The crash points met before a lift message is handled.
+    func testKillBefore(_ m: LiftMessage) {
+        guard testKill != nil else { return }
+        switch m.action {
+        case .promise: testKillPoint(.promise, "promise")
+        case .good, .void: testKillPoint(.decision, m.action.rawValue)
+        case .commit: testKillPoint(.commit, "commit")
+        default: break
+        }
+    }
+
+    /// The crash point met before a chain update is handled: one carrying a
+    /// lift chit brings its lift's decision (9.5).
+    func testKillBefore(_ m: SiteMessage) {
+        guard testKill == .decision, case .chit = m, m.json.canonicalString.contains("\"decision\"") else { return }
+        testKillPoint(.decision, "a chain update with a lift's decision")
+    }
+}
