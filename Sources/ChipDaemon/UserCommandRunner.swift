@@ -12,10 +12,12 @@ import ChipViews
 public struct UserCommandRunner: Sendable {
     let store: SiteStore
     let sealingKey: SealingKey?
+    let payments: PaymentBatcher
 
     public init(store: SiteStore, sealingKey: SealingKey?) {
         self.store = store
         self.sealingKey = sealingKey
+        self.payments = PaymentBatcher(store: store)
     }
 
     /// Who runs a command: the session's user, device and scopes.
@@ -34,7 +36,7 @@ public struct UserCommandRunner: Sendable {
     /// changes something and has an idempotency key (10.5) looks in the
     /// reply cache first, and its success is remembered in the transaction
     /// of its change (``TransactionRider``); a failure stores nothing.
-    public func run(_ request: UserRequest, caller: Caller, now: Int64) -> UserCommandOutcome {
+    public func run(_ request: UserRequest, caller: Caller, now: Int64) async -> UserCommandOutcome {
         do {
             switch request.command {
             case .eventsSubscribe, .eventsUnsubscribe:
@@ -42,7 +44,7 @@ public struct UserCommandRunner: Sendable {
             default: break
             }
             guard let key = request.idempotencyKey else {
-                return .reply(UserReply.ok(id: request.id, data: try data(request.command, caller: caller, now: now)))
+                return .reply(UserReply.ok(id: request.id, data: try await data(request.command, caller: caller, now: now)))
             }
             let hash = request.fingerprint
             switch try store.storedReply(cuid: caller.user, key: key, requestHash: hash) {
@@ -58,7 +60,9 @@ public struct UserCommandRunner: Sendable {
                 try SiteStore.rememberReply(db, cuid: user, key: key, requestHash: hash, reply: data, now: now)
             }
             do {
-                let data = try SiteStore.$rider.withValue(rider) { try self.data(request.command, caller: caller, now: now, memory: memory) }
+                let data = try await SiteStore.$rider.withValue(rider) {
+                    try await self.data(request.command, caller: caller, now: now, memory: memory)
+                }
                 return .reply(UserReply.ok(id: request.id, data: data))
             } catch {
                 // A racing twin (another session) may have committed first: its reply is the answer.
@@ -105,7 +109,7 @@ public struct UserCommandRunner: Sendable {
         return .subscribed(latest: latest, resync: resync)
     }
 
-    func data(_ command: DeviceCommand, caller: Caller, now: Int64, memory: ReplyMemory = ReplyMemory()) throws -> JSONValue {
+    func data(_ command: DeviceCommand, caller: Caller, now: Int64, memory: ReplyMemory = ReplyMemory()) async throws -> JSONValue {
         let user = caller.user
         switch command {
         case .ping: return ["time": .string(Timestamp.format(millisecondsSince1970: now))]
@@ -152,7 +156,9 @@ public struct UserCommandRunner: Sendable {
             }
             guard let t else { throw UserError(.notFound, "no such tally") }
             memory.view = { ($0 as? [ChitRecord])?.first.map(Self.payReply) }
-            return Self.payReply(try store.payDeviceChit(chit, on: t, now: now))
+            // Committed with the other sessions' payments waiting meanwhile (group commit).
+            let item = SiteStore.DevicePaymentItem(chit: chit, tally: t, rider: SiteStore.rider)
+            return Self.payReply(try await payments.pay(item, now: now).get())
         case .chitRequest(let tally, let units, let memo, let ref):
             _ = try self.tally(tally, of: user)
             memory.view = { ($0 as? InvoiceRecord).map { ["uuid": .string($0.uuid)] } }

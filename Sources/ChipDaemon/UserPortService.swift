@@ -175,7 +175,7 @@ public actor UserPortService: UserPortHost {
         let runner = self.runner, clock = self.clock
         let caller = UserCommandRunner.Caller(user: session.user, device: session.device, scopes: session.grant.scopes)
         Task {
-            let outcome = runner.run(request, caller: caller, now: clock.milliseconds)
+            let outcome = await runner.run(request, caller: caller, now: clock.milliseconds)
             await self.finished(request, outcome, on: id, changes: request.command.changesSomething)
         }
     }

@@ -419,3 +419,40 @@ import ChipProtocol
         #expect(try reopened.status().schemaVersion == Schema.currentVersion)
     }
 }
+
+/// Group commit of devices' payments: one transaction, each payment in its
+/// own savepoint with its own reply.
+@Suite struct DevicePaymentGroupCommitTests {
+    @Test func aRefusedPaymentIsRefusedAloneAndTheOthersCommitWithTheirReplies() throws {
+        let s = try PTwoSites()
+        // alice (a) holds the foil; bob grants her 100 CHIPs.
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        let t = try s.a.tally(id)
+        let key = try s.key(.a)(s.alice)
+        func chit(_ units: Int64) throws -> Chit {
+            try Chit(
+                tally: id, by: t.side, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: wallClockMilliseconds()),
+                units: units, memo: nil, ref: nil, key: key)
+        }
+        let chits = [try chit(30_000), try chit(90_000), try chit(50_000)]
+        let alice = s.alice.value
+        let riders = chits.map { c in
+            TransactionRider { db, _ in
+                try SiteStore.rememberReply(
+                    db, cuid: alice, key: .signed(cmd: "chit.pay", uuid: c.uuid, revision: nil), requestHash: c.uuid,
+                    reply: ["uuid": .string(c.uuid)], now: wallClockMilliseconds())
+            }
+        }
+        let results = s.a.payDeviceChits(
+            zip(chits, riders).map { SiteStore.DevicePaymentItem(chit: $0, tally: t, rider: $1) }, now: wallClockMilliseconds())
+        #expect(results.map { (try? $0.get()) != nil } == [true, false, true])
+        #expect(try s.a.tally(id).balance == 80_000)
+        #expect(try s.a.chits(tally: id).count == 2)
+        for (c, ok) in zip(chits, [true, false, true]) {
+            let stored = try s.a.storedReply(
+                cuid: s.alice, key: .signed(cmd: "chit.pay", uuid: c.uuid, revision: nil), requestHash: c.uuid)
+            #expect((stored == .replay(["uuid": .string(c.uuid)])) == ok, "the reply is kept only with its payment")
+        }
+        #expect(try s.a.verifyTally(id).isEmpty)
+    }
+}
