@@ -167,7 +167,7 @@ struct DoctorCommand: ParsableCommand {
             for (referee, lifts) in Dictionary(grouping: stalled, by: \.referee).sorted(by: { $0.key.description < $1.key.description }) {
                 fail(
                     "lifts",
-                    "\(lifts.count) lift(s) wait for referee \(referee) since \(lifts[0].deadline), over an hour past the deadline: is it reachable? (their credit stays reserved; `chipsite lift show \(lifts[0].lift.prefix(8))`)"
+                    "\(lifts.count) lift(s) wait for referee \(referee) since \(lifts[0].deadline), over an hour past the deadline: is it reachable? (their credit stays reserved; `chipsite lift show -- \(lifts[0].lift.prefix(8))`)"
                 )
             }
             for d in dropped {

@@ -180,7 +180,7 @@ struct LiftCommand: ParsableCommand {
             case .void: throw CLIError("the lift \(lift) ended void: nothing was paid")
             default:
                 throw CLIError(
-                    "the lift \(lift) is still \(state?.rawValue ?? "pending") after \(LiftCommand.seconds(wait)); `chipsite lift show \(lift.prefix(8))` follows it"
+                    "the lift \(lift) is still \(state?.rawValue ?? "pending") after \(LiftCommand.seconds(wait)); `chipsite lift show -- \(lift.prefix(8))` follows it"
                 )
             }
         }
@@ -243,7 +243,9 @@ struct LiftCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one lift: its record, chits and the decisions held.")
 
-        @Argument(help: ArgumentHelp("The lift id H (or a unique prefix of at least 4 characters).", valueName: "id"))
+        @Argument(
+            help: ArgumentHelp(
+                "The lift id H (or a unique prefix of at least 4 characters); one that starts with '-' goes after `--`.", valueName: "id"))
         var id: String
 
         @OptionGroup var site: SiteOptions
