@@ -7,7 +7,8 @@ import Foundation
 #endif
 
 /// A test-only crash point (`CHIPSITE_TEST_KILL_AT`, doc/testing.md): serve
-/// sends itself SIGKILL, once, at a chosen moment of a lift, so an
+/// sends itself SIGKILL, once, at a chosen moment of a lift or of a
+/// device's command, so an
 /// end-to-end test can crash a real serve process exactly there. Nothing
 /// sets it but that environment variable; a site never runs with it.
 public enum TestKill: String, Sendable, CaseIterable {
@@ -22,6 +23,9 @@ public enum TestKill: String, Sendable, CaseIterable {
     /// As referee: a `commit` arrived (from a peer or from this site, its
     /// own lift's referee) and is not decided yet.
     case commit
+    /// A device's command that changed something committed (with its reply
+    /// in the cache) and the reply has not gone out (protocol 10.5).
+    case reply
 }
 
 extension SiteEngine {

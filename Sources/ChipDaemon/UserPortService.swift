@@ -5,6 +5,10 @@ import ChipStore
 import ChipUserPort
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The site behind the user port (protocol section 10): answers the edge's
 /// handshake questions from the store, keeps one ``UserSessionMachine`` per
 /// open session and carries out what it decides: replies and events go out
@@ -35,6 +39,8 @@ public actor UserPortService: UserPortHost {
     }
 
     private var entries: [UInt64: Entry] = [:]
+    /// A test-only crash point (``TestKill/reply``).
+    private var testKill: TestKill?
     /// When the kept window was last pruned (ms; 0: not yet).
     private var prunedAt: Int64 = 0
     /// How often events past 30 days, replies past 24 h and expired tickets go.
@@ -54,6 +60,9 @@ public actor UserPortService: UserPortHost {
     public func attach(_ listener: UserPortListener) {
         self.listener = listener
     }
+
+    /// Arms a test-only crash point (`CHIPSITE_TEST_KILL_AT=reply`).
+    public func setTestKill(_ k: TestKill?) { testKill = k }
 
     /// Sessions open now (tests, diagnostics).
     public var sessionCount: Int { entries.count }
@@ -181,6 +190,10 @@ public actor UserPortService: UserPortHost {
     }
 
     private func finished(_ request: UserRequest, _ outcome: UserCommandOutcome, on id: UInt64, changes: Bool) {
+        if testKill == .reply, changes, case .reply(let reply) = outcome, reply["ok"] == true {
+            logger.critical("test: killed at reply (CHIPSITE_TEST_KILL_AT)", metadata: ["cmd": "\(request.command.name)"])
+            kill(getpid(), SIGKILL)
+        }
         if var entry = entries[id] {
             let actions = entry.machine.finished(request, outcome)
             entries[id] = entry

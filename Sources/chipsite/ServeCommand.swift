@@ -77,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let kill = TestHooks.killAt {
             logger.warning("test only: serve kills itself at \(kill.rawValue) (CHIPSITE_TEST_KILL_AT)")
             await daemon.engine.setTestKill(kill)
+            await daemon.users.setTestKill(kill)
         }
         let bound: String
         do {

@@ -15,8 +15,8 @@ enum TestHooks {
         return ms
     }
 
-    /// `CHIPSITE_TEST_KILL_AT`: `promise`, `reserved`, `decision` or
-    /// `commit` (ChipDaemon `TestKill`): serve sends itself SIGKILL there, once.
+    /// `CHIPSITE_TEST_KILL_AT`: `promise`, `reserved`, `decision`, `commit`
+    /// or `reply` (ChipDaemon `TestKill`): serve sends itself SIGKILL there, once.
     static var killAt: TestKill? {
         ProcessInfo.processInfo.environment["CHIPSITE_TEST_KILL_AT"].flatMap(TestKill.init(rawValue:))
     }

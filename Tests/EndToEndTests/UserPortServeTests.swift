@@ -136,4 +136,27 @@ import TestSupport
         let text = String(decoding: try JSONSerialization.data(withJSONObject: ticket), as: UTF8.self)
         #expect(try Self.device(["register", text, s.dir.file("misnamed.json")]).result?["user"] as? String == "alice")
     }
+
+    @Test func aPaymentWhoseReplyDiedWithServeIsOneChitAfterTheRetry() throws {
+        let s = try UserPortSites()
+        defer { s.stop() }
+        let state = s.dir.file("device.json"), core = s.dir.file("core.json")
+        #expect(try Self.device(["register", try s.userTicket(), state]).result != nil)
+        // serve commits the payment (and its reply in the cache), then dies before the reply leaves.
+        s.sa.stop()
+        let dying = try s.a.serve(["CHIPSITE_TEST_KILL_AT": "reply"])
+        let first = try Self.device(["pay-core", state, core, "700"])
+        #expect(first.result == nil && first.stderr.contains("closed"), "\(first.stderr)")
+        #expect(waitUntil(timeout: 10) { !dying.process.isRunning })
+        #expect(dying.process.terminationReason == .uncaughtSignal && dying.process.terminationStatus == SIGKILL)
+        // The retry (the same chit) after a restart gets the first reply, replayed; one chit.
+        let back = try s.a.serve()
+        defer { back.stop() }
+        let retry = try #require(try Self.device(["pay-core", state, core, "700"]).result)
+        #expect(retry["ok"] as? Bool == true && retry["replayed"] as? Bool == true, "\(retry)")
+        let uuid = try #require((try json(String(contentsOfFile: core, encoding: .utf8)))["uuid"] as? String)
+        let chits = try json(try s.a.cli(["chit", "list", "--json"]).stdout)["chits"] as? [[String: Any]] ?? []
+        #expect(chits.map { $0["id"] as? String } == [uuid])
+        #expect(try eventually { (try s.b.tally(s.tally)["balance"] as? Int) == 700 })
+    }
 }

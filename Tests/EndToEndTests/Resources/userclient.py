@@ -21,6 +21,10 @@ usage:
   userclient.py cross HOST PORT AGENT
       A user-protocol session handshake (prologue chipsite-user/1) sent to
       HOST:PORT (the peer port): prints how many bytes came back (must be 0).
+  userclient.py pay-core STATE_FILE CORE_FILE UNITS
+      One chit.pay of the chit core kept in CORE_FILE (made, on the user's
+      first open tally, if the file is not there): prints the reply, or
+      fails with "closed" if the session ends before it.
   userclient.py replay-register TICKET
       Registers, then sends the same IK message 1 again on a new connection:
       prints whether the second one got any byte back (it must not).
@@ -192,6 +196,23 @@ def pay(state_file, units, memo=None):
     return out
 
 
+def pay_core(state_file, core_file, units):
+    conn, _ = session(state_file)
+    cl = Client(conn)
+    try:
+        with open(core_file) as f:
+            core = json.load(f)
+    except FileNotFoundError:
+        t = [t for t in cl.call("tally.list")["data"]["items"] if t["state"] == "open"][0]
+        core = {"tally": t["uuid"], "by": t["side"], "type": "tran", "uuid": str(uuid.uuid4()), "date": now_text(),
+                "units": units}
+        with open(core_file, "w") as f:
+            json.dump(core, f)
+    reply = cl.call("chit.pay", {"chit": core})
+    conn.sock.close()
+    return reply
+
+
 def events(state_file, since, count):
     conn, _ = session(state_file)
     cl = Client(conn)
@@ -242,6 +263,8 @@ def main(argv):
         r = register(argv[2], argv[3], argv[4] if len(argv) > 4 else "py-client")
     elif cmd == "pay":
         r = pay(argv[2], int(argv[3]), argv[4] if len(argv) > 4 else None)
+    elif cmd == "pay-core":
+        r = pay_core(argv[2], argv[3], int(argv[4]))
     elif cmd == "events":
         r = events(argv[2], int(argv[3]), int(argv[4]))
     elif cmd == "cross":
