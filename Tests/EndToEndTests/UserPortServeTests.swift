@@ -78,6 +78,13 @@ import TestSupport
         let state = s.dir.file("device.json")
         let reg = try #require(try Self.device(["register", try s.userTicket(), state]).result)
         let device = try #require(reg["device"] as? String)
+        // The right key to the wrong site key (another site's agent): IK fails, a silent close.
+        var wrong = try json(try String(contentsOfFile: state, encoding: .utf8))
+        wrong["agent"] = s.sb.agent
+        let wrongState = s.dir.file("wrong.json")
+        try JSONSerialization.data(withJSONObject: wrong).write(to: URL(fileURLWithPath: wrongState))
+        let misdialed = try Self.device(["events", wrongState, "0", "1"], timeout: 30)
+        #expect(misdialed.result == nil && misdialed.stderr.contains("closed"), "\(misdialed.stderr)")
         let revoked = try s.a.cli(["user", "device", "revoke", "alice", device])
         #expect(revoked.code == 0, "\(revoked.stderr)")
         let after = try Self.device(["events", state, "0", "1"], timeout: 30)
