@@ -128,6 +128,7 @@ public struct UserCommandRunner: Sendable {
             return try Self.page(lifts.map { Self.liftItem($0) }, page: page)
         case .liftShow(let uuid):
             let mine = Set(try store.tallies(user: user).map(\.uuid))
+            if let payment = try store.liftPayment(payor: user, authUUID: uuid) { return try paymentItem(payment) }
             let lift: LiftOverview
             do { lift = try store.lift(uuid) } catch is ModelError { throw UserError(.notFound, "no such lift") }
             guard !mine.isDisjoint(with: lift.tallies) else { throw UserError(.notFound, "no such lift") }
@@ -215,7 +216,9 @@ public struct UserCommandRunner: Sendable {
             try checkSigned(auth.json, sign: sign, user: user, date: auth.date, now: now)
             let link = try PayLink(cuid: auth.to.cuid, agent: auth.to.agent, units: auth.units, memo: auth.memo, ref: auth.ref)
             memory.view = { _ in ["uuid": .string(auth.uuid), "state": "draft"] }
-            _ = try store.requestPay(payor: user, link: link, units: auth.units, memo: auth.memo)
+            var signed: [String: JSONValue] = ["auth": auth.json]
+            if let sign { signed["sign"] = .string(sign) }
+            _ = try store.requestPay(payor: user, link: link, units: auth.units, memo: auth.memo, auth: .object(signed))
             return ["uuid": .string(auth.uuid), "state": "draft"]
         case .meSignKey, .meKeyTakeFetch, .meKeyTakeConfirm:
             throw UserError(.state, "\(command.name): device custody of the signing key is not served by this site yet")
@@ -253,6 +256,23 @@ public struct UserCommandRunner: Sendable {
     static func inviteReply(_ info: TicketInfo, chad: CHAD) throws -> JSONValue {
         let ticket = try TallyTicket(token: info.token, expires: info.expires, chad: chad)
         return ["invite": ticket.json, "link": .string(ticket.link)]
+    }
+
+    /// A device's `lift.pay` by its `auth.uuid` (10.6): the payment, its
+    /// state (`draft` until serve starts a lift, then the last lift's), the
+    /// lifts tried, and the signed `auth`.
+    func paymentItem(_ r: LiftRequest) throws -> JSONValue {
+        let auth = r.params["auth"]
+        var state = r.state == .new ? "draft" : "seek"
+        if let last = r.lifts.last, let s = try store.liftState(last) { state = s.rawValue }
+        if r.state == .done, r.lifts.isEmpty { state = "void" }
+        var o: [String: JSONValue] = [
+            "uuid": auth?["auth"]?["uuid"] ?? .null, "kind": "line", "role": "origin", "state": .string(state),
+            "units": r.params["units"] ?? .null, "lifts": .array(r.lifts.map(JSONValue.string)), "auth": auth?["auth"] ?? .null
+        ]
+        if let sign = auth?["sign"] { o["sign"] = sign }
+        if let note = r.note { o["note"] = .string(note) }
+        return .object(o)
     }
 
     /// The user's tally `uuid`; another user's, or none: `not_found`.

@@ -471,7 +471,10 @@ public struct LiftRequest: Sendable, Equatable {
 extension SiteStore {
     /// Asks serve to pay `units` from `payor` to the payee of `link` by a
     /// linear lift (`lift pay`); returns the request's id.
-    public func requestPay(payor: CUID, link: PayLink, units: Int64, memo: String?) throws -> Int64 {
+    /// `auth` is a device's signed authorisation (`lift.pay`, protocol 10.6:
+    /// `{"auth","sign"}`), kept with the request so that `lift.show` finds
+    /// the payment by `auth.uuid` and returns it.
+    public func requestPay(payor: CUID, link: PayLink, units: Int64, memo: String?, auth: JSONValue? = nil) throws -> Int64 {
         guard LiftLimits.units.contains(units) else { throw ModelError.invalid("the amount must be more than 0") }
         if let asked = link.units, asked != units {
             throw ModelError.invalid("the link asks for \(Amount.format(asked)) CHIPs, not \(Amount.format(units))")
@@ -491,6 +494,7 @@ extension SiteStore {
             ]
             if let m = memo ?? link.memo { params["memo"] = .string(m) }
             if let ref = link.ref { params["ref"] = ref }
+            if let auth { params["auth"] = auth }
             try db.execute(
                 sql: "INSERT INTO lift_requests (kind, cuid, params, state, created, updated) VALUES ('pay', ?, ?, 'new', ?, ?)",
                 arguments: [payor.value, JSONValue.object(params).canonicalString, now, now])
@@ -509,6 +513,19 @@ extension SiteStore {
                 sql: "INSERT INTO lift_requests (kind, cuid, state, created, updated) VALUES ('clear', ?, 'new', ?, ?)",
                 arguments: [user?.value, now, now])
             return db.lastInsertedRowID
+        }
+    }
+
+    /// `payor`'s pay request whose device authorisation has uuid `uuid` (`lift.show`).
+    public func liftPayment(payor: CUID, authUUID uuid: String) throws -> LiftRequest? {
+        try guardedRead { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT * FROM lift_requests WHERE kind = 'pay' AND cuid = ? AND json_extract(params, '$.auth.auth.uuid') = ?
+                    ORDER BY id DESC LIMIT 1
+                    """, arguments: [payor.value, uuid]
+            ).map { try Self.liftRequest($0) }
         }
     }
 

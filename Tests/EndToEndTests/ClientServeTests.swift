@@ -103,6 +103,17 @@ import TestSupport
         #expect(lift.code == 0, "\(lift.stderr)")
         let lifts = try s.client(["lift", "list", "--profile", "alice", "--json"])
         #expect(lifts.code == 0, "\(lifts.stderr)")
+        // lift.show by the payment's uuid returns the signed authorisation (10.6).
+        let paid = try #require(try json(lift.stdout)["uuid"] as? String)
+        let show = try runWithInput(
+            try chipsiteBinary(), ["client", "raw", "--profile", "alice", "--timeout", "10"],
+            input: #"{"id":"s","cmd":"lift.show","args":{"uuid":""# + paid + #""}}"# + "\n",
+            environment: ["XDG_CONFIG_HOME": s.config], timeout: 30)
+        #expect(show.code == 0, "\(show.stderr)")
+        let shown = try json(String(show.stdout.split(separator: "\n").first ?? ""))
+        let data = try #require(shown["data"] as? [String: Any], "\(shown)")
+        #expect(data["uuid"] as? String == paid && data["kind"] as? String == "line")
+        #expect((data["auth"] as? [String: Any])?["uuid"] as? String == paid)
         // A device-custody command the site does not serve is a one-line error with its code.
         let take = try s.client(["key", "take", "--profile", "alice", "--passphrase-file", "/nonexistent"])
         #expect(take.code == 1 && take.stderr.hasPrefix("chipsite: error: "), "\(take.stderr)")
