@@ -210,7 +210,7 @@ public struct UserCommandRunner: Sendable {
             try checkSigned(trade.json, sign: sign, user: user, date: trade.date, now: now)
             memory.view = { ($0 as? TallyRecord).map { ["trade": $0.trade?.json ?? .null] } }
             let updated = try store.setTrade(
-                tally: t.uuid, target: trade.target, bound: trade.bound, reward: trade.reward, clutch: trade.clutch)
+                tally: t.uuid, target: trade.target, bound: trade.bound, reward: trade.reward, clutch: trade.clutch, date: trade.date)
             return ["trade": updated.trade?.json ?? .null]
         case .liftPay(let auth, let sign):
             try checkSigned(auth.json, sign: sign, user: user, date: auth.date, now: now)

@@ -369,6 +369,15 @@ enum Schema {
                     CREATE INDEX user_replies_created ON user_replies(created);
                     """)
         }
+        m.registerMigration("2026-12-02 trade date") { db in
+            try db.execute(
+                sql: """
+                    -- The date of the signed trading variables a device last set
+                    -- (tally.trade, protocol 10.5: one not newer is refused); NULL
+                    -- when they were set by the CLI or never.
+                    ALTER TABLE tallies ADD COLUMN trade_date TEXT;
+                    """)
+        }
         return m
     }
 

@@ -46,7 +46,9 @@ extension SiteStore {
     /// our half's limit (what our user grants in the tally terms) before
     /// anything is written. Returns the tally as stored.
     @discardableResult
-    public func setTrade(tally id: String, target: Int64? = nil, bound: Int64?? = nil, reward: Int64? = nil, clutch: Int64? = nil)
+    public func setTrade(
+        tally id: String, target: Int64? = nil, bound: Int64?? = nil, reward: Int64? = nil, clutch: Int64? = nil, date: String? = nil
+    )
         throws -> TallyRecord
     {
         let t = try tally(id)
@@ -76,11 +78,16 @@ extension SiteStore {
             } catch {
                 throw ModelError.invalid(Self.tradeReason(error))
             }
+            // A device's signed variables must be newer than the last ones it set (10.5).
+            let storedDate: String? = row["trade_date"]
+            if let date, let stored = storedDate.flatMap(Timestamp.parse), let asked = Timestamp.parse(date), asked <= stored {
+                throw ModelError.invalid("trading variables as new as these (\(storedDate ?? "")) are already set")
+            }
             try db.execute(
                 sql: """
-                    UPDATE tallies SET trade_target = ?, trade_bound = ?, trade_reward = ?, trade_clutch = ?, updated = ?
+                    UPDATE tallies SET trade_target = ?, trade_bound = ?, trade_reward = ?, trade_clutch = ?, trade_date = ?, updated = ?
                     WHERE uuid = ? AND state = ?
-                    """, arguments: [newTarget, newBound, newReward, newClutch, now, t.uuid, TallyState.open.rawValue])
+                    """, arguments: [newTarget, newBound, newReward, newClutch, date ?? storedDate, now, t.uuid, TallyState.open.rawValue])
             guard db.changesCount == 1, let updated = try Self.fetchTally(db, uuid: t.uuid) else {
                 throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again")
             }

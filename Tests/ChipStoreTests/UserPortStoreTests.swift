@@ -456,3 +456,19 @@ import ChipProtocol
         #expect(try s.a.verifyTally(id).isEmpty)
     }
 }
+
+@Suite struct SignedTradeDateTests {
+    @Test func aDevicesTradingVariablesMustBeNewerThanTheLastOnes() throws {
+        let s = try PTwoSites()
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        let d1 = "2026-12-01T10:00:00.000Z", d0 = "2026-12-01T09:59:59.999Z", d2 = "2026-12-01T10:00:00.001Z"
+        #expect(try s.b.setTrade(tally: id, target: 1_000, date: d1).trade?.target == 1_000)
+        #expect(throws: ModelError.self) { try s.b.setTrade(tally: id, target: 2_000, date: d1) }
+        #expect(throws: ModelError.self) { try s.b.setTrade(tally: id, target: 2_000, date: d0) }
+        #expect(try s.b.tally(id).trade?.target == 1_000)
+        // The CLI's (no date) keeps the last date; a newer signed one goes.
+        #expect(try s.b.setTrade(tally: id, target: 500).trade?.target == 500)
+        #expect(throws: ModelError.self) { try s.b.setTrade(tally: id, target: 2_000, date: d1) }
+        #expect(try s.b.setTrade(tally: id, target: 2_000, date: d2).trade?.target == 2_000)
+    }
+}
