@@ -47,6 +47,10 @@ public actor UserPortService: UserPortHost {
     public static let pruneInterval: Int64 = 3_600_000
     /// Open sessions per user (events and lock changes go to all of them).
     private var byUser: [CUID: Set<UInt64>] = [:]
+    /// Each user's latest committed `seq` as last read (after every pass and
+    /// command): a request's hold starts after it. Lower than the truth only
+    /// holds back more, never less (UserSessionMachine).
+    private var latestSeq: [CUID: Int64] = [:]
 
     public init(store: SiteStore, sealingKey: SealingKey?, clock: any SiteClock, logger: Logger, poke: @escaping @Sendable () -> Void) {
         self.store = store
@@ -96,6 +100,7 @@ public actor UserPortService: UserPortHost {
         let machine = UserSessionMachine(scopes: session.grant.scopes, custody: session.grant.custody, locked: locked)
         let (stream, out) = AsyncStream<Outgoing>.makeStream()
         entries[session.id] = Entry(session: session, machine: machine, out: out)
+        if latestSeq[session.user] == nil { latestSeq[session.user] = (try? store.latestUserSeq(cuid: session.user)) ?? 0 }
         byUser[session.user, default: []].insert(session.id)
         let logger = self.logger
         Task {
@@ -117,7 +122,7 @@ public actor UserPortService: UserPortHost {
 
     public func received(_ message: UserMessage, on session: UserSession) async {
         guard var entry = entries[session.id] else { return }
-        let latest = (try? store.latestUserSeq(cuid: session.user)) ?? 0
+        let latest = latestSeq[session.user] ?? 0
         let actions = entry.machine.received(message, now: clock.milliseconds, latestSeq: latest)
         entries[session.id] = entry
         perform(actions, on: session.id)
@@ -127,7 +132,10 @@ public actor UserPortService: UserPortHost {
         guard let entry = entries.removeValue(forKey: session.id) else { return }
         entry.out.finish()
         byUser[session.user]?.remove(session.id)
-        if byUser[session.user]?.isEmpty == true { byUser[session.user] = nil }
+        if byUser[session.user]?.isEmpty == true {
+            byUser[session.user] = nil
+            latestSeq[session.user] = nil
+        }
     }
 
     // MARK: The site changed
@@ -148,6 +156,7 @@ public actor UserPortService: UserPortHost {
         }
         for (user, ids) in byUser {
             let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
+            latestSeq[user] = max(latestSeq[user] ?? 0, latest)
             for id in ids {
                 guard var entry = entries[id] else { continue }
                 guard let info = try? store.deviceSession(device: entry.session.device) else {
