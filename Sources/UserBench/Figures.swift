@@ -21,10 +21,12 @@ enum Figures {
     struct Ping {
         var p50 = 0.0, p99 = 0.0, raw50 = 0.0, raw99 = 0.0
         var count = 0, rawCount = 0, requestBytes = 0, replyBytes = 0
+        /// CPU seconds per ping: serve (a), and this process (the device's side) during the ping blocks.
+        var serveCPU = 0.0, clientCPU = 0.0
         var ratio50: Double { raw50 / p50 }
     }
 
-    static func ping(_ s: BenchSession, _ o: Options) async throws -> Ping {
+    static func ping(_ s: BenchSession, sites: Sites, _ o: Options) async throws -> Ping {
         var reply: JSONValue = .null
         for _ in 0..<50 { reply = try await s.call("ping").ok("ping") }
         var r = Ping()
@@ -36,15 +38,19 @@ enum Figures {
         defer { raw.finish() }
         _ = try await onThread { try raw.roundTrips(count: 50, until: 0) }
         var pings = [Double](), raws = [Double]()
+        var serveCPU = 0.0, clientCPU = 0.0
         for _ in 0..<UserBench.blocks {
             let b = block(o)
             var n = 0
+            let serve0 = sites.a?.cpuSeconds() ?? .nan, client0 = processCPU()
             while b.count.map({ n < $0 }) ?? (now() < b.deadline) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try await s.call("ping").ok("ping")
                 pings.append(seconds(since: t0))
                 n += 1
             }
+            serveCPU += (sites.a?.cpuSeconds() ?? .nan) - serve0
+            clientCPU += processCPU() - client0
             let c = block(o)
             raws += try await onThread { try raw.roundTrips(count: c.count, until: c.deadline) }
         }
@@ -56,6 +62,8 @@ enum Figures {
         r.raw99 = percentile(raws, 0.99)
         r.count = pings.count
         r.rawCount = raws.count
+        r.serveCPU = serveCPU / Double(max(1, pings.count))
+        r.clientCPU = clientCPU / Double(max(1, pings.count))
         return r
     }
 
@@ -99,6 +107,13 @@ enum Figures {
         var paid = 0, commits = 0, failures = 0
         var firstFailure: String?
         var ratio: Double { rate / ceiling }
+    }
+
+    /// User plus system CPU seconds of this process so far.
+    static func processCPU() -> Double {
+        var u = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
     }
 
     static func serveCPU(_ sites: Sites) -> (Double, Double) { (sites.a?.cpuSeconds() ?? .nan, sites.b?.cpuSeconds() ?? .nan) }

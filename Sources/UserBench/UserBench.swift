@@ -114,7 +114,7 @@ enum UserBench {
         var out: [String: Any] = ["load_average_before": load, "sessions": o.sessions]
 
         let alice = try await sites.session(0, timeout: o.timeout)
-        let ping = try await Figures.ping(alice, o)
+        let ping = try await Figures.ping(alice, sites: sites, o)
         let one = try await Figures.payOne(alice, sites: sites, dir: dir, o)
         var sessions = [alice]
         for i in 1..<names.count { sessions.append(try await sites.session(i, timeout: o.timeout)) }
@@ -141,7 +141,8 @@ enum UserBench {
         print("")
         print(
             "  ping: \(ping.count) round trips, raw: \(ping.rawCount); request \(ping.requestBytes) B, reply \(ping.replyBytes) B of JSON "
-                + "(frames \(ping.requestBytes + 21) B and \(ping.replyBytes + 21) B)")
+                + "(frames \(ping.requestBytes + 21) B and \(ping.replyBytes + 21) B); CPU per ping: serve \(us(ping.serveCPU)) µs, "
+                + "this process (the device's side) \(us(ping.clientCPU)) µs")
         print(
             "  chit.pay, 1 session: \(one.paid) payments, latency p50 \(ms(one.p50)) ms, p99 \(ms(one.p99)) ms; raw: \(one.commits) commits"
                 + failures(one.failures, one.firstFailure))
@@ -158,7 +159,8 @@ enum UserBench {
         out["ping"] = [
             "count": ping.count, "raw_count": ping.rawCount, "p50_us": num(ping.p50 * 1e6), "p99_us": num(ping.p99 * 1e6),
             "raw_p50_us": num(ping.raw50 * 1e6), "raw_p99_us": num(ping.raw99 * 1e6), "ratio_p50": num(ping.ratio50),
-            "ratio_p99": num(ping.raw99 / ping.p99), "request_bytes": ping.requestBytes, "reply_bytes": ping.replyBytes
+            "ratio_p99": num(ping.raw99 / ping.p99), "request_bytes": ping.requestBytes, "reply_bytes": ping.replyBytes,
+            "serve_cpu_us": num(ping.serveCPU * 1e6), "client_cpu_us": num(ping.clientCPU * 1e6)
         ]
         out["pay_one_session"] = [
             "payments": one.paid, "per_second": num(one.rate), "ceiling_per_second": num(one.ceiling), "ratio": num(one.ratio),
@@ -183,6 +185,12 @@ enum UserBench {
 
 // MARK: Formatting
 
+/// Prints one line and flushes, so a run written to a pipe or a file can be followed (tee, tail -f).
+func print(_ line: String) {
+    Swift.print(line)
+    fflush(nil)
+}
+
 /// `x` right-aligned in `width`, with thousands separators when `decimals` is 0.
 func fmt(_ x: Double, _ width: Int, decimals: Int = 0) -> String {
     var s: String
@@ -203,6 +211,8 @@ func fmt(_ x: Double, _ width: Int, decimals: Int = 0) -> String {
 }
 
 func pad(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+
+func us(_ seconds: Double) -> String { seconds.isFinite ? String(format: "%.0f", seconds * 1e6) : "-" }
 
 func ms(_ v: Double) -> String { v.isFinite ? String(format: "%.2f", v) : "-" }
 
