@@ -97,6 +97,7 @@ bench:
 	$(SWIFT) build -c release --product chipsite && $(SWIFT) build -c release --product site-bench && .build/release/site-bench --binary .build/release/chipsite
 	$(SWIFT) build -c release --product chit-bench && .build/release/chit-bench --batch 1 && .build/release/chit-bench --batch 20
 	$(SWIFT) build -c release --product lift-bench && .build/release/lift-bench --binary .build/release/chipsite
+	$(SWIFT) build -c release --product user-bench && .build/release/user-bench --binary .build/release/chipsite
 
 # Every fuzz target for $(SECONDS) s each (doc/testing.md); non-zero on a crash, leak or hang.
 fuzz:

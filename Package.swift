@@ -26,7 +26,8 @@ let package = Package(
         .executable(name: "noise-bench", targets: ["NoiseBench"]),
         .executable(name: "site-bench", targets: ["SiteBench"]),
         .executable(name: "chit-bench", targets: ["ChitBench"]),
-        .executable(name: "lift-bench", targets: ["LiftBench"])
+        .executable(name: "lift-bench", targets: ["LiftBench"]),
+        .executable(name: "user-bench", targets: ["UserBench"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -100,6 +101,12 @@ let package = Package(
             dependencies: [
                 "ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "UserBench",
+            dependencies: [
+                "ChipUserPort", "ChipChannel", "ChipModel", "Noise", .product(name: "GRDB", package: "GRDB.swift")
             ],
             swiftSettings: strict),
 
