@@ -99,16 +99,18 @@ let package = Package(
         .executableTarget(
             name: "LiftBench",
             dependencies: [
-                "ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log")
+                "BenchSupport", "ChipDaemon", "ChipStore", "ChipProtocol", "ChipModel", "ChipPeer",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: strict),
         .executableTarget(
             name: "UserBench",
             dependencies: [
-                "ChipUserPort", "ChipChannel", "ChipModel", "Noise", .product(name: "GRDB", package: "GRDB.swift")
+                "BenchSupport", "ChipUserPort", "ChipChannel", "ChipModel", "Noise", .product(name: "GRDB", package: "GRDB.swift")
             ],
             swiftSettings: strict),
+        // What the benchmarks that drive real serve processes share (not shipped).
+        .target(name: "BenchSupport", swiftSettings: strict),
 
         .testTarget(
             name: "NoiseTests", dependencies: ["Noise", "CSodium"], exclude: ["Resources"], swiftSettings: strict),

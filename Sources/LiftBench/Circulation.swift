@@ -1,3 +1,4 @@
+import BenchSupport
 /// What a central clearer could clear on a debt graph: the bench's yardstick
 /// for the circular lifts (Clearing.swift).
 ///

@@ -1,3 +1,4 @@
+import BenchSupport
 import ChipDaemon
 import ChipModel
 import ChipPeer
@@ -120,7 +121,7 @@ enum Clearing {
     }
 
     static func run(sites n: Int, rounds: Int, seed: UInt64, oneAtATime: Bool, verbose: Bool) async throws -> Result {
-        let dir = try TempDir()
+        let dir = try TempDir(prefix: "lift-bench")
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
         let load = loadAverage()
         let setupStart = now()

@@ -1,3 +1,4 @@
+import BenchSupport
 import ChipDaemon
 import ChipModel
 import ChipProtocol
@@ -50,7 +51,7 @@ enum Latency {
     }
 
     static func run(binary: String, runs: Int, cleanup: Cleanup, verbose: Bool) throws -> Result {
-        let dir = try TempDir()
+        let dir = try TempDir(prefix: "lift-bench")
         cleanup.track(dir: dir.path)
         let load = loadAverage()
         let ring = try (0..<3).map { try ServeSite(dir: dir, name: "r\($0)") }

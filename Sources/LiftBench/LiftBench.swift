@@ -1,3 +1,4 @@
+import BenchSupport
 // lift-bench: lifts (issue 13), each figure beside a ceiling measured in the
 // same run (doc/performance.md, "Lifts (issue 13)").
 //
@@ -96,8 +97,8 @@ enum LiftBench {
             FileHandle.standardError.write(Data("lift-bench: error: \(error)\n".utf8))
             exit(2)
         }
-        let cleanup = Cleanup()
-        let signals = cleanup.onStopSignals(name: "lift-bench")
+        let cleanup = Cleanup(name: "lift-bench", keepVariable: "LIFT_BENCH_KEEP")
+        let signals = cleanup.onStopSignals()
         defer {
             signals.forEach { $0.cancel() }
             cleanup.run()

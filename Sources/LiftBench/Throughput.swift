@@ -1,3 +1,4 @@
+import BenchSupport
 import ChipDaemon
 import ChipModel
 import ChipProtocol
@@ -37,7 +38,7 @@ enum Throughput {
     }
 
     static func run(binary: String, originators n: Int, payees m: Int, seconds: Double, cleanup: Cleanup) throws -> Result {
-        let dir = try TempDir()
+        let dir = try TempDir(prefix: "lift-bench")
         cleanup.track(dir: dir.path)
         let load = loadAverage()
         let relay = try ServeSite(dir: dir, name: "relay")

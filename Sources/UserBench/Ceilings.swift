@@ -1,3 +1,4 @@
+import BenchSupport
 import ChipChannel
 import Foundation
 import GRDB

@@ -1,3 +1,4 @@
+import BenchSupport
 import ChipModel
 import Dispatch
 import Foundation

@@ -1,3 +1,4 @@
+import BenchSupport
 import ChipModel
 import ChipUserPort
 import Foundation
@@ -51,10 +52,10 @@ final class Sites: @unchecked Sendable {
         try cli(aDB, ["config", "set", "user.port", "\(aUserPort)"])
         try cli(bDB, ["config", "set", "user.port", "\(bUserPort)"])
         for (db, key, value) in [(aDB, "lift.interval", "0"), (bDB, "lift.interval", "0")] { try cli(db, ["config", "set", key, value]) }
-        let sa = try ServeChild(binary: binary, db: aDB, port: aPort, userPort: aUserPort)
+        let sa = try ServeChild(binary: binary, db: aDB, port: aPort, userPort: aUserPort, logVariable: "USER_BENCH_SERVE_LOG")
         cleanup.track(pid: sa.pid)
         a = sa
-        let sb = try ServeChild(binary: binary, db: bDB, port: bPort, userPort: bUserPort)
+        let sb = try ServeChild(binary: binary, db: bDB, port: bPort, userPort: bUserPort, logVariable: "USER_BENCH_SERVE_LOG")
         cleanup.track(pid: sb.pid)
         b = sb
     }

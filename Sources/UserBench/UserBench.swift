@@ -1,3 +1,4 @@
+import BenchSupport
 // user-bench: the user port (issue 14), each figure beside a ceiling
 // measured in the same run (doc/performance.md, "User port (issue 14)").
 //
@@ -75,8 +76,8 @@ enum UserBench {
             FileHandle.standardError.write(Data("user-bench: error: \(error)\n".utf8))
             exit(2)
         }
-        let cleanup = Cleanup()
-        let signals = cleanup.onStopSignals(name: "user-bench")
+        let cleanup = Cleanup(name: "user-bench", keepVariable: "USER_BENCH_KEEP")
+        let signals = cleanup.onStopSignals()
         defer {
             signals.forEach { $0.cancel() }
             cleanup.run()
@@ -96,7 +97,7 @@ enum UserBench {
     static let blocks = 5
 
     static func run(_ o: Options, cleanup: Cleanup) async throws -> [String: Any] {
-        let dir = try TempDir()
+        let dir = try TempDir(prefix: "user-bench")
         cleanup.track(dir: dir.path)
         let load = loadAverage()
         let setupStart = now()

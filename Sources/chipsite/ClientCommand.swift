@@ -392,34 +392,12 @@ extension ClientCommand {
                 retried with the same chit: the site pays it once.
                 """)
 
-        @Argument(help: ArgumentHelp("The tally: uuid, uuid prefix, or partner cuid:agent.", valueName: "tally"))
-        var tally: String
-
-        @Argument(help: ArgumentHelp("CHIPs, e.g. 12.5.", valueName: "amount"))
-        var amount: String
-
-        @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
-        var memo: String?
-
-        @Option(help: ArgumentHelp("A JSON reference (invoice number, order) carried in the chit.", valueName: "json"))
-        var ref: String?
-
+        @OptionGroup var chit: ClientChitArguments
         @OptionGroup var options: ClientOptions
         @OptionGroup var passphrase: PassphraseOptions
 
-        /// A bad amount, memo or reference is a usage error (exit 2), as for `pay`.
-        func validate() throws {
-            do {
-                _ = try parseUnits(amount)
-                try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
-                _ = try parseRef(ref)
-            } catch { throw ValidationError("\(error)") }
-        }
-
         func run() async throws {
-            let units = try parseUnits(amount)
-            try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
-            let r = try parseRef(ref)
+            let (tally, units, memo, r) = try chit.parsed()
             var c = try await options.connect()
             let uuid = try await c.tally(tally)
             let show = try await c.call(.tallyShow(uuid: uuid))
@@ -451,32 +429,11 @@ extension ClientCommand {
     struct Request: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Ask the partner on a tally for a payment (chit.request).")
 
-        @Argument(help: ArgumentHelp("The tally: uuid, uuid prefix, or partner cuid:agent.", valueName: "tally"))
-        var tally: String
-
-        @Argument(help: ArgumentHelp("CHIPs, e.g. 12.5.", valueName: "amount"))
-        var amount: String
-
-        @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
-        var memo: String?
-
-        @Option(help: ArgumentHelp("A JSON reference (invoice number, order).", valueName: "json"))
-        var ref: String?
-
+        @OptionGroup var chit: ClientChitArguments
         @OptionGroup var options: ClientOptions
 
-        func validate() throws {
-            do {
-                _ = try parseUnits(amount)
-                try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
-                _ = try parseRef(ref)
-            } catch { throw ValidationError("\(error)") }
-        }
-
         func run() async throws {
-            let units = try parseUnits(amount)
-            try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
-            let r = try parseRef(ref)
+            let (tally, units, memo, r) = try chit.parsed()
             var c = try await options.connect()
             let uuid = try await c.tally(tally)
             let data = try await c.callRetrying(.chitRequest(tally: uuid, units: units, memo: memo, ref: r), idem: TallyCore.newUUID())
@@ -539,4 +496,32 @@ struct ClientPageOptions: ParsableArguments {
     }
 
     var page: UserPage { UserPage(limit: limit, after: after) }
+}
+
+/// What `client pay` and `client request` take: a tally, an amount, a memo
+/// and a reference. A bad amount, memo or reference is a usage error (exit
+/// 2), as for `pay`.
+struct ClientChitArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("The tally: uuid, uuid prefix, or partner cuid:agent.", valueName: "tally"))
+    var tally: String
+
+    @Argument(help: ArgumentHelp("CHIPs, e.g. 12.5.", valueName: "amount"))
+    var amount: String
+
+    @Option(help: ArgumentHelp("A note for the partner.", valueName: "text"))
+    var memo: String?
+
+    @Option(help: ArgumentHelp("A JSON reference (invoice number, order) carried with it.", valueName: "json"))
+    var ref: String?
+
+    func validate() throws {
+        do { _ = try parsed() } catch { throw ValidationError("\(error)") }
+    }
+
+    /// The tally as given, the amount in milliCHIPs, the memo and the reference.
+    func parsed() throws -> (tally: String, units: Int64, memo: String?, ref: JSONValue?) {
+        let units = try parseUnits(amount)
+        try checkNote(memo, option: "--memo", max: ChipModel.Chit.maxMemo)
+        return (tally, units, memo, try parseRef(ref))
+    }
 }
