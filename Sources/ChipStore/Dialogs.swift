@@ -245,6 +245,7 @@ extension SiteStore {
             try appendUserEvent(
                 db, cuid: r.cuid.value, topic: .tally, data: ["uuid": .string(core.uuid), "state": .string(r.state.rawValue)],
                 now: Timestamp.parse(now) ?? 0)
+            try appendSignEventIfDevice(db, tally: core.uuid, now: now)
         case .deleteTally(let uuid):
             try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
         case .setTallyState(let uuid, let state, let sign):
