@@ -18,15 +18,19 @@ public struct UserCommandRunner: Sendable {
         self.sealingKey = sealingKey
     }
 
-    /// Who runs a command: the session's user, device and scopes.
+    /// Who runs a command: the session's user, device and scopes, and
+    /// when the session opened (ms since 1970; `me.key.take`'s confirm must
+    /// come in a session opened after the fetch, 10.7).
     public struct Caller: Sendable {
         public var user: CUID
         public var device: DeviceID
         public var scopes: Set<UserScope>
-        public init(user: CUID, device: DeviceID, scopes: Set<UserScope>) {
+        public var sessionOpened: Int64
+        public init(user: CUID, device: DeviceID, scopes: Set<UserScope>, sessionOpened: Int64 = 0) {
             self.user = user
             self.device = device
             self.scopes = scopes
+            self.sessionOpened = sessionOpened
         }
     }
 
@@ -188,6 +192,11 @@ public struct UserCommandRunner: Sendable {
                 throw UserError(.signInvalid, "the signature is not the user's")
             }
             memory.view = { ($0 as? TallyRecord).map { ["state": .string($0.state.rawValue)] } }
+            // The device's signature, verified above, is stored as it came
+            // (a `device` user always sends one: the site signs nothing for it).
+            if let sign = a.sign {
+                return ["state": .string(try store.acceptTally(t.uuid, revision: a.revision, signature: sign).state.rawValue)]
+            }
             let key = try store.userKey(user, sealingKey: sealingKey)
             return ["state": .string(try store.acceptTally(t.uuid) { _ in key }.state.rawValue)]
         case .tallyRefuse(let uuid, let revision):
@@ -211,8 +220,22 @@ public struct UserCommandRunner: Sendable {
             memory.view = { _ in ["uuid": .string(auth.uuid), "state": "draft"] }
             _ = try store.requestPay(payor: user, link: link, units: auth.units, memo: auth.memo)
             return ["uuid": .string(auth.uuid), "state": "draft"]
-        case .meSignKey, .meKeyTakeFetch, .meKeyTakeConfirm:
-            throw UserError(.state, "\(command.name): device custody of the signing key is not served by this site yet")
+        case .meKeyTakeFetch:
+            // Never cached (`replyIsCached`): the reply carries the sealed seed.
+            let sealed = try store.fetchKeyForDevice(
+                cuid: user, device: caller.device, sessionOpened: caller.sessionOpened, now: now, sealingKey: sealingKey)
+            return ["key": .string(sealed)]
+        case .meKeyTakeConfirm(let proof, let sign):
+            memory.view = { _ in ["custody": "device"] }
+            let custody = try store.confirmKeyTake(
+                cuid: user, device: caller.device, sessionOpened: caller.sessionOpened, proof: proof, sign: sign, now: now)
+            store.checkpointAfterErase()
+            return ["custody": .string(custody.rawValue)]
+        case .meSignKey(let key, let sign):
+            memory.view = { ($0 as? Certificate).map { ["cert": $0.json] } }
+            let cert = try store.setDeviceKey(cuid: user, key: key, sign: sign, now: now)
+            store.checkpointAfterErase()
+            return ["cert": cert.json]
         case .ping, .eventsSubscribe, .eventsUnsubscribe:
             return [:]
         }
