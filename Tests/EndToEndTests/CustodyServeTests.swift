@@ -58,4 +58,59 @@ import TestSupport
         }
         #expect(try s.a.cli(["user", "export", "alice"]).code != 0)
     }
+
+    /// A user added with `--custody device`: its device makes the first key
+    /// (`client key new`, me.signkey), hears of bob's offer by a `sign`
+    /// event, accepts it with its own signature and pays on the tally.
+    @Test func aDeviceUsersFirstKeySignsItsTally() throws {
+        let s = try ClientServeTests.Sites(tally: false)
+        defer { s.stop() }
+        let added = try s.a.cli(["user", "add", "dora", "--name", "Dora", "--custody", "device"])
+        #expect(added.code == 0, "\(added.stderr)")
+        for (site, user) in [(s.a, "dora"), (s.b, "bob")] {
+            let t = try site.cli(["user", "ticket", user, "--format", "json"])
+            let r = try s.client(["register", t.stdout, "--profile", user])
+            #expect(r.code == 0, "\(r.stderr)")
+        }
+        let pass = s.dir.file("dora-pass")
+        try Data("dora's passphrase\n".utf8).write(to: URL(fileURLWithPath: pass))
+        let new = try s.client(["key", "new", "--profile", "dora", "--passphrase-file", pass, "--json"])
+        #expect(new.code == 0, "\(new.stderr)")
+        let cert = try #require(try json(new.stdout)["cert"] as? [String: Any])
+        let shown = try s.client(["key", "show", "--profile", "dora"])
+        let publicKey = try #require((cert["public"] as? [String: Any])?["x"] as? String)
+        #expect(shown.stdout.contains(publicKey), "\(shown.stdout) vs \(publicKey)")
+        // Only once.
+        let again = try s.client(["key", "new", "--profile", "dora", "--passphrase-file", pass])
+        #expect(again.code != 0)
+
+        let invite = try s.client(["tally", "invite", "--as", "stock", "--limit", "100", "--profile", "bob", "--json"])
+        #expect(invite.code == 0, "\(invite.stderr)")
+        let link = try #require(try json(invite.stdout)["link"] as? String)
+        let redeem = try s.client(["tally", "redeem", link, "--profile", "dora", "--json"])
+        #expect(redeem.code == 0, "\(redeem.stderr)")
+        func tallies(_ profile: String) throws -> [[String: Any]] {
+            try json(try s.client(["tally", "list", "--profile", profile, "--json"]).stdout)["items"] as? [[String: Any]] ?? []
+        }
+        #expect(try eventually { try tallies("dora").first?["state"] as? String == "P.offer" })
+        let uuid = try #require(try tallies("dora").first?["uuid"] as? String)
+        // The offer raised a `sign` event for her device.
+        let watched = try s.client(["watch", "--profile", "dora", "--since", "0", "--topics", "sign", "--count", "1"])
+        #expect(watched.code == 0, "\(watched.stderr)")
+        let event = try json(watched.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let data = event["data"] as? [String: Any]
+        #expect(event["event"] as? String == "sign" && data?["kind"] as? String == "accept" && data?["uuid"] as? String == uuid)
+
+        let accept = try s.client(["tally", "accept", String(uuid.prefix(8)), "--profile", "dora", "--passphrase-file", pass])
+        #expect(accept.code == 0, "\(accept.stderr)")
+        #expect(try eventually { try tallies("bob").first?["state"] as? String == "open" })
+        let pay = try s.client(["pay", uuid, "2", "--profile", "dora", "--passphrase-file", pass, "--json"])
+        #expect(pay.code == 0, "\(pay.stderr)")
+        #expect(try eventually { (try s.b.tally(uuid)["balance"] as? Int).map { abs($0) } == 2000 })
+        s.stop()
+        for site in [s.a, s.b] {
+            let verified = try site.cli(["tally", "verify", uuid])
+            #expect(verified.code == 0, "\(verified.stdout) \(verified.stderr)")
+        }
+    }
 }
