@@ -204,8 +204,18 @@ public struct UserCommandRunner: Sendable {
             guard t.revision == revision else { throw UserError(.state, "the tally has changed (revision \(t.revision)); look again") }
             memory.view = { ($0 as? TallyRecord).map { ["state": .string($0.state.rawValue)] } }
             return ["state": .string(try store.refuseTally(t.uuid).state.rawValue)]
-        case .tallyOffer:
-            throw UserError(.state, "this site signs its offers for the user; there is no offer waiting for a signature")
+        case .tallyOffer(let a):
+            let t = try tally(a.uuid, of: user)
+            try Self.checkCurrent(t, revision: a.revision, hash: a.hash)
+            // Only a `device` user's tally waits for its offer signature (P.draft):
+            // the site signs a `site` user's offers when the invitation is redeemed.
+            guard t.state == .peerDraft, let core = t.core else {
+                throw UserError(.state, "tally \(t.uuid) is \(t.state.rawValue): there is no offer waiting for a signature")
+            }
+            guard let sign = a.sign else { throw UserError(.signInvalid, "tally.offer needs the user's signature") }
+            guard core.verify(sign, by: t.side) else { throw UserError(.signInvalid, "the signature is not the user's") }
+            memory.view = { ($0 as? TallyRecord).map { ["state": .string($0.state.rawValue)] } }
+            return ["state": .string(try store.offerTally(t.uuid, revision: a.revision, signature: sign).state.rawValue)]
         case .tallyTrade(let trade, let sign):
             let t = try tally(trade.tally, of: user)
             guard trade.side == t.side else { throw UserError(.badRequest, "side must be the user's side of the tally (\(t.side.rawValue))") }

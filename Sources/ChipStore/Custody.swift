@@ -145,14 +145,22 @@ extension SiteStore {
 }
 
 extension SiteStore {
-    /// A partner's offer reached a `device` user (tally `uuid` now in
-    /// `P.offer`): a `sign` event `{"kind":"accept","uuid","core","hash"}`
-    /// asks the device to sign (10.5), in the transaction of the change.
+    /// A tally waits for a `device` user's signature (10.5), in the
+    /// transaction of the change: a partner's offer reached the user (tally
+    /// `uuid` now in `P.offer`, kind `accept`), or a partner redeemed the
+    /// user's invitation (`P.draft`, kind `offer`). The event is
+    /// `{"kind","uuid","core","hash"}`.
     static func appendSignEventIfDevice(_ db: Database, tally uuid: String, now: String) throws {
-        guard let t = try fetchTally(db, uuid: uuid), t.state == .peerOffer, let core = t.core else { return }
+        guard let t = try fetchTally(db, uuid: uuid), let core = t.core else { return }
+        let kind: SignKind
+        switch t.state {
+        case .peerOffer: kind = .accept
+        case .peerDraft: kind = .offer
+        default: return
+        }
         guard try custody(db, t.cuid.value) == .device else { return }
         try appendUserEvent(
-            db, cuid: t.cuid.value, topic: .sign, data: UserEvent.signData(kind: .accept, uuid: t.uuid, core: core.json, hash: core.hash),
+            db, cuid: t.cuid.value, topic: .sign, data: UserEvent.signData(kind: kind, uuid: t.uuid, core: core.json, hash: core.hash),
             now: Timestamp.parse(now) ?? 0)
     }
 }

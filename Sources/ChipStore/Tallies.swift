@@ -189,6 +189,37 @@ extension SiteStore {
         }
     }
 
+    /// Sends the offer of a tally that waits in `P.draft` for a `device`
+    /// user's signature (a partner redeemed the user's invitation, 10.6
+    /// `tally.offer`): the signature must verify against the user's
+    /// certificate in the core and the tally still be at `revision`; the
+    /// tally becomes `H.offer` and the offer is queued, in one transaction.
+    public func offerTally(_ id: String, revision: Int64, signature: String) throws -> TallyRecord {
+        let t = try tally(id)
+        guard t.state == .peerDraft, let core = t.core, var sign = t.sign else {
+            throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not an offer waiting for your signature")
+        }
+        guard core.verify(signature, by: t.side) else { throw ModelError.invalid("the signature is not the user's") }
+        sign[t.side] = signature
+        let now = Self.now()
+        let signed = sign
+        return try guardedWrite { db in
+            try Self.checkNotLocked(db, t.cuid)
+            try db.execute(
+                sql: """
+                    UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ?
+                    WHERE uuid = ? AND state = ? AND revision = ?
+                    """,
+                arguments: [
+                    TallyState.heldOffer.rawValue, signed.stock, signed.foil, now, t.uuid, TallyState.peerDraft.rawValue, revision
+                ])
+            guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
+            guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }
+            try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.offer, updated, core: core, sign: signed).json)
+            return updated
+        }
+    }
+
     /// Refuses the offered tally and queues `void`.
     public func refuseTally(_ id: String) throws -> TallyRecord {
         let t = try tally(id)

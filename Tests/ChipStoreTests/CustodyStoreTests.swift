@@ -193,4 +193,48 @@ import TestSupport
         let sealed = try s.a.fetchKeyForDevice(cuid: carol, device: id, sessionOpened: now, now: now + 5, sealingKey: seal.key)
         #expect(try device.open(sealed).publicKey == (try s.a.user(carol).certificate.publicKey))
     }
+
+    @Test func aDeviceUsersInvitationWaitsForItsOfferSignature() throws {
+        let s = try PTwoSites()
+        // bob (site b, the issuer) takes his key to his device.
+        let device = Device()
+        let id = try device.id
+        let now = Self.clock()
+        let key = try device.open(try s.b.fetchKeyForDevice(cuid: s.bob, device: id, sessionOpened: now - 1, now: now, sealingKey: nil))
+        let (p, sign) = Self.proof(s.bob, id, now: now, key: key)
+        try s.b.confirmKeyTake(cuid: s.bob, device: id, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+
+        // alice redeems bob's invitation: the tally waits in P.draft, unsigned and unsent.
+        let before = try s.b.latestUserSeq(cuid: s.bob)
+        let request = try s.a.requestTally(cuid: s.alice, ticket: try s.ticket(side: .stock, limit: 1_000_000), accept: false)
+        let ticketMessage = try #require(try s.a.outbox(for: s.agentB).first(where: { $0.topic == request })?.message)
+        // (Applied, but nothing queued: the test front reports no offer.)
+        #expect(try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) == .refused("no offer queued"))
+        let t = try #require(try s.b.tallies(user: s.bob).first)
+        let core = try #require(t.core)
+        #expect(t.state == .peerDraft && t.sign?[t.side] == nil)
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
+        let events = try s.b.userEvents(cuid: s.bob, after: before, limit: 10)
+        #expect(events.map(\.topic) == [.tally, .sign])
+        #expect(events.last?.data == UserEvent.signData(kind: .offer, uuid: t.uuid, core: core.json, hash: core.hash))
+        // A repeat of the ticket changes nothing while it waits.
+        #expect(try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) == .refused("the offer waits for the user's signature"))
+        #expect(try s.b.tallies(user: s.bob).count == 1)
+
+        // Only bob's signature sends the offer.
+        #expect(throws: ModelError.self) {
+            try s.b.offerTally(t.uuid, revision: t.revision, signature: core.sign(with: SigningKey.generate()))
+        }
+        let offered = try s.b.offerTally(t.uuid, revision: t.revision, signature: core.sign(with: key))
+        #expect(offered.state == .heldOffer)
+        #expect(throws: ModelError.self) { try s.b.offerTally(t.uuid, revision: t.revision, signature: core.sign(with: key)) }
+        let offer = try #require(try s.b.outbox(for: s.agentA).first?.message)
+        _ = try s.deliver(PPacket(to: .a, message: offer))
+        #expect(try s.a.tally(t.uuid).state == .peerOffer)
+        _ = try s.a.acceptTally(t.uuid, key: s.key(.a))
+        let open = try #require(try s.a.outbox(for: s.agentB).first?.message)
+        for reply in try s.deliver(PPacket(to: .b, message: open)) { _ = try s.deliver(reply) }
+        #expect(try s.b.tally(t.uuid).state == .open && s.a.tally(t.uuid).state == .open)
+        #expect(try s.a.verifyTally(t.uuid).isEmpty && s.b.verifyTally(t.uuid).isEmpty)
+    }
 }
