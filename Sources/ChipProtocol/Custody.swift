@@ -19,7 +19,8 @@ public enum KeyCustody {
         public var certKey: [UInt8]
         /// When the calling device fetched the key (ms since 1970), oldest first.
         public var fetches: [Int64]
-        /// Some tally of the user's is past `draft` (anything but `draft`/`P.draft`).
+        /// Some tally of the user's is past `draft` (anything but our own
+        /// request's `draft`; a `P.draft` core already names the user's key).
         public var tallyPastDraft: Bool
         /// This site's agent id.
         public var agent: AgentID

@@ -32,10 +32,11 @@ extension SiteStore {
                     db, sql: "SELECT fetched FROM key_fetches WHERE cuid = ? AND device = ? ORDER BY fetched",
                     arguments: [cuid.value, $0.description])
             } ?? []
+        // `P.draft` counts as past draft: its core is built and names the user's current key.
         let pastDraft =
             try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM tallies WHERE cuid = ? AND state NOT IN (?, ?) LIMIT 1",
-                arguments: [cuid.value, TallyState.draft.rawValue, TallyState.peerDraft.rawValue]) ?? false
+                db, sql: "SELECT 1 FROM tallies WHERE cuid = ? AND state <> ? LIMIT 1", arguments: [cuid.value, TallyState.draft.rawValue])
+            ?? false
         let snapshot = KeyCustody.Snapshot(
             custody: custody, siteHoldsKey: !isErased(secret), certKey: cert.publicKey, fetches: fetches,
             tallyPastDraft: pastDraft, agent: try agent(db))
