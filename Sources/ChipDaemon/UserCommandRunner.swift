@@ -20,15 +20,19 @@ public struct UserCommandRunner: Sendable {
         self.payments = PaymentBatcher(store: store)
     }
 
-    /// Who runs a command: the session's user, device and scopes.
+    /// Who runs a command: the session's user, device and scopes, and
+    /// when the session opened (ms since 1970; `me.key.take`'s confirm must
+    /// come in a session opened after the fetch, 10.7).
     public struct Caller: Sendable {
         public var user: CUID
         public var device: DeviceID
         public var scopes: Set<UserScope>
-        public init(user: CUID, device: DeviceID, scopes: Set<UserScope>) {
+        public var sessionOpened: Int64
+        public init(user: CUID, device: DeviceID, scopes: Set<UserScope>, sessionOpened: Int64 = 0) {
             self.user = user
             self.device = device
             self.scopes = scopes
+            self.sessionOpened = sessionOpened
         }
     }
 
@@ -195,6 +199,11 @@ public struct UserCommandRunner: Sendable {
                 throw UserError(.signInvalid, "the signature is not the user's")
             }
             memory.view = { ($0 as? TallyRecord).map { ["state": .string($0.state.rawValue)] } }
+            // The device's signature, verified above, is stored as it came
+            // (a `device` user always sends one: the site signs nothing for it).
+            if let sign = a.sign {
+                return ["state": .string(try store.acceptTally(t.uuid, revision: a.revision, signature: sign).state.rawValue)]
+            }
             let key = try store.userKey(user, sealingKey: sealingKey)
             return ["state": .string(try store.acceptTally(t.uuid) { _ in key }.state.rawValue)]
         case .tallyRefuse(let uuid, let revision):
@@ -202,8 +211,18 @@ public struct UserCommandRunner: Sendable {
             guard t.revision == revision else { throw UserError(.state, "the tally has changed (revision \(t.revision)); look again") }
             memory.view = { ($0 as? TallyRecord).map { ["state": .string($0.state.rawValue)] } }
             return ["state": .string(try store.refuseTally(t.uuid).state.rawValue)]
-        case .tallyOffer:
-            throw UserError(.state, "this site signs its offers for the user; there is no offer waiting for a signature")
+        case .tallyOffer(let a):
+            let t = try tally(a.uuid, of: user)
+            try Self.checkCurrent(t, revision: a.revision, hash: a.hash)
+            // Only a `device` user's tally waits for its offer signature (P.draft):
+            // the site signs a `site` user's offers when the invitation is redeemed.
+            guard t.state == .peerDraft, let core = t.core else {
+                throw UserError(.state, "tally \(t.uuid) is \(t.state.rawValue): there is no offer waiting for a signature")
+            }
+            guard let sign = a.sign else { throw UserError(.signInvalid, "tally.offer needs the user's signature") }
+            guard core.verify(sign, by: t.side) else { throw UserError(.signInvalid, "the signature is not the user's") }
+            memory.view = { ($0 as? TallyRecord).map { ["state": .string($0.state.rawValue)] } }
+            return ["state": .string(try store.offerTally(t.uuid, revision: a.revision, signature: sign).state.rawValue)]
         case .tallyTrade(let trade, let sign):
             let t = try tally(trade.tally, of: user)
             guard trade.side == t.side else { throw UserError(.badRequest, "side must be the user's side of the tally (\(t.side.rawValue))") }
@@ -220,8 +239,22 @@ public struct UserCommandRunner: Sendable {
             if let sign { signed["sign"] = .string(sign) }
             _ = try store.requestPay(payor: user, link: link, units: auth.units, memo: auth.memo, auth: .object(signed))
             return ["uuid": .string(auth.uuid), "state": "draft"]
-        case .meSignKey, .meKeyTakeFetch, .meKeyTakeConfirm:
-            throw UserError(.state, "\(command.name): device custody of the signing key is not served by this site yet")
+        case .meKeyTakeFetch:
+            // Never cached (`replyIsCached`): the reply carries the sealed seed.
+            let sealed = try store.fetchKeyForDevice(
+                cuid: user, device: caller.device, sessionOpened: caller.sessionOpened, now: now, sealingKey: sealingKey)
+            return ["key": .string(sealed)]
+        case .meKeyTakeConfirm(let proof, let sign):
+            memory.view = { _ in ["custody": "device"] }
+            let custody = try store.confirmKeyTake(
+                cuid: user, device: caller.device, sessionOpened: caller.sessionOpened, proof: proof, sign: sign, now: now)
+            store.checkpointAfterErase()
+            return ["custody": .string(custody.rawValue)]
+        case .meSignKey(let key, let sign):
+            memory.view = { ($0 as? Certificate).map { ["cert": $0.json] } }
+            let cert = try store.setDeviceKey(cuid: user, key: key, sign: sign, now: now)
+            store.checkpointAfterErase()
+            return ["cert": cert.json]
         case .ping, .eventsSubscribe, .eventsUnsubscribe:
             return [:]
         }

@@ -28,6 +28,8 @@ public actor UserPortService: UserPortHost {
 
     struct Entry {
         let session: UserSession
+        /// When the session opened (ms since 1970).
+        let opened: Int64
         var machine: UserSessionMachine
         /// Replies and events in the order the machine decided them.
         let out: AsyncStream<Outgoing>.Continuation
@@ -99,7 +101,7 @@ public actor UserPortService: UserPortHost {
         let locked = (try? store.deviceSession(device: session.device))?.locked ?? true
         let machine = UserSessionMachine(scopes: session.grant.scopes, custody: session.grant.custody, locked: locked)
         let (stream, out) = AsyncStream<Outgoing>.makeStream()
-        entries[session.id] = Entry(session: session, machine: machine, out: out)
+        entries[session.id] = Entry(session: session, opened: clock.milliseconds, machine: machine, out: out)
         if latestSeq[session.user] == nil { latestSeq[session.user] = (try? store.latestUserSeq(cuid: session.user)) ?? 0 }
         byUser[session.user, default: []].insert(session.id)
         let logger = self.logger
@@ -183,15 +185,16 @@ public actor UserPortService: UserPortHost {
                 logger.debug("user session closed", metadata: ["session": "\(id)", "why": "\(why)"])
                 entry.out.yield(.close)
                 return
-            case .run(let request): run(request, on: id, session: entry.session)
+            case .run(let request): run(request, on: id, session: entry.session, opened: entry.opened)
             case .loadEvents(let after): load(after: after, on: id, user: entry.session.user)
             }
         }
     }
 
-    private func run(_ request: UserRequest, on id: UInt64, session: UserSession) {
+    private func run(_ request: UserRequest, on id: UInt64, session: UserSession, opened: Int64) {
         let runner = self.runner, clock = self.clock
-        let caller = UserCommandRunner.Caller(user: session.user, device: session.device, scopes: session.grant.scopes)
+        let caller = UserCommandRunner.Caller(
+            user: session.user, device: session.device, scopes: session.grant.scopes, sessionOpened: opened)
         Task {
             let outcome = await runner.run(request, caller: caller, now: clock.milliseconds)
             await self.finished(request, outcome, on: id, changes: request.command.changesSomething)

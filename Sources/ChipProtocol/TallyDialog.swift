@@ -41,17 +41,23 @@ public enum TallyDialog {
     /// build the tally with both certificates, sign it as the inviting user
     /// (`key`) and queue the offer. A repeat from the same requester while the
     /// offer waits is answered with the same offer (it is still queued).
-    /// `uuid` is the new tally's id, drawn by the caller.
+    /// `uuid` is the new tally's id, drawn by the caller. With no `key` (a
+    /// `device` custody user, protocol 10.7) the tally waits in `P.draft`,
+    /// unsigned and unsent, until the user's device signs the offer.
     public static func decideTicket(
         _ m: TallyMessage, snapshot s: TicketSnapshot, now: String, uuid: String,
-        key: SigningKey
+        key: SigningKey?
     ) -> Decision {
         guard case .ticket(let token, let cert, let certificate) = m.body, let from = m.from else {
             return .ignore("not a ticket message")
         }
         guard certificate.chad == from else { return .ignore("certificate does not name the requester") }
         if let existing = s.existing, existing.core != nil, existing.sign != nil {
-            return existing.state == .heldOffer ? .apply([]) : .ignore("tally already answered")
+            switch existing.state {
+            case .heldOffer: return .apply([])
+            case .peerDraft: return .ignore("the offer waits for the user's signature")
+            default: return .ignore("tally already answered")
+            }
         }
         guard let t = s.ticket, t.token == token, t.cuid == m.to.cuid else { return .ignore("unknown ticket") }
         if let problem = ticketProblem(t, requester: from, now: now) { return .ignore(problem) }
@@ -68,14 +74,16 @@ public enum TallyDialog {
                 stock: mySide == .stock ? mine : theirs, foil: mySide == .stock ? theirs : mine)
         } catch { return .ignore("cannot build the tally: \(error)") }
         var sign = TallySignatures(stock: nil, foil: nil, hash: core.hash)
-        sign[mySide] = core.sign(with: key)
+        if let key { sign[mySide] = core.sign(with: key) }
         let record = TallyRecord(
-            uuid: uuid, cuid: t.cuid, side: mySide, partner: from, state: .heldOffer, revision: core.revision,
-            core: core, sign: sign, token: token, balance: 0, created: now, updated: now)
+            uuid: uuid, cuid: t.cuid, side: mySide, partner: from, state: key == nil ? .peerDraft : .heldOffer,
+            revision: core.revision, core: core, sign: sign, token: token, balance: 0, created: now, updated: now)
         var effects = [Effect]()
         if !t.reuse { effects.append(.consumeTicket(token: token, at: now)) }
         effects.append(.insertTally(record))
-        effects.append(.enqueue(to: from, topic: uuid, message: message(.offer, record, core: core, sign: sign), firstContact: false))
+        if key != nil {
+            effects.append(.enqueue(to: from, topic: uuid, message: message(.offer, record, core: core, sign: sign), firstContact: false))
+        }
         return .apply(effects)
     }
 

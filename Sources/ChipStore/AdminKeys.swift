@@ -73,6 +73,8 @@ extension SiteStore {
             for row in try Row.fetchAll(db, sql: "SELECT cuid, secret FROM users") {
                 let cuidText: String = row["cuid"], secret: Data = row["secret"]
                 let cuid = try CUID(cuidText)
+                // A key a device took (10.7) left no seed here to re-seal.
+                if Self.isErased(Array(secret)) { continue }
                 let stored = try convert(Array(secret), label: Self.userKeyLabel(cuid))
                 try db.execute(sql: "UPDATE users SET secret = ? WHERE cuid = ?", arguments: [Data(stored), cuidText])
             }

@@ -37,7 +37,8 @@ extension SiteStore {
     func redeemTicket(_ m: TallyMessage, userKey: (CUID) throws -> SigningKey) throws -> Outcome {
         guard case .ticket(let token, _, _) = m.body, let from = m.from else { return .ignored("not a ticket message") }
         guard let ticket = try self.ticket(token), ticket.cuid == m.to.cuid else { return .ignored("unknown ticket") }
-        let key = try userKey(ticket.cuid)
+        // A `device` user's key is its device's (10.7): the offer waits for its signature.
+        let key: SigningKey? = try custody(of: ticket.cuid) == .device ? nil : try userKey(ticket.cuid)
         let now = Self.now()
         let uuid = TallyCore.newUUID()
         return try guardedWrite { db in
@@ -245,6 +246,7 @@ extension SiteStore {
             try appendUserEvent(
                 db, cuid: r.cuid.value, topic: .tally, data: ["uuid": .string(core.uuid), "state": .string(r.state.rawValue)],
                 now: Timestamp.parse(now) ?? 0)
+            try appendSignEventIfDevice(db, tally: core.uuid, now: now)
         case .deleteTally(let uuid):
             try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
         case .setTallyState(let uuid, let state, let sign):

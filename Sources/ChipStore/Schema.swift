@@ -378,6 +378,23 @@ enum Schema {
                     ALTER TABLE tallies ADD COLUMN trade_date TEXT;
                     """)
         }
+        m.registerMigration("2026-12-02 key take") { db in
+            // `me.key.take` (protocol 10.7): each fetch of a site-held key by a
+            // device, so that the confirmation is accepted only in a session
+            // opened after it. Times are integer ms since 1970. Once the key is
+            // taken the user's `secret` holds an erased marker (33 bytes, tag
+            // 0x02, no seed) since the column cannot be NULL.
+            try db.execute(
+                sql: """
+                    CREATE TABLE key_fetches (
+                        cuid    TEXT NOT NULL REFERENCES users(cuid),
+                        device  TEXT NOT NULL CHECK (length(device) = 43),
+                        session INTEGER NOT NULL,   -- when the fetching session opened
+                        fetched INTEGER NOT NULL
+                    );
+                    CREATE INDEX key_fetches_device ON key_fetches(cuid, device);
+                    """)
+        }
         return m
     }
 

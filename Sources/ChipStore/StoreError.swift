@@ -1,4 +1,5 @@
 import ChipModel
+import ChipProtocol
 import GRDB
 
 /// Why the site file could not be used. Each text is one line, fit to follow
@@ -54,7 +55,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// Maps what SQLite or GRDB reported to a StoreError about `path`.
     static func from(_ error: any Error, path: String) -> any Error {
-        if error is StoreError || error is ModelError { return error }
+        if error is StoreError || error is ModelError || error is UserError { return error }
         guard let db = error as? DatabaseError else { return StoreError.database(String(describing: error)) }
         switch db.resultCode {
         case .SQLITE_NOTADB: return StoreError.notSQLite(path: path)

@@ -149,22 +149,73 @@ extension SiteStore {
 
     /// Signs the offered tally as our user and queues `open`.
     public func acceptTally(_ id: String, key: (CUID) throws -> SigningKey) throws -> TallyRecord {
+        try acceptTally(id, revision: nil) { t, core in core.sign(with: try key(t.cuid)) }
+    }
+
+    /// Accepts the offered tally with the user's own signature (a device's,
+    /// protocol 10.7: the site signs nothing for a `device` user). The
+    /// signature must verify against the user's certificate in the core, and
+    /// the tally must still be at `revision`.
+    public func acceptTally(_ id: String, revision: Int64, signature: String) throws -> TallyRecord {
+        try acceptTally(id, revision: revision) { t, core in
+            guard core.verify(signature, by: t.side) else { throw ModelError.invalid("the signature is not the user's") }
+            return signature
+        }
+    }
+
+    private func acceptTally(_ id: String, revision: Int64?, sign make: (TallyRecord, TallyCore) throws -> String) throws
+        -> TallyRecord
+    {
         let t = try tally(id)
         guard t.state == .peerOffer, let core = t.core, var sign = t.sign else {
             throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not an offer waiting for you")
         }
-        sign[t.side] = core.sign(with: try key(t.cuid))
+        sign[t.side] = try make(t, core)
+        let now = Self.now()
+        let signed = sign
+        let revision = revision ?? t.revision
+        return try guardedWrite { db in
+            try Self.checkNotLocked(db, t.cuid)
+            try db.execute(
+                sql: """
+                    UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ?
+                    WHERE uuid = ? AND state = ? AND revision = ?
+                    """,
+                arguments: [TallyState.open.rawValue, signed.stock, signed.foil, now, t.uuid, TallyState.peerOffer.rawValue, revision])
+            guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
+            try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.open, t, core: core, sign: signed).json)
+            guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }
+            return updated
+        }
+    }
+
+    /// Sends the offer of a tally that waits in `P.draft` for a `device`
+    /// user's signature (a partner redeemed the user's invitation, 10.6
+    /// `tally.offer`): the signature must verify against the user's
+    /// certificate in the core and the tally still be at `revision`; the
+    /// tally becomes `H.offer` and the offer is queued, in one transaction.
+    public func offerTally(_ id: String, revision: Int64, signature: String) throws -> TallyRecord {
+        let t = try tally(id)
+        guard t.state == .peerDraft, let core = t.core, var sign = t.sign else {
+            throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not an offer waiting for your signature")
+        }
+        guard core.verify(signature, by: t.side) else { throw ModelError.invalid("the signature is not the user's") }
+        sign[t.side] = signature
         let now = Self.now()
         let signed = sign
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             try db.execute(
                 sql: """
-                    UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ? AND state = ?
-                    """, arguments: [TallyState.open.rawValue, signed.stock, signed.foil, now, t.uuid, TallyState.peerOffer.rawValue])
+                    UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ?
+                    WHERE uuid = ? AND state = ? AND revision = ?
+                    """,
+                arguments: [
+                    TallyState.heldOffer.rawValue, signed.stock, signed.foil, now, t.uuid, TallyState.peerDraft.rawValue, revision
+                ])
             guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
-            try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.open, t, core: core, sign: signed).json)
             guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }
+            try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.offer, updated, core: core, sign: signed).json)
             return updated
         }
     }

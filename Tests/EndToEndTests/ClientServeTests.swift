@@ -114,7 +114,7 @@ import TestSupport
         let data = try #require(shown["data"] as? [String: Any], "\(shown)")
         #expect(data["uuid"] as? String == paid && data["kind"] as? String == "line")
         #expect((data["auth"] as? [String: Any])?["uuid"] as? String == paid)
-        // A device-custody command the site does not serve is a one-line error with its code.
+        // Taking the key with a passphrase file that is not there: a one-line error.
         let take = try s.client(["key", "take", "--profile", "alice", "--passphrase-file", "/nonexistent"])
         #expect(take.code == 1 && take.stderr.hasPrefix("chipsite: error: "), "\(take.stderr)")
     }

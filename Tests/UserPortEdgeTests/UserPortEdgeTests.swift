@@ -187,7 +187,8 @@ import Testing
     }
 
     @Test func fiveFailedRegistrationsCloseTheAddressForTheWindow() async throws {
-        let window = 4.0
+        // Long enough that a loaded machine still sees the block inside it.
+        let window = 10.0
         let f = try await Fixture { $0.failedRegistrationWindow = window }
         let started = Date()
         for n in 1...5 {
@@ -282,20 +283,20 @@ import Testing
     }
 
     @Test func idleSessionsAreClosed() async throws {
-        let f = try await Fixture { $0.idleTimeout = 1 }
+        let f = try await Fixture { $0.idleTimeout = 3 }
         let key = try await f.registeredDevice()
         let session = try await f.connect(key)
         let inbox = Inbox(session.messages)
-        // A frame every 0.2 s keeps it open past the idle time.
+        // A frame every 0.5 s keeps it open past the idle time (with room for a loaded machine).
         for n in 1...8 {
             try await session.send(["id": .string("ping \(n)"), "cmd": "ping"])
             #expect(await eventually(10) { inbox.messages.count == n })
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(500))
         }
         #expect(!inbox.ended)
         let started = Date()
         #expect(await eventually(10) { inbox.ended })
-        #expect(Date().timeIntervalSince(started) >= 0.7)
+        #expect(Date().timeIntervalSince(started) >= 2)
         #expect(await eventually(10) { await f.host.closedCount == 1 })
         await f.listener.shutdown()
     }
