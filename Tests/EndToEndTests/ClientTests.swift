@@ -480,13 +480,15 @@ func mode(_ path: String) -> Int {
         try process.run()
         for _ in 0..<250 where await f.site.subscriberCount == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
         #expect(await f.site.subscriberCount == 1)
+        // A fresh watch stores the site's latest seq once the subscribe's reply is in.
+        let seqFile = f.profileDir() + "/seq"
+        for _ in 0..<250 where fileBytes(seqFile) == nil { try await Task.sleep(nanoseconds: 20_000_000) }
         process.terminate()
         for _ in 0..<250 where process.isRunning { try await Task.sleep(nanoseconds: 20_000_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         #expect(process.terminationReason == .exit && process.terminationStatus == 0)
-        // A fresh watch stored the site's latest seq at once.
-        #expect(String(decoding: fileBytes(f.profileDir() + "/seq") ?? Data(), as: UTF8.self) == "0\n")
+        #expect(String(decoding: fileBytes(seqFile) ?? Data(), as: UTF8.self) == "0\n")
     }
 
     @Test func keyTakeThenPaySignsOnTheDevice() async throws {
