@@ -156,12 +156,17 @@ public actor UserPortService: UserPortHost {
                 logger.warning("user port data not pruned", metadata: ["error": "\(error)"])
             }
         }
+        let devices = Set(entries.values.map(\.session.device))
+        let states: SiteStore.SessionStates
+        do { states = try store.sessionStates(users: Set(byUser.keys), devices: devices) } catch {
+            return logger.warning("user sessions not brought up to date", metadata: ["error": "\(error)"])
+        }
         for (user, ids) in byUser {
-            let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
+            let latest = states.seqs[user] ?? 0
             latestSeq[user] = max(latestSeq[user] ?? 0, latest)
             for id in ids {
                 guard var entry = entries[id] else { continue }
-                guard let info = try? store.deviceSession(device: entry.session.device) else {
+                guard let info = states.live[entry.session.device] else {
                     logger.info("device revoked: closing its session", metadata: ["session": "\(id)"])
                     entry.out.yield(.close)
                     continue
@@ -171,6 +176,21 @@ public actor UserPortService: UserPortHost {
                 entries[id] = entry
                 perform(actions, on: id)
             }
+        }
+    }
+
+    /// After one of `user`'s commands changed something: that user's
+    /// sessions load its events (the delivery pass that follows brings the
+    /// rest, revocations included, through ``siteChanged()``).
+    private func userChanged(_ user: CUID) {
+        guard let ids = byUser[user] else { return }
+        let latest = max(latestSeq[user] ?? 0, (try? store.latestUserSeq(cuid: user)) ?? 0)
+        latestSeq[user] = latest
+        for id in ids {
+            guard var entry = entries[id] else { continue }
+            let actions = entry.machine.eventsCommitted(latest: latest)
+            entries[id] = entry
+            perform(actions, on: id)
         }
     }
 
@@ -211,9 +231,11 @@ public actor UserPortService: UserPortHost {
             entries[id] = entry
             perform(actions, on: id)
         }
-        if changes {
+        if changes, let user = entries[id]?.session.user {
             poke()
-            siteChanged()
+            userChanged(user)
+        } else if changes {
+            poke()
         }
     }
 

@@ -292,6 +292,46 @@ extension SiteStore {
     }
 
     /// The seq of the user's latest event, 0 when there is none.
+    /// What serve's open sessions need after a commit, in one read: each
+    /// user's latest `seq`, and for each device still registered its user's
+    /// custody and lock (a device missing here was revoked).
+    public struct SessionStates: Sendable {
+        public var seqs: [CUID: Int64] = [:]
+        public var live: [DeviceID: (custody: UserCustody, locked: Bool)] = [:]
+    }
+
+    public func sessionStates(users: Set<CUID>, devices: Set<DeviceID>) throws -> SessionStates {
+        try guardedRead { db in
+            var out = SessionStates()
+            let cuids = Array(users), ids = Array(devices)
+            if !cuids.isEmpty {
+                let marks = Array(repeating: "?", count: cuids.count).joined(separator: ",")
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT cuid, max(seq) AS seq FROM user_events WHERE cuid IN (\(marks)) GROUP BY cuid",
+                    arguments: StatementArguments(cuids.map(\.value)))
+                {
+                    out.seqs[try CUID(row["cuid"] as String)] = row["seq"]
+                }
+            }
+            if !ids.isEmpty {
+                let lockdown = try Self.isLockedDown(db)
+                let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT d.id, u.custody, u.locked FROM devices d JOIN users u ON u.cuid = d.cuid
+                        WHERE d.revoked IS NULL AND d.id IN (\(marks))
+                        """, arguments: StatementArguments(ids.map(\.description)))
+                {
+                    let custody: String = row["custody"], locked: Bool = row["locked"]
+                    guard let c = UserCustody(rawValue: custody) else { continue }
+                    out.live[try DeviceID(row["id"] as String)] = (c, locked || lockdown)
+                }
+            }
+            return out
+        }
+    }
+
     public func latestUserSeq(cuid: CUID) throws -> Int64 {
         try guardedRead { db in
             try Int64.fetchOne(db, sql: "SELECT max(seq) FROM user_events WHERE cuid = ?", arguments: [cuid.value]) ?? 0
