@@ -138,7 +138,7 @@ enum UserBench {
         let manyTarget = many.ratio >= 1 ? "≥ 1 met" : "≥ 1 NOT met"
         print(
             pad("chit.pay, \(o.sessions) sessions, payments/s", 44) + fmt(many.rate, 11) + fmt(2 * many.ceiling, 13)
-                + fmt(many.ratio, 8, decimals: 2) + "   " + manyTarget + "     ceiling = 2 × the single-commit ceiling (group commit: not built)")
+                + fmt(many.ratio, 8, decimals: 2) + "   " + manyTarget + "     ceiling = 2 × the single-commit ceiling (the target of group commit)")
         print("")
         print(
             "  ping: \(ping.count) round trips, raw: \(ping.rawCount); request \(ping.requestBytes) B, reply \(ping.replyBytes) B of JSON "
