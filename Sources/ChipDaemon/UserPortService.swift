@@ -70,9 +70,6 @@ public actor UserPortService: UserPortHost {
     /// Arms a test-only crash point (`CHIPSITE_TEST_KILL_AT=reply`).
     public func setTestKill(_ k: TestKill?) { testKill = k }
 
-    /// Sessions open now (tests, diagnostics).
-    public var sessionCount: Int { entries.count }
-
     // MARK: UserPortHost
 
     public func register(_ registration: UserRegistration, from address: String) async -> CUID? {

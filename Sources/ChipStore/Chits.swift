@@ -65,16 +65,6 @@ extension SiteStore {
         return try commitPayments(chits, on: t, settling: invoice, now: date)
     }
 
-    /// A payment a user's device made (protocol 10.7): its chit, signed by
-    /// the device or (site custody, no signature) by the site for the user;
-    /// `DevicePayment.check` has passed. The same limits and commit as `pay`.
-    public func payDeviceChit(_ chit: Chit, on t: TallyRecord, now: Int64) throws -> ChitRecord {
-        guard let record = try commitPayments([chit], on: t, settling: nil, now: Timestamp.format(millisecondsSince1970: now)).first else {
-            throw StoreError.damaged("payment vanished")
-        }
-        return record
-    }
-
     /// Commits our user's chits on tally `t` in one transaction, after the
     /// lock, the tally's state and the limits (with 9.2's reservations).
     func commitPayments(_ chits: [Chit], on t: TallyRecord, settling invoice: String?, now date: String) throws -> [ChitRecord] {
@@ -95,7 +85,9 @@ extension SiteStore {
         }
     }
 
-    /// Device payments committed together (group commit, 10.5's benchmark):
+    /// Payments users' devices made (protocol 10.7), each chit signed by the
+    /// device or (site custody, no signature) by the site for the user, after
+    /// `DevicePayment.check`; committed together (group commit, 10.5's benchmark):
     /// one write transaction and one fsync for all of them, each in its own
     /// savepoint with its rider, so one refused (a limit, a lock) is refused
     /// alone and the others commit. Results in the items' order.

@@ -128,7 +128,8 @@ import TestSupport
         let chit = try Chit(
             tally: t.uuid, by: t.side, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: Self.clock()), units: 2_000,
             memo: nil, ref: nil, key: key)
-        _ = try s.a.payDeviceChit(chit, on: try s.a.tally(t.uuid), now: Self.clock())
+        let item = SiteStore.DevicePaymentItem(chit: chit, tally: try s.a.tally(t.uuid), rider: nil)
+        _ = try #require(s.a.payDeviceChits([item], now: Self.clock()).first).get()
         for p in try s.outbox(.a) { for reply in try s.deliver(p) { _ = try s.deliver(reply) } }
         #expect(try s.a.verifyTally(t.uuid).isEmpty)
         #expect(try s.b.verifyTally(t.uuid).isEmpty)
