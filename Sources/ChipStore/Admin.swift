@@ -73,7 +73,7 @@ extension SiteStore {
             // Part of every CHAD, so it is always stored: unset stores the default.
             return try setSetting(key, value)
         }
-        try adminWrite { db in try db.execute(sql: "DELETE FROM config WHERE key = ?", arguments: [key.name]) }
+        try adminWrite { db in try db.execute(cached: "DELETE FROM config WHERE key = ?", arguments: [key.name]) }
         return false
     }
 
@@ -103,7 +103,7 @@ extension SiteStore {
     }
 
     static func isUserLocked(_ db: Database, _ cuid: CUID) throws -> Bool {
-        guard let locked = try Bool.fetchOne(db, sql: "SELECT locked FROM users WHERE cuid = ?", arguments: [cuid.value]) else {
+        guard let locked = try Bool.fetchOne(cached: db, sql: "SELECT locked FROM users WHERE cuid = ?", arguments: [cuid.value]) else {
             throw StoreError.unknownUser(cuid.value)
         }
         return locked
@@ -115,14 +115,14 @@ extension SiteStore {
         try adminWrite { db in
             let was = try Self.isUserLocked(db, cuid)
             guard was != locked else { return false }
-            try db.execute(sql: "UPDATE users SET locked = ? WHERE cuid = ?", arguments: [locked, cuid.value])
+            try db.execute(cached: "UPDATE users SET locked = ? WHERE cuid = ?", arguments: [locked, cuid.value])
             return true
         }
     }
 
     /// The CUIDs of locked users, ordered.
     public func lockedUsers() throws -> [String] {
-        try adminRead { db in try String.fetchAll(db, sql: "SELECT cuid FROM users WHERE locked = 1 ORDER BY cuid") }
+        try adminRead { db in try String.fetchAll(cached: db, sql: "SELECT cuid FROM users WHERE locked = 1 ORDER BY cuid") }
     }
 
     // MARK: Editing users
@@ -134,7 +134,7 @@ extension SiteStore {
         if let name { try Certificate.validate(name: name) }
         if let email, let address = email { try Certificate.validate(email: address) }
         try adminWrite { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]) else {
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]) else {
                 throw StoreError.unknownUser(cuid.value)
             }
             let old = try Self.certificate(row, cuid: cuid)
@@ -143,7 +143,7 @@ extension SiteStore {
                 type: type ?? old.type, name: name ?? old.name, email: email ?? old.email,
                 publicKey: old.publicKey, date: Self.now())
             try db.execute(
-                sql: "UPDATE users SET type = ?, name = ?, email = ?, cert = ? WHERE cuid = ?",
+                cached: "UPDATE users SET type = ?, name = ?, email = ?, cert = ? WHERE cuid = ?",
                 arguments: [cert.type.rawValue, cert.name, cert.email, cert.json.canonicalString, cuid.value])
         }
         return try user(cuid)
@@ -160,14 +160,14 @@ extension SiteStore {
     /// address, inside an open transaction.
     static func reissueCertificates(_ db: Database) throws {
         let chadAgent = try agent(db), chadAddress = try address(db), now = now()
-        for row in try Row.fetchAll(db, sql: "SELECT cuid, cert FROM users") {
+        for row in try Row.fetchAll(cached: db, sql: "SELECT cuid, cert FROM users") {
             let text: String = row["cuid"]
             let cuid = try CUID(text)
             let old = try certificate(row, cuid: cuid)
             let cert = try Certificate(
                 chad: CHAD(cuid: cuid, agent: chadAgent, address: chadAddress), type: old.type,
                 name: old.name, email: old.email, publicKey: old.publicKey, date: now)
-            try db.execute(sql: "UPDATE users SET cert = ? WHERE cuid = ?", arguments: [cert.json.canonicalString, cuid.value])
+            try db.execute(cached: "UPDATE users SET cert = ? WHERE cuid = ?", arguments: [cert.json.canonicalString, cuid.value])
         }
     }
 
@@ -182,7 +182,7 @@ extension SiteStore {
     public func unopenableUserKeys(sealingKey: SealingKey?) throws -> [String] {
         try adminRead { db in
             var bad = [String]()
-            for row in try Row.fetchAll(db, sql: "SELECT cuid, public, secret FROM users ORDER BY cuid") {
+            for row in try Row.fetchAll(cached: db, sql: "SELECT cuid, public, secret FROM users ORDER BY cuid") {
                 let cuidText: String = row["cuid"], pk: Data = row["public"], secret: Data = row["secret"]
                 // A key a device holds (10.7): the site keeps no seed to open.
                 if Self.isErased(Array(secret)) { continue }
@@ -197,16 +197,16 @@ extension SiteStore {
 
     /// A write transaction whose body may capture non-Sendable values (keys).
     func adminWrite<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try dbQueue.write(body) } catch { throw StoreError.from(error, path: path) }
+        do { return try database.write(body) } catch { throw StoreError.from(error, path: path) }
     }
 
     func adminRead<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try dbQueue.read(body) } catch { throw StoreError.from(error, path: path) }
+        do { return try database.read(body) } catch { throw StoreError.from(error, path: path) }
     }
 
     /// Closes the file (used before a restored file is moved into place).
     func closeFile() throws {
-        try dbQueue.close()
+        try database.close()
     }
 
     /// Moves every committed change from the `-wal` file into the site file
@@ -214,8 +214,8 @@ extension SiteStore {
     /// copied (`serve` calls this when it stops).
     public func checkpointAndClose() throws {
         do {
-            try dbQueue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-            try dbQueue.close()
+            try database.writeWithoutTransaction { db in try db.execute(cached: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            try database.close()
         } catch {
             throw StoreError.from(error, path: path)
         }

@@ -31,7 +31,7 @@ extension SiteStore {
     /// The site key's agent id, fingerprint and whether it is sealed.
     public func siteKeyInfo() throws -> SiteKeyInfo {
         try adminRead { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT public, secret, created FROM site_key WHERE id = 1") else {
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT public, secret, created FROM site_key WHERE id = 1") else {
                 throw StoreError.damaged("no site key")
             }
             let pk: Data = row["public"], secret: Data = row["secret"], created: String = row["created"]
@@ -65,29 +65,29 @@ extension SiteStore {
                 guard let new else { return StoredSecret.plain(seed) }
                 return StoredSecret.seal(seed, with: new.key, label: label)
             }
-            guard let siteSecret = try Data.fetchOne(db, sql: "SELECT secret FROM site_key WHERE id = 1") else {
+            guard let siteSecret = try Data.fetchOne(cached: db, sql: "SELECT secret FROM site_key WHERE id = 1") else {
                 throw StoreError.damaged("no site key")
             }
             let siteStored = try convert(Array(siteSecret), label: Self.siteKeyLabel)
-            try db.execute(sql: "UPDATE site_key SET secret = ? WHERE id = 1", arguments: [Data(siteStored)])
-            for row in try Row.fetchAll(db, sql: "SELECT cuid, secret FROM users") {
+            try db.execute(cached: "UPDATE site_key SET secret = ? WHERE id = 1", arguments: [Data(siteStored)])
+            for row in try Row.fetchAll(cached: db, sql: "SELECT cuid, secret FROM users") {
                 let cuidText: String = row["cuid"], secret: Data = row["secret"]
                 let cuid = try CUID(cuidText)
                 // A key a device took (10.7) left no seed here to re-seal.
                 if Self.isErased(Array(secret)) { continue }
                 let stored = try convert(Array(secret), label: Self.userKeyLabel(cuid))
-                try db.execute(sql: "UPDATE users SET secret = ? WHERE cuid = ?", arguments: [Data(stored), cuidText])
+                try db.execute(cached: "UPDATE users SET secret = ? WHERE cuid = ?", arguments: [Data(stored), cuidText])
             }
             // The origin keys of lifts this site started and that are not final (9.3).
-            for row in try Row.fetchAll(db, sql: "SELECT lift, origin_secret FROM lifts WHERE origin_secret IS NOT NULL") {
+            for row in try Row.fetchAll(cached: db, sql: "SELECT lift, origin_secret FROM lifts WHERE origin_secret IS NOT NULL") {
                 let lift: String = row["lift"], secret: Data = row["origin_secret"]
                 let stored = try convert(Array(secret), label: Self.originKeyLabel(lift))
-                try db.execute(sql: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(stored), lift])
+                try db.execute(cached: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(stored), lift])
             }
-            try db.execute(sql: "DELETE FROM seal")
+            try db.execute(cached: "DELETE FROM seal")
             if let new {
                 try db.execute(
-                    sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
+                    cached: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
                     arguments: [Data(new.salt), Int64(new.cost.opsLimit), Int64(new.cost.memLimit)])
             }
             return count
@@ -106,7 +106,7 @@ extension SiteStore {
             let old = try Self.agent(db)
             if sealed {
                 // Prove the key before sealing the new one under it.
-                guard let secret = try Data.fetchOne(db, sql: "SELECT secret FROM site_key WHERE id = 1") else {
+                guard let secret = try Data.fetchOne(cached: db, sql: "SELECT secret FROM site_key WHERE id = 1") else {
                     throw StoreError.damaged("no site key")
                 }
                 _ = try Self.signingKey(from: Array(secret), sealingKey: sealingKey, label: Self.siteKeyLabel)
@@ -119,7 +119,7 @@ extension SiteStore {
             }
             let stored = Self.storedSeed(of: key, sealingKey: sealed ? sealingKey : nil, label: Self.siteKeyLabel)
             try db.execute(
-                sql: "UPDATE site_key SET public = ?, secret = ?, created = ? WHERE id = 1",
+                cached: "UPDATE site_key SET public = ?, secret = ?, created = ? WHERE id = 1",
                 arguments: [Data(publicKey), Data(stored), Self.now()])
             try Self.reissueCertificates(db)
             return SiteKeyChange(

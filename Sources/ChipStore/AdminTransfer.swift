@@ -127,7 +127,7 @@ extension SiteStore {
         try adminRead { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT cert, secret, locked, created, custody FROM users WHERE cuid = ?",
+                    cached: db, sql: "SELECT cert, secret, locked, created, custody FROM users WHERE cuid = ?",
                     arguments: [cuid.value])
             else { throw StoreError.unknownUser(cuid.value) }
             // A device-custody user's key is its device's: the site-made one is
@@ -153,10 +153,10 @@ extension SiteStore {
         let label = Self.userKeyLabel(e.cuid)
         try adminWrite { db in
             let siteSealed = try Self.sealCost(db) != nil
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [e.cuid.value]) != nil {
+            if try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [e.cuid.value]) != nil {
                 throw StoreError.userExists(e.cuid.value)
             }
-            if let other = try String.fetchOne(db, sql: "SELECT cuid FROM users WHERE public = ?", arguments: [Data(e.publicKey)]) {
+            if let other = try String.fetchOne(cached: db, sql: "SELECT cuid FROM users WHERE public = ?", arguments: [Data(e.publicKey)]) {
                 throw ModelError.invalid("this site already has the key of \(e.cuid.value), as user \(other)")
             }
             if e.sealed, !siteSealed {
@@ -183,7 +183,7 @@ extension SiteStore {
                 chad: CHAD(cuid: e.cuid, agent: try Self.agent(db), address: try Self.address(db)),
                 type: old.type, name: old.name, email: old.email, publicKey: old.publicKey, date: Self.now())
             try db.execute(
-                sql: """
+                cached: """
                     INSERT INTO users (cuid, type, name, email, public, secret, cert, created, locked)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,

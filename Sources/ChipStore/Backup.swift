@@ -147,7 +147,7 @@ public enum SiteBackup {
         do {
             let queue = try DatabaseQueue(path: path, configuration: c)
             defer { try? queue.close() }
-            let lines = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+            let lines = try queue.read { db in try String.fetchAll(cached: db, sql: "PRAGMA integrity_check") }
             return lines == ["ok"] ? nil : (lines.first ?? "no answer")
         } catch {
             throw StoreError.from(error, path: path)
@@ -185,7 +185,7 @@ public enum SiteBackup {
         // A site runs in WAL mode; the backup was a standalone rollback-journal file.
         do {
             let queue = try DatabaseQueue(path: temp)
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            try queue.writeWithoutTransaction { db in try db.execute(cached: "PRAGMA journal_mode = WAL") }
             try queue.close()
         } catch {
             throw StoreError.from(error, path: temp)
@@ -224,9 +224,9 @@ extension SiteStore {
             var c = Configuration()
             c.label = "backup"
             let destination = try DatabaseQueue(path: path, configuration: c)
-            try dbQueue.backup(to: destination)
+            try database.backup(to: destination)
             // The copy is a standalone file: no WAL beside it.
-            try destination.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
+            try destination.writeWithoutTransaction { db in try db.execute(cached: "PRAGMA journal_mode = DELETE") }
             try destination.close()
             if let problem = try SiteBackup.integrityProblem(path) {
                 throw StoreError.damaged("the backup copy fails its integrity check: \(Printable.clip(problem))")

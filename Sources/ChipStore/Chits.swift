@@ -94,7 +94,7 @@ extension SiteStore {
     public func payDeviceChits(_ items: [DevicePaymentItem], now: Int64) -> [Result<ChitRecord, any Error>] {
         let date = Timestamp.format(millisecondsSince1970: now)
         do {
-            return try dbQueue.write { db in
+            return try database.write { db in
                 var results = [Result<ChitRecord, any Error>]()
                 for item in items {
                     var record: ChitRecord?
@@ -126,7 +126,7 @@ extension SiteStore {
     {
         guard t.state == .open, let core = t.core else { throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not open") }
         try Self.checkNotLocked(db, t.cuid)
-        guard let row = try Row.fetchOne(db, sql: "SELECT state, balance FROM tallies WHERE uuid = ?", arguments: [t.uuid]),
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT state, balance FROM tallies WHERE uuid = ?", arguments: [t.uuid]),
             (row["state"] as String) == TallyState.open.rawValue
         else { throw ModelError.invalid("tally \(t.uuid) is not open") }
         let balance: Int64 = row["balance"]
@@ -142,7 +142,7 @@ extension SiteStore {
         }
         if let invoice, let first = chits.first {
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'in' AND state = 'open'
                     """, arguments: [first.uuid, date, invoice, t.uuid])
             guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(invoice) is no longer open (answered meanwhile)") }
@@ -182,7 +182,7 @@ extension SiteStore {
     /// in `tran`).
     static func reservations(_ db: Database, tally: String) throws -> [HeldChit] {
         try Row.fetchAll(
-            db,
+            cached: db,
             sql: """
                 SELECT uuid, type, by, units FROM chits
                 WHERE tally = ? AND ((type = 'lift' AND state IN ('pend', 'good')) OR (type <> 'lift' AND state = 'pending' AND local = 1))
@@ -196,7 +196,7 @@ extension SiteStore {
 
     static func insertChit(_ db: Database, _ chit: Chit, local: Bool, now: String) throws {
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO chits (uuid, tally, by, type, units, core, sign, hash, state, local, created)
                 VALUES (?, ?, ?, 'tran', ?, ?, ?, ?, 'pending', ?, ?)
                 """,
@@ -212,23 +212,23 @@ extension SiteStore {
         let index = length + 1
         let entry = Chain.entryHash(index: index, prior: prior, chitHash: chit.hash)
         try db.execute(
-            sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
+            cached: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
             arguments: [index, prior, entry, chit.uuid])
         try db.execute(
-            sql: """
+            cached: """
                 UPDATE tallies SET chain_length = ?, chain_head = ?, balance = balance + ?, updated = ? WHERE uuid = ?
                 """, arguments: [index, entry, chit.balanceEffect, now(), tally])
     }
 
     /// Chain length and head (entry 0: the tally hash) of `tally`, nil when there is no such tally.
     static func chainHead(_ db: Database, _ tally: String) throws -> (length: Int64, head: String)? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT chain_length, chain_head, hash FROM tallies WHERE uuid = ?", arguments: [tally])
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT chain_length, chain_head, hash FROM tallies WHERE uuid = ?", arguments: [tally])
         else { return nil }
         return (row["chain_length"], (row["chain_head"] as String?) ?? row["hash"])
     }
 
     static func chitRecord(_ db: Database, _ uuid: String) throws -> ChitRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM chits WHERE uuid = ?", arguments: [uuid]) else {
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM chits WHERE uuid = ?", arguments: [uuid]) else {
             throw StoreError.damaged("chit \(uuid) vanished")
         }
         return try chitRecord(row)
@@ -254,7 +254,7 @@ extension SiteStore {
             if let user { sql += " AND t.cuid = ?"; args.append(user.value) }
             sql += " ORDER BY c.created DESC, c.idx DESC LIMIT ?"
             args.append(limit)
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.chitRecord)
+            return try Row.fetchAll(cached: db, sql: sql, arguments: StatementArguments(args)).map(Self.chitRecord)
         }
     }
 
@@ -263,7 +263,7 @@ extension SiteStore {
     public func chain(of tally: String) throws -> [ChitRecord] {
         try guardedRead { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND type <> 'lift' ORDER BY idx", arguments: [tally]
+                cached: db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'chained' AND type <> 'lift' ORDER BY idx", arguments: [tally]
             )
             .map(Self.chitRecord)
         }
@@ -334,15 +334,20 @@ extension SiteStore {
     public func chainWork() throws -> [ChainWork] {
         try guardedRead { db in
             try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
-                    SELECT * FROM tallies t WHERE state = ? AND (
+                    SELECT uuid, side, partner_agent, partner_cuid, partner_host, partner_port, chain_length, acked_length FROM tallies t WHERE state = ? AND (
                         (side = 'foil' AND chain_length > acked_length)
                         OR (side = 'stock' AND EXISTS (SELECT 1 FROM chits c WHERE c.tally = t.uuid AND c.state = 'pending' AND c.local = 1)))
                     """, arguments: [TallyState.open.rawValue]
             ).map { row in
-                let r = try Self.tallyRecord(row)
-                return ChainWork(tally: r.uuid, partner: r.partner, side: r.side, length: row["chain_length"], acked: row["acked_length"])
+                let side: String = row["side"], agent: String = row["partner_agent"], cuid: String = row["partner_cuid"]
+                let host: String = row["partner_host"], port: Int = row["partner_port"]
+                guard let s = TallySide(rawValue: side) else { throw StoreError.damaged("tally side") }
+                return ChainWork(
+                    tally: row["uuid"],
+                    partner: CHAD(cuid: try CUID(cuid), agent: try AgentID(agent), address: try SiteAddress(host: host, port: port)),
+                    side: s, length: row["chain_length"], acked: row["acked_length"])
             }
         }
     }
@@ -354,7 +359,7 @@ extension SiteStore {
         let (rows, start) = try guardedRead { db in
             let rows = try Self.chainRows(db, tally: t.uuid, after: after, limit: Self.chainBatch)
             // prior of the first entry: the hash before it (entry 0: the tally hash).
-            let start = try String.fetchOne(db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [t.uuid, after])
+            let start = try String.fetchOne(cached: db, sql: "SELECT chain_hash FROM chits WHERE tally = ? AND idx = ?", arguments: [t.uuid, after])
             return (rows, start)
         }
         var prior = start ?? core.hash
@@ -376,7 +381,7 @@ extension SiteStore {
         let t = try tally(id)
         let pending = try guardedRead { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'pending' AND local = 1 ORDER BY created LIMIT ?",
+                cached: db, sql: "SELECT * FROM chits WHERE tally = ? AND state = 'pending' AND local = 1 ORDER BY created LIMIT ?",
                 arguments: [t.uuid, Self.chainBatch + sent.count]
             ).map(Self.chitRecord)
         }.filter { !sent.contains($0.chit.uuid) }.prefix(Self.chainBatch)

@@ -20,7 +20,7 @@ extension SiteStore {
     /// The user as ``KeyCustody`` sees it, with the stored secret.
     static func custodySnapshot(_ db: Database, _ cuid: CUID, device: DeviceID?) throws -> (KeyCustody.Snapshot, secret: [UInt8]) {
         guard
-            let row = try Row.fetchOne(db, sql: "SELECT secret, custody, cert FROM users WHERE cuid = ?", arguments: [cuid.value])
+            let row = try Row.fetchOne(cached: db, sql: "SELECT secret, custody, cert FROM users WHERE cuid = ?", arguments: [cuid.value])
         else { throw StoreError.unknownUser(cuid.value) }
         let secret = Array(row["secret"] as Data)
         let custodyText: String = row["custody"]
@@ -29,13 +29,13 @@ extension SiteStore {
         let fetches =
             try device.map {
                 try Int64.fetchAll(
-                    db, sql: "SELECT fetched FROM key_fetches WHERE cuid = ? AND device = ? ORDER BY fetched",
+                    cached: db, sql: "SELECT fetched FROM key_fetches WHERE cuid = ? AND device = ? ORDER BY fetched",
                     arguments: [cuid.value, $0.description])
             } ?? []
         // `P.draft` counts as past draft: its core is built and names the user's current key.
         let pastDraft =
             try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM tallies WHERE cuid = ? AND state <> ? LIMIT 1", arguments: [cuid.value, TallyState.draft.rawValue])
+                cached: db, sql: "SELECT 1 FROM tallies WHERE cuid = ? AND state <> ? LIMIT 1", arguments: [cuid.value, TallyState.draft.rawValue])
             ?? false
         let snapshot = KeyCustody.Snapshot(
             custody: custody, siteHoldsKey: !isErased(secret), certKey: cert.publicKey, fetches: fetches,
@@ -62,7 +62,7 @@ extension SiteStore {
             defer { Crypto.wipe(&seed) }
             let sealed = try KeyTransfer.seal(seed: seed, to: device.publicKey)
             try db.execute(
-                sql: "INSERT INTO key_fetches (cuid, device, session, fetched) VALUES (?, ?, ?, ?)",
+                cached: "INSERT INTO key_fetches (cuid, device, session, fetched) VALUES (?, ?, ?, ?)",
                 arguments: [cuid.value, device.description, sessionOpened, now])
             return sealed
         }
@@ -84,12 +84,12 @@ extension SiteStore {
             case .success(.take):
                 try Self.erasingFreedBytes(db) {
                     try db.execute(
-                        sql: "UPDATE users SET secret = ?, custody = ? WHERE cuid = ? AND custody = ?",
+                        cached: "UPDATE users SET secret = ?, custody = ? WHERE cuid = ? AND custody = ?",
                         arguments: [Data(Self.erasedSecret), UserCustody.device.rawValue, cuid.value, UserCustody.site.rawValue])
                 }
                 guard db.changesCount == 1 else { throw StoreError.damaged("user \(cuid.value) changed meanwhile") }
                 // The fetch records have served: the key is the device's now.
-                try db.execute(sql: "DELETE FROM key_fetches WHERE cuid = ?", arguments: [cuid.value])
+                try db.execute(cached: "DELETE FROM key_fetches WHERE cuid = ?", arguments: [cuid.value])
                 return .device
             }
         }
@@ -108,10 +108,10 @@ extension SiteStore {
             case .failure(let e): throw e
             case .success(let k): publicKey = k
             }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE public = ?", arguments: [Data(publicKey)]) != nil {
+            if try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE public = ?", arguments: [Data(publicKey)]) != nil {
                 throw UserError(.state, "that key is another user's")
             }
-            guard let row = try Row.fetchOne(db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]) else {
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]) else {
                 throw StoreError.unknownUser(cuid.value)
             }
             let old = try Self.certificate(row, cuid: cuid)
@@ -120,7 +120,7 @@ extension SiteStore {
                 email: old.email, publicKey: publicKey, date: Self.now())
             try Self.erasingFreedBytes(db) {
                 try db.execute(
-                    sql: "UPDATE users SET public = ?, secret = ?, cert = ? WHERE cuid = ?",
+                    cached: "UPDATE users SET public = ?, secret = ?, cert = ? WHERE cuid = ?",
                     arguments: [Data(publicKey), Data(Self.erasedSecret), cert.json.canonicalString, cuid.value])
             }
             return cert
@@ -132,8 +132,8 @@ extension SiteStore {
     /// rather than left as free space. The WAL's older page images go at
     /// the next checkpoint (``checkpointAfterErase()``, and serve's stop).
     static func erasingFreedBytes(_ db: Database, _ body: () throws -> Void) throws {
-        try db.execute(sql: "PRAGMA secure_delete = ON")
-        defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
+        try db.execute(cached: "PRAGMA secure_delete = ON")
+        defer { try? db.execute(cached: "PRAGMA secure_delete = OFF") }
         try body()
     }
 
@@ -141,7 +141,7 @@ extension SiteStore {
     /// page images that held the seed leave the WAL. Best effort: a reader
     /// holding an old snapshot keeps them until the next checkpoint.
     public func checkpointAfterErase() {
-        try? dbQueue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try? database.writeWithoutTransaction { db in try db.execute(cached: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 }
 

@@ -43,12 +43,12 @@ extension SiteStore {
         let uuid = TallyCore.newUUID()
         return try guardedWrite { db in
             let existing = try Row.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT * FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ?
                     """, arguments: [token, from.agent.description, from.cuid.value]
             ).map(Self.tallyRecord)
-            let stored = try Row.fetchOne(db, sql: "SELECT * FROM tickets WHERE token = ?", arguments: [token]).map(Self.ticketInfo)
+            let stored = try Row.fetchOne(cached: db, sql: "SELECT * FROM tickets WHERE token = ?", arguments: [token]).map(Self.ticketInfo)
             let snapshot = TallyDialog.TicketSnapshot(
                 ticket: stored, existing: existing,
                 locked: try Self.isLockedDown(db) || Self.isUserLocked(db, ticket.cuid),
@@ -69,7 +69,7 @@ extension SiteStore {
             // One read: the request's row holds both the record and, in its
             // core column, whether it asked to accept at once.
             if let row = try Row.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ? ORDER BY created LIMIT 1
                     """, arguments: [TallyState.draft.rawValue, a.to.cuid.value, peer.description, a.partner.cuid.value])
@@ -82,7 +82,7 @@ extension SiteStore {
             s.acceptKey = acceptKey
         case .open, .void:
             if let existing { s.issued = try issued(db, existing) }
-            s.waiting = try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE topic = ? LIMIT 1", arguments: [a.core.uuid]) ?? false
+            s.waiting = try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM outbox WHERE topic = ? LIMIT 1", arguments: [a.core.uuid]) ?? false
         case .draft, .ticket:
             break
         }
@@ -93,7 +93,7 @@ extension SiteStore {
     /// side of the dialog, which answers repeats).
     static func issued(_ db: Database, _ t: TallyRecord) throws -> Bool {
         guard let token = t.token else { return false }
-        return try Bool.fetchOne(db, sql: "SELECT 1 FROM tickets WHERE token = ?", arguments: [token]) != nil
+        return try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM tickets WHERE token = ?", arguments: [token]) != nil
     }
 
     // MARK: Chit messages (section 8)
@@ -117,7 +117,7 @@ extension SiteStore {
     static func partnerTally(_ db: Database, _ uuid: String, peer: AgentID) throws -> TallyRecord? {
         guard
             let t = try Row.fetchOne(
-                db, sql: "SELECT * FROM tallies WHERE uuid = ? AND state = ? AND partner_agent = ?",
+                cached: db, sql: "SELECT * FROM tallies WHERE uuid = ? AND state = ? AND partner_agent = ?",
                 arguments: [uuid, TallyState.open.rawValue, peer.description]
             ).map(tallyRecord),
             t.core != nil
@@ -160,7 +160,7 @@ extension SiteStore {
                 s.held = try reservations(db, tally: t.uuid)
             }
             for row in try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT uuid, units, object FROM invoices WHERE tally = ? AND direction = 'out' AND state = 'open'
                     """, arguments: [t.uuid])
@@ -195,11 +195,11 @@ extension SiteStore {
         case .refuse(_, let u, _): uuid = u
         default: return InvoiceDialog.Snapshot(tally: t, existing: nil)
         }
-        let existing = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]).flatMap(invoiceRecord)
+        let existing = try Row.fetchOne(cached: db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]).flatMap(invoiceRecord)
         let open =
             m.action == .invoice
             ? try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
+                cached: db, sql: "SELECT count(*) FROM invoices WHERE tally = ? AND direction = 'in' AND state = 'open'",
                 arguments: [t.uuid]) ?? 0
             : 0
         return InvoiceDialog.Snapshot(tally: t, existing: existing, openIncoming: open)
@@ -220,7 +220,7 @@ extension SiteStore {
     ) throws {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT tally, by, units, local FROM chits WHERE uuid = ? AND type = 'tran'" + (localOnly ? " AND local = 1" : ""),
+                cached: db, sql: "SELECT tally, by, units, local FROM chits WHERE uuid = ? AND type = 'tran'" + (localOnly ? " AND local = 1" : ""),
                 arguments: [uuid])
         else { return }
         let tally: String = row["tally"], by: String = row["by"], units: Int64 = row["units"], local: Bool = row["local"]
@@ -235,7 +235,7 @@ extension SiteStore {
     static func apply(_ effect: Effect, _ db: Database, now: String) throws {
         switch effect {
         case .consumeTicket(let token, let at):
-            try db.execute(sql: "UPDATE tickets SET used = ? WHERE token = ? AND used IS NULL", arguments: [at, token])
+            try db.execute(cached: "UPDATE tickets SET used = ? WHERE token = ? AND used IS NULL", arguments: [at, token])
             guard db.changesCount == 1 else { throw StoreError.damaged("ticket used meanwhile") }
         case .insertTally(let r):
             guard let core = r.core, let sign = r.sign else { throw StoreError.damaged("a tally without a core") }
@@ -248,19 +248,19 @@ extension SiteStore {
                 now: Timestamp.parse(now) ?? 0)
             try appendSignEventIfDevice(db, tally: core.uuid, now: now)
         case .deleteTally(let uuid):
-            try db.execute(sql: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
+            try db.execute(cached: "DELETE FROM tallies WHERE uuid = ?", arguments: [uuid])
         case .setTallyState(let uuid, let state, let sign):
-            let before = try String.fetchOne(db, sql: "SELECT state FROM tallies WHERE uuid = ?", arguments: [uuid])
+            let before = try String.fetchOne(cached: db, sql: "SELECT state FROM tallies WHERE uuid = ?", arguments: [uuid])
             if before != state.rawValue {
                 // The partner offered, accepted or refused (10.5).
                 try appendTallyUserEvent(db, tally: uuid, topic: .tally, data: ["uuid": .string(uuid), "state": .string(state.rawValue)], now: now)
             }
             if let sign {
                 try db.execute(
-                    sql: "UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ?",
+                    cached: "UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ? WHERE uuid = ?",
                     arguments: [state.rawValue, sign.stock, sign.foil, now, uuid])
             } else {
-                try db.execute(sql: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ?", arguments: [state.rawValue, now, uuid])
+                try db.execute(cached: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ?", arguments: [state.rawValue, now, uuid])
             }
         case .voidRequest(let uuid, let note):
             try voidRequest(db, uuid: uuid, note: note, now: now)
@@ -273,25 +273,25 @@ extension SiteStore {
             try insertChit(db, chit, local: local, now: now)
         case .chainChit(let uuid, let index, let prior, let hash):
             try db.execute(
-                sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
+                cached: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ?",
                 arguments: [index, prior, hash, uuid])
             // A payment chained on one of our users' tallies: the user received
             // it, or (`local`) the partner's site took the user's own (10.5).
             // A lift chit's result is the lift event.
             try appendChitUserEvent(db, uuid, state: "chained", extra: ["index": .integer(index)], now: now)
         case .refuseChit(let uuid, let reason):
-            try db.execute(sql: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, uuid])
+            try db.execute(cached: "UPDATE chits SET state = 'refused', note = ? WHERE uuid = ?", arguments: [reason, uuid])
             // The partner's site refused one of our user's payments.
             try appendChitUserEvent(db, uuid, state: "refused", extra: ["reason": .string(reason)], now: now, localOnly: true)
         case .setChainHead(let tally, let length, let head, let balance):
             try db.execute(
-                sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
+                cached: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = ?, updated = ? WHERE uuid = ?",
                 arguments: [length, head, balance, now, tally])
         case .setAcked(let tally, let index):
-            try db.execute(sql: "UPDATE tallies SET acked_length = ? WHERE uuid = ?", arguments: [index, tally])
+            try db.execute(cached: "UPDATE tallies SET acked_length = ? WHERE uuid = ?", arguments: [index, tally])
         case .insertIncomingInvoice(let i):
             try db.execute(
-                sql: """
+                cached: """
                     INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
                     VALUES (?, ?, 'in', ?, ?, ?, 'open', ?, ?)
                     """, arguments: [i.uuid, i.tally, i.units, i.memo, i.json.canonicalString, now, now])
@@ -301,17 +301,17 @@ extension SiteStore {
                 data: ["uuid": .string(i.uuid), "tally": .string(i.tally), "units": .integer(i.units), "state": "open"], now: now)
         case .settleInvoice(let uuid, let chit):
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
                     """, arguments: [chit, now, uuid])
         case .reopenInvoice(let uuid):
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE invoices SET state = 'open', chit = NULL, updated = ? WHERE uuid = ? AND direction = 'in' AND state = 'paid'
                     """, arguments: [now, uuid])
         case .refuseOurInvoice(let uuid, let reason):
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND direction = 'out' AND state = 'open'
                     """, arguments: [reason, now, uuid])
         case .storeRefereeDecision, .applyLiftDecision, .storeDecisionProof, .refereeEquivocated, .insertLiftChit, .insertLiftRecord,
@@ -324,7 +324,7 @@ extension SiteStore {
     static func voidRequest(_ db: Database, uuid: String, note: String, now: String) throws {
         let request: JSONValue = [requestNoteKey: ["note": .string(note)]]
         try db.execute(
-            sql: "UPDATE tallies SET state = ?, core = ?, updated = ? WHERE uuid = ?",
+            cached: "UPDATE tallies SET state = ?, core = ?, updated = ? WHERE uuid = ?",
             arguments: [TallyState.void.rawValue, request.canonicalString, now, uuid])
     }
 }

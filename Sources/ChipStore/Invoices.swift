@@ -20,7 +20,7 @@ extension SiteStore {
             if let tally { sql += " AND i.tally = ?"; args.append(tally) }
             if let user { sql += " AND t.cuid = ?"; args.append(user.value) }
             sql += " ORDER BY i.created DESC"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap(Self.invoiceRecord)
+            return try Row.fetchAll(cached: db, sql: sql, arguments: StatementArguments(args)).compactMap(Self.invoiceRecord)
         }
     }
 
@@ -42,12 +42,12 @@ extension SiteStore {
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             try db.execute(
-                sql: """
+                cached: """
                     INSERT INTO invoices (uuid, tally, direction, units, memo, object, state, created, updated)
                     VALUES (?, ?, 'out', ?, ?, ?, 'open', ?, ?)
                     """, arguments: [uuid, t.uuid, units, memo, objectJSON.canonicalString, now, now])
             try Self.enqueue(db, to: t.partner, topic: OutboxTopic.invoice(uuid), message: message)
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]),
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [uuid]),
                 let record = Self.invoiceRecord(row)
             else { throw StoreError.damaged("invoice vanished") }
             return record
@@ -60,7 +60,8 @@ extension SiteStore {
         guard inv.direction == .in, inv.state == .open else {
             throw ModelError.invalid("invoice \(inv.uuid) is \(inv.direction == .out ? "one your user sent" : inv.state.rawValue), not one to pay")
         }
-        let object = try guardedRead { db in try String.fetchOne(db, sql: "SELECT object FROM invoices WHERE uuid = ?", arguments: [inv.uuid]) }
+        let object = try guardedRead { db in try String.fetchOne(cached: db, sql: "SELECT object FROM invoices WHERE uuid = ?", arguments: [inv.uuid])
+        }
         var ref: [String: JSONValue] = ["invoice": .string(inv.uuid)]
         if let text = object, let original = try? JSONValue(parsing: text), let theirs = original["ref"] { ref["ref"] = theirs }
         return try pay(tally: inv.tally, units: inv.units, memo: inv.memo, ref: .object(ref), settling: inv.uuid, key: key)
@@ -75,10 +76,10 @@ extension SiteStore {
         let now = Self.now()
         return try guardedWrite { db in
             try db.execute(
-                sql: "UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND state = 'open'",
+                cached: "UPDATE invoices SET state = 'refused', note = ?, updated = ? WHERE uuid = ? AND state = 'open'",
                 arguments: [reason ?? "refused", now, inv.uuid])
             guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(inv.uuid) was answered meanwhile; look again") }
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [inv.uuid]),
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [inv.uuid]),
                 let record = Self.invoiceRecord(row)
             else { throw StoreError.damaged("invoice vanished") }
             return record
@@ -90,7 +91,7 @@ extension SiteStore {
         try guardedRead { db in
             let since = Timestamp.format(millisecondsSince1970: Int64(Date().timeIntervalSince1970 * 1000) - Self.refusalWindow)
             return try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT uuid, note, tally FROM invoices WHERE direction = 'in' AND state = 'refused' AND updated > ?
                     """, arguments: [since]

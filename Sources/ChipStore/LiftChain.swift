@@ -21,7 +21,7 @@ extension SiteStore {
         // ON CONFLICT … DO NOTHING rather than INSERT OR IGNORE: only the key
         // may make it a repeat; a row that breaks a CHECK still fails.
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO lift_headers (lift, header, kind, units, deadline, referee, created) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (lift) DO NOTHING
                 """,
@@ -30,7 +30,7 @@ extension SiteStore {
                 header.referee.agent.description, now
             ])
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO chits (uuid, tally, by, type, units, core, sign, hash, state, local, created, lift)
                 VALUES (?, ?, ?, 'lift', ?, ?, ?, ?, 'pend', ?, ?, ?)
                 ON CONFLICT (uuid) DO NOTHING
@@ -51,47 +51,47 @@ extension SiteStore {
         let other: LiftResult = d.result == .good ? .void : .good
         let otherApplied =
             try Bool.fetchOne(
-                db, sql: "SELECT applied FROM lift_decisions WHERE lift = ? AND result = ?", arguments: [d.lift, other.rawValue]) ?? false
+                cached: db, sql: "SELECT applied FROM lift_decisions WHERE lift = ? AND result = ?", arguments: [d.lift, other.rawValue]) ?? false
         if d.result == .void, otherApplied {
             try storeDecisionProof(db, d, now: now)
             return
         }
         if otherApplied {
             try db.execute(
-                sql: "UPDATE lift_decisions SET applied = 0 WHERE lift = ? AND result = ?", arguments: [d.lift, other.rawValue])
+                cached: "UPDATE lift_decisions SET applied = 0 WHERE lift = ? AND result = ?", arguments: [d.lift, other.rawValue])
         }
         // A repeat keeps the bytes first stored (9.7: a different date alone is a repeat).
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO lift_decisions (lift, result, decision, applied, created) VALUES (?, ?, ?, 1, ?)
                 ON CONFLICT (lift, result) DO UPDATE SET applied = 1
                 """, arguments: [d.lift, d.result.rawValue, d.json.canonicalString, now])
         // Whether this changes the lift's result here (a repeat does not): then
         // each of our users with a tally in it hears of it (10.5).
-        let before = try String.fetchOne(db, sql: "SELECT state FROM lifts WHERE lift = ?", arguments: [d.lift])
+        let before = try String.fetchOne(cached: db, sql: "SELECT state FROM lifts WHERE lift = ?", arguments: [d.lift])
         let unsettled =
             try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM chits WHERE lift = ? AND state IN ('pend', 'good', 'void') AND state <> ? LIMIT 1",
+                cached: db, sql: "SELECT 1 FROM chits WHERE lift = ? AND state IN ('pend', 'good', 'void') AND state <> ? LIMIT 1",
                 arguments: [d.lift, d.result.rawValue]) ?? false
         if before.map({ $0 != d.result.rawValue }) ?? unsettled {
             try appendLiftUserEvents(db, lift: d.lift, result: d.result, now: now)
         }
         try db.execute(
-            sql: "UPDATE lifts SET state = ?, origin_secret = NULL, updated = ? WHERE lift = ?",
+            cached: "UPDATE lifts SET state = ?, origin_secret = NULL, updated = ? WHERE lift = ?",
             arguments: [d.result.rawValue, now, d.lift])
         switch d.result {
         case .void:
-            try db.execute(sql: "UPDATE chits SET state = 'void' WHERE lift = ? AND state IN ('pend', 'good')", arguments: [d.lift])
+            try db.execute(cached: "UPDATE chits SET state = 'void' WHERE lift = ? AND state IN ('pend', 'good')", arguments: [d.lift])
         case .good:
             // The stock's side of a tally waits for the foil's upd (9.5).
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE chits SET state = 'good' WHERE lift = ? AND state IN ('pend', 'void')
                     AND tally IN (SELECT uuid FROM tallies WHERE side = 'stock')
                     """, arguments: [d.lift])
             // The foil's side chains each as the tally's next entry, with no limit check.
             let rows = try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT c.uuid, c.tally, c.by, c.units, c.hash FROM chits c JOIN tallies t ON t.uuid = c.tally
                     WHERE c.lift = ? AND c.state IN ('pend', 'good', 'void') AND t.side = 'foil' ORDER BY c.tally, c.uuid
@@ -108,7 +108,8 @@ extension SiteStore {
     static func appendLiftUserEvents(_ db: Database, lift: String, result: LiftResult, now: String) throws {
         var byUser: [String: [String]] = [:]
         for row in try Row.fetchAll(
-            db, sql: "SELECT DISTINCT t.cuid, t.uuid FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.lift = ? ORDER BY t.cuid, t.uuid",
+            cached: db,
+            sql: "SELECT DISTINCT t.cuid, t.uuid FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.lift = ? ORDER BY t.cuid, t.uuid",
             arguments: [lift])
         {
             byUser[row["cuid"], default: []].append(row["uuid"])
@@ -128,18 +129,18 @@ extension SiteStore {
         let index = length + 1
         let entry = Chain.entryHash(index: index, prior: prior, chitHash: chitHash)
         try db.execute(
-            sql: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ? AND state <> 'chained'",
+            cached: "UPDATE chits SET state = 'chained', idx = ?, prior = ?, chain_hash = ? WHERE uuid = ? AND state <> 'chained'",
             arguments: [index, prior, entry, uuid])
         guard db.changesCount == 1 else { throw StoreError.damaged("lift chit \(uuid) could not be chained") }
         try db.execute(
-            sql: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = balance + ?, updated = ? WHERE uuid = ?",
+            cached: "UPDATE tallies SET chain_length = ?, chain_head = ?, balance = balance + ?, updated = ? WHERE uuid = ?",
             arguments: [index, entry, effect, now, tally])
     }
 
     /// The other result's decision for H, kept as proof of an equivocation.
     static func storeDecisionProof(_ db: Database, _ d: SignedDecision, now: String) throws {
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO lift_decisions (lift, result, decision, applied, created) VALUES (?, ?, ?, 0, ?)
                 ON CONFLICT (lift, result) DO NOTHING
                 """, arguments: [d.lift, d.result.rawValue, d.json.canonicalString, now])
@@ -165,7 +166,7 @@ extension SiteStore {
         let sql = chainRowsSQL + " ORDER BY c.idx" + (limit == nil ? "" : " LIMIT ?")
         var args: [any DatabaseValueConvertible] = [tally, after]
         if let limit { args.append(limit) }
-        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
+        return try Row.fetchAll(cached: db, sql: sql, arguments: StatementArguments(args)).map { row in
             let units: Int64 = row["units"], by: String = row["by"]
             return ChainRow(
                 uuid: row["uuid"], tally: row["tally"], index: row["idx"], chainHash: row["chain_hash"], hash: row["hash"],

@@ -19,27 +19,27 @@ extension SiteStore {
             // Insert only: the snapshot read in this transaction had none, so
             // a conflict means the file changed under us (and rolls it back).
             try db.execute(
-                sql: "INSERT INTO referee_decisions (lift, result, decision, deadline, created) VALUES (?, ?, ?, ?, ?)",
+                cached: "INSERT INTO referee_decisions (lift, result, decision, deadline, created) VALUES (?, ?, ?, ?, ?)",
                 arguments: [d.lift, d.result.rawValue, d.json.canonicalString, deadline, now])
         case .setDecisionPassed(let lift):
-            try db.execute(sql: "UPDATE lift_decisions SET passed = 1 WHERE lift = ? AND applied = 1", arguments: [lift])
+            try db.execute(cached: "UPDATE lift_decisions SET passed = 1 WHERE lift = ? AND applied = 1", arguments: [lift])
         case .refereeEquivocated(let referee, let lift):
             try db.execute(
-                sql: "INSERT OR IGNORE INTO referees_dropped (agent, lift, created) VALUES (?, ?, ?)",
+                cached: "INSERT OR IGNORE INTO referees_dropped (agent, lift, created) VALUES (?, ?, ?)",
                 arguments: [referee.description, lift, now])
         case .insertLiftRecord(let r):
             try insertLiftRecord(db, r, now: now)
         case .setLiftState(let lift, let state, let call):
             try db.execute(
-                sql: "UPDATE lifts SET state = ?, call = coalesce(?, call), updated = ? WHERE lift = ?",
+                cached: "UPDATE lifts SET state = ?, call = coalesce(?, call), updated = ? WHERE lift = ?",
                 arguments: [state.rawValue, call?.rawValue, now, lift])
         case .setPromiseAnswer(let lift, _, let answer):
             try db.execute(
-                sql: "UPDATE lifts SET promise_answer = ?, updated = ? WHERE lift = ? AND promise_answer IS NULL",
+                cached: "UPDATE lifts SET promise_answer = ?, updated = ? WHERE lift = ? AND promise_answer IS NULL",
                 arguments: [answerText(answer), now, lift])
         case .enqueueToReferee(let referee, let topic, let message):
             try db.execute(
-                sql: """
+                cached: """
                     INSERT INTO outbox (agent, host, port, first_contact, topic, message, created) VALUES (?, ?, ?, 0, ?, ?, ?)
                     """,
                 arguments: [

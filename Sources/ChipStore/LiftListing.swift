@@ -38,12 +38,12 @@ extension SiteStore {
     public static func acceptsReferee(_ db: Database, _ referee: AgentID) throws -> Bool {
         let policy = try liftSettings(db).referees
         let dropped: Set<AgentID> =
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM referees_dropped WHERE agent = ?", arguments: [referee.description]) != nil
+            try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM referees_dropped WHERE agent = ?", arguments: [referee.description]) != nil
             ? [referee] : []
         var partners = Set<AgentID>()
         if policy == .partners,
             try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM tallies WHERE partner_agent = ? AND state = ? LIMIT 1",
+                cached: db, sql: "SELECT 1 FROM tallies WHERE partner_agent = ? AND state = ? LIMIT 1",
                 arguments: [referee.description, TallyState.open.rawValue]) != nil
         {
             partners.insert(referee)
@@ -60,14 +60,14 @@ extension SiteStore {
         try guardedRead { db in
             let tallies = try Self.liftTallies(db, lift: nil)
             var all = try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT l.lift, l.role, l.state, l.created, h.kind, h.units, h.deadline, h.referee
                     FROM lifts l LEFT JOIN lift_headers h ON h.lift = l.lift
                     """
             ).map { row in try Self.recordOverview(row, tallies: tallies[row["lift"] as String] ?? []) }
             all += try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT r.lift, r.result, r.decision, r.deadline, r.created, h.kind, h.units
                     FROM referee_decisions r LEFT JOIN lift_headers h ON h.lift = r.lift
@@ -90,7 +90,7 @@ extension SiteStore {
         }
         return try guardedRead { db in
             let matches = try String.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT lift FROM lifts WHERE substr(lift, 1, ?1) = ?2
                     UNION SELECT lift FROM referee_decisions WHERE substr(lift, 1, ?1) = ?2
@@ -103,7 +103,7 @@ extension SiteStore {
             let tallies = try Self.liftTallies(db, lift: h)[h] ?? []
             var o: LiftOverview
             if let row = try Row.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT l.lift, l.role, l.state, l.created, h.kind, h.units, h.deadline, h.referee
                     FROM lifts l LEFT JOIN lift_headers h ON h.lift = l.lift WHERE l.lift = ?
@@ -111,7 +111,7 @@ extension SiteStore {
             {
                 o = try Self.recordOverview(row, tallies: tallies)
             } else if let row = try Row.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT r.lift, r.result, r.decision, r.deadline, r.created, h.kind, h.units
                     FROM referee_decisions r LEFT JOIN lift_headers h ON h.lift = r.lift WHERE r.lift = ?
@@ -119,28 +119,28 @@ extension SiteStore {
             {
                 o = try Self.refereeOverview(row, tallies: tallies)
             } else if let row = try Row.fetchOne(
-                db, sql: "SELECT lift, kind, units, deadline, referee, created FROM lift_headers WHERE lift = ?", arguments: [h])
+                cached: db, sql: "SELECT lift, kind, units, deadline, referee, created FROM lift_headers WHERE lift = ?", arguments: [h])
             {
                 o = LiftOverview(
                     id: h, kind: try Self.liftKind(row), role: nil, state: nil, units: row["units"], deadline: row["deadline"],
                     referee: row["referee"], tallies: tallies, created: row["created"])
             } else {
-                let created = try String.fetchOne(db, sql: "SELECT min(created) FROM chits WHERE lift = ?", arguments: [h]) ?? ""
+                let created = try String.fetchOne(cached: db, sql: "SELECT min(created) FROM chits WHERE lift = ?", arguments: [h]) ?? ""
                 o = LiftOverview(
                     id: h, kind: nil, role: nil, state: nil, units: nil, deadline: nil, referee: nil, tallies: tallies, created: created)
             }
             o.chits = try Row.fetchAll(
-                db, sql: "SELECT uuid, tally, by, units, state FROM chits WHERE lift = ? ORDER BY created, uuid", arguments: [h]
+                cached: db, sql: "SELECT uuid, tally, by, units, state FROM chits WHERE lift = ? ORDER BY created, uuid", arguments: [h]
             ).map { row in
                 guard let by = TallySide(rawValue: row["by"]) else { throw StoreError.damaged("lift chit side") }
                 return LiftChitEntry(uuid: row["uuid"], tally: row["tally"], by: by, units: row["units"], state: row["state"])
             }
             o.decisions =
                 try Row.fetchAll(
-                    db, sql: "SELECT result, decision, applied, created FROM lift_decisions WHERE lift = ? ORDER BY applied DESC, created",
+                    cached: db, sql: "SELECT result, decision, applied, created FROM lift_decisions WHERE lift = ? ORDER BY applied DESC, created",
                     arguments: [h]
                 ).map { row in try Self.decisionEntry(row, applied: row["applied"], asReferee: false) }
-                + Row.fetchAll(db, sql: "SELECT result, decision, created FROM referee_decisions WHERE lift = ?", arguments: [h]).map {
+                + Row.fetchAll(cached: db, sql: "SELECT result, decision, created FROM referee_decisions WHERE lift = ?", arguments: [h]).map {
                     row in try Self.decisionEntry(row, applied: true, asReferee: true)
                 }
             return o
@@ -156,8 +156,8 @@ extension SiteStore {
     static func liftTallies(_ db: Database, lift: String?) throws -> [String: [String]] {
         let rows =
             try lift.map { h in
-                try Row.fetchAll(db, sql: "SELECT DISTINCT lift, tally FROM chits WHERE lift = ? ORDER BY tally", arguments: [h])
-            } ?? Row.fetchAll(db, sql: "SELECT DISTINCT lift, tally FROM chits WHERE lift IS NOT NULL ORDER BY lift, tally")
+                try Row.fetchAll(cached: db, sql: "SELECT DISTINCT lift, tally FROM chits WHERE lift = ? ORDER BY tally", arguments: [h])
+            } ?? Row.fetchAll(cached: db, sql: "SELECT DISTINCT lift, tally FROM chits WHERE lift IS NOT NULL ORDER BY lift, tally")
         var out = [String: [String]]()
         for row in rows { out[row["lift"] as String, default: []].append(row["tally"]) }
         return out

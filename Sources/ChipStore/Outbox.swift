@@ -21,7 +21,7 @@ extension SiteStore {
     public func outboxAgents() throws -> [(agent: AgentID, address: SiteAddress, firstContact: Bool)] {
         try guardedRead { db in
             try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT agent, host, port, max(first_contact) AS fc FROM outbox GROUP BY agent ORDER BY min(id)
                     """
@@ -37,7 +37,7 @@ extension SiteStore {
     public func outbox(for agent: AgentID) throws -> [OutboxEntry] {
         let text = agent.description
         return try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE agent = ? ORDER BY id", arguments: [text]).compactMap(Self.outboxEntry)
+            try Row.fetchAll(cached: db, sql: "SELECT * FROM outbox WHERE agent = ? ORDER BY id", arguments: [text]).compactMap(Self.outboxEntry)
         }
     }
 
@@ -54,7 +54,7 @@ extension SiteStore {
     /// Adds a message to the outbox inside an open transaction.
     static func enqueue(_ db: Database, to chad: CHAD, topic: String, message: JSONValue, firstContact: Bool = false) throws {
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO outbox (agent, host, port, first_contact, topic, message, created) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
@@ -71,16 +71,16 @@ extension SiteStore {
     /// Counts a delivery attempt for every message waiting for `agent`.
     public func noteAttempt(_ agent: AgentID) throws {
         let text = agent.description
-        try guardedWrite { db in try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1 WHERE agent = ?", arguments: [text]) }
+        try guardedWrite { db in try db.execute(cached: "UPDATE outbox SET attempts = attempts + 1 WHERE agent = ?", arguments: [text]) }
     }
 
     /// Every waiting message about `topic` leaves the outbox (answered or superseded).
     static func dropOutbox(_ db: Database, topic: String) throws {
-        try db.execute(sql: "DELETE FROM outbox WHERE topic = ?", arguments: [topic])
+        try db.execute(cached: "DELETE FROM outbox WHERE topic = ?", arguments: [topic])
     }
 
     /// Removes one message (it was applied or superseded).
     public func removeOutbox(id: Int64) throws {
-        try guardedWrite { db in try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
+        try guardedWrite { db in try db.execute(cached: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
     }
 }

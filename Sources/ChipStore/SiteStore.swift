@@ -13,11 +13,18 @@ public final class SiteStore: Sendable {
     static func userKeyLabel(_ cuid: CUID) -> String { "chipsite user key \(cuid.value)" }
 
     public let path: String
-    let dbQueue: DatabaseQueue
+    /// One connection (a `DatabaseQueue`) for the CLI's short commands; for
+    /// serve a `DatabasePool`: WAL lets readers run beside the writer, so
+    /// reads go to the pool's read-only connections (at most `readers`)
+    /// and never queue behind a write, and their prepared statements stay
+    /// valid (a queue's read toggles `PRAGMA query_only`, and SQLite expires
+    /// every prepared statement of the connection at each toggle).
+    let database: any DatabaseWriter
+    static let readers = 4
 
-    private init(path: String, dbQueue: DatabaseQueue) {
+    private init(path: String, database: any DatabaseWriter) {
         self.path = path
-        self.dbQueue = dbQueue
+        self.database = database
     }
 
     private static func configuration(readonly: Bool = false) -> Configuration {
@@ -26,8 +33,9 @@ public final class SiteStore: Sendable {
         c.foreignKeysEnabled = true
         c.busyMode = .timeout(busyTimeout)
         c.label = "site"
+        c.maximumReaderCount = readers
         c.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(cached: "PRAGMA synchronous = FULL")
         }
         return c
     }
@@ -84,16 +92,16 @@ public final class SiteStore: Sendable {
             try queue.write { db in
                 if passphrase != nil {
                     try db.execute(
-                        sql: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
+                        cached: "INSERT INTO seal (id, salt, opslimit, memlimit) VALUES (1, ?, ?, ?)",
                         arguments: [Data(salt), Int64(cost.opsLimit), Int64(cost.memLimit)])
                 }
                 try db.execute(
-                    sql: "INSERT INTO site_key (id, public, secret, created) VALUES (1, ?, ?, ?)",
+                    cached: "INSERT INTO site_key (id, public, secret, created) VALUES (1, ?, ?, ?)",
                     arguments: [Data(publicKey), Data(secret), now])
                 try setConfig(db, .siteHost, address.host)
                 try setConfig(db, .sitePort, String(address.port))
             }
-            return SiteStore(path: path, dbQueue: queue)
+            return SiteStore(path: path, database: queue)
         } catch {
             // We made the file; a half-made site must not be left behind.
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
@@ -119,7 +127,12 @@ public final class SiteStore: Sendable {
     ///
     /// An older file is migrated on open; with `migrate: false` it is left as
     /// it is until `migrate()` (doctor checks its integrity first).
-    public static func open(at path: String, migrate: Bool = true) throws -> SiteStore {
+    ///
+    /// `concurrentReads` (serve): a pool of read connections beside the
+    /// writer. Opening a pool may write to the file (GRDB makes sure its
+    /// `-wal` is not empty), so the CLI, whose refused commands leave the
+    /// file as it was, opens one connection.
+    public static func open(at path: String, migrate: Bool = true, concurrentReads: Bool = false) throws -> SiteStore {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT { throw StoreError.noSite(path: path) }
@@ -128,15 +141,30 @@ public final class SiteStore: Sendable {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw StoreError.cannotOpen(path: path, reason: "not a regular file") }
         guard access(path, R_OK) == 0 else { throw StoreError.cannotOpen(path: path, reason: "permission denied") }
         do {
-            let queue = try DatabaseQueue(path: path, configuration: configuration())
-            // Reads only, until we know the file is ours.
+            // Reads only, until we know the file is ours (for a pool on a
+            // read-only connection first: opening a pool writes).
+            let queue: any DatabaseWriter =
+                concurrentReads
+                ? try DatabaseQueue(path: path, configuration: configuration(readonly: true))
+                : try DatabaseQueue(path: path, configuration: configuration())
             let (appID, superseded) = try queue.read { db in
                 (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0, try Schema.migrator.hasBeenSuperseded(db))
             }
             guard appID == Schema.applicationID else { throw StoreError.notASite(path: path) }
             guard !superseded else { throw StoreError.newerSchema(path: path) }
-            if migrate { try Schema.migrator.migrate(queue) }
-            return SiteStore(path: path, dbQueue: queue)
+            let database: any DatabaseWriter
+            if concurrentReads {
+                try queue.close()
+                let pool = try DatabasePool(path: path, configuration: configuration())
+                // The pool sets `synchronous = NORMAL` on its writer after
+                // `prepareDatabase` ran: every commit is durable again.
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+                database = pool
+            } else {
+                database = queue
+            }
+            if migrate { try Schema.migrator.migrate(database) }
+            return SiteStore(path: path, database: database)
         } catch {
             throw StoreError.from(error, path: path)
         }
@@ -147,9 +175,9 @@ public final class SiteStore: Sendable {
     @discardableResult
     public func migrate() throws -> (from: Int, to: Int) {
         do {
-            let before = try dbQueue.read { db in try Schema.migrator.appliedIdentifiers(db).count }
-            try Schema.migrator.migrate(dbQueue)
-            return (before, try dbQueue.read { db in try Schema.migrator.appliedIdentifiers(db).count })
+            let before = try database.read { db in try Schema.migrator.appliedIdentifiers(db).count }
+            try Schema.migrator.migrate(database)
+            return (before, try database.read { db in try Schema.migrator.appliedIdentifiers(db).count })
         } catch {
             throw StoreError.from(error, path: path)
         }
@@ -167,11 +195,11 @@ public final class SiteStore: Sendable {
 
     /// The site's agent id.
     public func agent() throws -> AgentID {
-        try guarded { try dbQueue.read { db in try Self.agent(db) } }
+        try guarded { try database.read { db in try Self.agent(db) } }
     }
 
     static func agent(_ db: Database) throws -> AgentID {
-        guard let pk = try Data.fetchOne(db, sql: "SELECT public FROM site_key WHERE id = 1") else {
+        guard let pk = try Data.fetchOne(cached: db, sql: "SELECT public FROM site_key WHERE id = 1") else {
             throw StoreError.damaged("no site key")
         }
         return try AgentID(publicKey: Array(pk))
@@ -189,23 +217,23 @@ public final class SiteStore: Sendable {
     }
 
     static func config(_ db: Database, _ key: ConfigKey) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT value FROM config WHERE key = ?", arguments: [key.name])
+        try String.fetchOne(cached: db, sql: "SELECT value FROM config WHERE key = ?", arguments: [key.name])
     }
 
     static func setConfig(_ db: Database, _ key: ConfigKey, _ value: String) throws {
         try key.validate(value)
         try db.execute(
-            sql: "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            cached: "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             arguments: [key.name, value])
     }
 
     /// Whether secrets in this file are sealed with a passphrase.
     public func isSealed() throws -> Bool {
-        try guarded { try dbQueue.read { db in try Self.sealCost(db) != nil } }
+        try guarded { try database.read { db in try Self.sealCost(db) != nil } }
     }
 
     static func sealCost(_ db: Database) throws -> (salt: [UInt8], cost: PassphraseCost)? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT salt, opslimit, memlimit FROM seal WHERE id = 1") else { return nil }
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT salt, opslimit, memlimit FROM seal WHERE id = 1") else { return nil }
         let salt: Data = row["salt"]
         let ops: Int64 = row["opslimit"]
         let mem: Int64 = row["memlimit"]
@@ -215,7 +243,7 @@ public final class SiteStore: Sendable {
     /// Everything `chipsite status` shows.
     public func status() throws -> SiteStatus {
         try guarded {
-            try dbQueue.read { db in
+            try database.read { db in
                 SiteStatus(
                     path: path, agent: try Self.agent(db), address: try Self.address(db),
                     schemaVersion: try Schema.migrator.appliedIdentifiers(db).count,
@@ -228,7 +256,7 @@ public final class SiteStore: Sendable {
     /// Rows in `table`, or 0 while a later migration has not made it yet.
     static func count(_ db: Database, _ table: String) throws -> Int {
         guard try db.tableExists(table) else { return 0 }
-        return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0
+        return try Int.fetchOne(cached: db, sql: "SELECT count(*) FROM \(table)") ?? 0
     }
 
     /// Opens a stored seed into a signing key; a failed seal is a wrong passphrase.
@@ -247,8 +275,8 @@ public final class SiteStore: Sendable {
     /// opening the site key. Nil when the site is not sealed.
     public func sealingKey(passphrase: [UInt8]) throws -> SealingKey? {
         let (seal, secret) = try guarded {
-            try dbQueue.read { db in
-                (try Self.sealCost(db), try Data.fetchOne(db, sql: "SELECT secret FROM site_key WHERE id = 1"))
+            try database.read { db in
+                (try Self.sealCost(db), try Data.fetchOne(cached: db, sql: "SELECT secret FROM site_key WHERE id = 1"))
             }
         }
         guard let seal else { return nil }
@@ -266,7 +294,7 @@ public final class SiteStore: Sendable {
     /// The site's signing key, opened with `sealingKey` when sealed.
     public func siteKey(sealingKey: SealingKey?) throws -> SigningKey {
         let secret = try guarded {
-            try dbQueue.read { db in try Data.fetchOne(db, sql: "SELECT secret FROM site_key WHERE id = 1") }
+            try database.read { db in try Data.fetchOne(cached: db, sql: "SELECT secret FROM site_key WHERE id = 1") }
         }
         guard let secret else { throw StoreError.damaged("no site key") }
         let stored = Array(secret)

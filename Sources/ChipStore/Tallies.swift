@@ -1,3 +1,4 @@
+import Synchronization
 import ChipModel
 import ChipProtocol
 import Foundation
@@ -11,7 +12,7 @@ extension SiteStore {
     /// A user's signing key, opened with `sealingKey` when sealed.
     public func userKey(_ cuid: CUID, sealingKey: SealingKey?) throws -> SigningKey {
         let found = try guardedRead { db -> (secret: Data, custody: String)? in
-            try Row.fetchOne(db, sql: "SELECT secret, custody FROM users WHERE cuid = ?", arguments: [cuid.value]).map {
+            try Row.fetchOne(cached: db, sql: "SELECT secret, custody FROM users WHERE cuid = ?", arguments: [cuid.value]).map {
                 ($0["secret"], $0["custody"])
             }
         }
@@ -30,8 +31,7 @@ extension SiteStore {
         let agent: String = row["partner_agent"], pcuid: String = row["partner_cuid"], host: String = row["partner_host"]
         let port: Int = row["partner_port"]
         guard let s = TallySide(rawValue: side), let st = TallyState(rawValue: state) else { throw StoreError.damaged("tally state") }
-        let coreJSON = try JSONValue(parsing: coreText)
-        let core = coreJSON[Self.requestNoteKey] == nil ? try TallyCore(json: coreJSON) : nil
+        let (core, note) = try Self.parsedCores.core(coreText)
         let sign: TallySignatures? = (row["hash"] as String?).map { hash in
             TallySignatures(stock: row["sign_stock"], foil: row["sign_foil"], hash: hash)
         }
@@ -39,18 +39,22 @@ extension SiteStore {
             uuid: row["uuid"], cuid: try CUID(cuid), side: s,
             partner: CHAD(cuid: try CUID(pcuid), agent: try AgentID(agent), address: try SiteAddress(host: host, port: port)),
             state: st, revision: row["revision"], core: core, sign: sign, token: row["token"], balance: row["balance"],
-            created: row["created"], updated: row["updated"], note: coreJSON[Self.requestNoteKey]?["note"]?.stringValue,
+            created: row["created"], updated: row["updated"], note: note,
             chainLength: row["chain_length"] ?? 0, chainHead: row["chain_head"],
             trade: try core.map { core in try Self.trade(row, limit: core.limit(s)) })
     }
+
+    /// The cores of tallies read so far, parsed (a core's text is parsed and
+    /// its certificates checked once, not on every message about its tally).
+    static let parsedCores = ParsedCores()
 
     /// Tallies, newest first, optionally of one user.
     public func tallies(user: CUID? = nil) throws -> [TallyRecord] {
         try guardedRead { db in
             let rows =
                 user == nil
-                ? try Row.fetchAll(db, sql: "SELECT * FROM tallies ORDER BY created DESC, uuid")
-                : try Row.fetchAll(db, sql: "SELECT * FROM tallies WHERE cuid = ? ORDER BY created DESC, uuid", arguments: [user?.value])
+                ? try Row.fetchAll(cached: db, sql: "SELECT * FROM tallies ORDER BY created DESC, uuid")
+                : try Row.fetchAll(cached: db, sql: "SELECT * FROM tallies WHERE cuid = ? ORDER BY created DESC, uuid", arguments: [user?.value])
             return try rows.map(Self.tallyRecord)
         }
     }
@@ -61,11 +65,11 @@ extension SiteStore {
     }
 
     static func fetchTally(_ db: Database, uuid: String) throws -> TallyRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [uuid]).map(tallyRecord)
+        try Row.fetchOne(cached: db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [uuid]).map(tallyRecord)
     }
 
     static func userCert(_ db: Database, _ cuid: CUID) throws -> JSONValue? {
-        try String.fetchOne(db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]).map { try JSONValue(parsing: $0) }
+        try String.fetchOne(cached: db, sql: "SELECT cert FROM users WHERE cuid = ?", arguments: [cuid.value]).map { try JSONValue(parsing: $0) }
     }
 
     /// Refuses an action for `cuid` while the site is locked down or the user is locked.
@@ -95,14 +99,14 @@ extension SiteStore {
             let me = try Certificate(json: cert).chad
             if ticket.chad.agent == (try Self.agent(db)) { throw ModelError.invalid("the ticket was issued by this site") }
             if try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM tallies WHERE token = ? AND cuid = ? AND state != ?",
+                cached: db, sql: "SELECT 1 FROM tallies WHERE token = ? AND cuid = ? AND state != ?",
                 arguments: [ticket.token, cuid.value, TallyState.void.rawValue]) != nil
             {
                 throw ModelError.invalid("\(cuid) has already used this ticket")
             }
             let request: JSONValue = [Self.requestNoteKey: ["accept": .bool(accept)]]
             try db.execute(
-                sql: """
+                cached: """
                     INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, token, created, updated)
                     VALUES (?, ?, 'foil', ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
@@ -133,7 +137,7 @@ extension SiteStore {
         partner: CHAD, state: TallyState, token: String?, now: String
     ) throws {
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, revision,
                                      core, sign_stock, sign_foil, hash, token, created, updated)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -177,7 +181,7 @@ extension SiteStore {
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ?
                     WHERE uuid = ? AND state = ? AND revision = ?
                     """,
@@ -206,7 +210,7 @@ extension SiteStore {
         return try guardedWrite { db in
             try Self.checkNotLocked(db, t.cuid)
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE tallies SET state = ?, sign_stock = ?, sign_foil = ?, updated = ?
                     WHERE uuid = ? AND state = ? AND revision = ?
                     """,
@@ -229,12 +233,34 @@ extension SiteStore {
         let now = Self.now()
         return try guardedWrite { db in
             try db.execute(
-                sql: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ? AND state = ?",
+                cached: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ? AND state = ?",
                 arguments: [TallyState.void.rawValue, now, t.uuid, TallyState.peerOffer.rawValue])
             guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
             try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.void, t, core: core, sign: sign).json)
             guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }
             return updated
         }
+    }
+}
+
+/// Tally cores by their stored text: the core (nil for a request's note) and
+/// the note. Bounded: when full it starts again, so a site with more tallies
+/// than it holds parses some twice, never holds more than `capacity`.
+final class ParsedCores: Sendable {
+    static let capacity = 4096
+    private let cores = Mutex<[String: (core: TallyCore?, note: String?)]>([:])
+
+    func core(_ text: String) throws -> (core: TallyCore?, note: String?) {
+        if let hit = cores.withLock({ $0[text] }) { return hit }
+        let json = try JSONValue(parsing: text)
+        let parsed =
+            json[SiteStore.requestNoteKey] == nil
+            ? (core: Optional(try TallyCore(json: json)), note: String?.none)
+            : (core: TallyCore?.none, note: json[SiteStore.requestNoteKey]?["note"]?.stringValue)
+        cores.withLock { c in
+            if c.count >= Self.capacity { c.removeAll(keepingCapacity: true) }
+            c[text] = parsed
+        }
+        return parsed
     }
 }

@@ -12,7 +12,7 @@ extension SiteStore {
         let text = agent.description
         return try guardedRead { db in
             try Bool.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT 1 FROM tallies WHERE partner_agent = ? AND state NOT IN (?, ?) LIMIT 1
                     """, arguments: [text, TallyState.void.rawValue, TallyState.close.rawValue]) ?? false
@@ -29,12 +29,12 @@ extension SiteStore {
         let termsText = terms.canonicalString
         let boundText = bound?.description
         return try guardedWrite { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
+            guard try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
                 throw StoreError.unknownUser(cuid.value)
             }
             try Self.checkNotLocked(db, cuid)
             try db.execute(
-                sql: """
+                cached: """
                     INSERT INTO tickets (token, cuid, expires, reuse, bound, terms, created) VALUES (?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [token, cuid.value, expires, reuse, boundText, termsText, now])
             return TicketInfo(
@@ -45,13 +45,13 @@ extension SiteStore {
 
     /// Deletes a ticket that was never handed out (its presentation failed).
     public func withdrawTicket(_ token: String) throws {
-        try guardedWrite { db in try db.execute(sql: "DELETE FROM tickets WHERE token = ? AND used IS NULL", arguments: [token]) }
+        try guardedWrite { db in try db.execute(cached: "DELETE FROM tickets WHERE token = ? AND used IS NULL", arguments: [token]) }
     }
 
     /// The ticket with `token`, if any.
     public func ticket(_ token: String) throws -> TicketInfo? {
         try guardedRead { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tickets WHERE token = ?", arguments: [token]) else { return nil }
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM tickets WHERE token = ?", arguments: [token]) else { return nil }
             return try Self.ticketInfo(row)
         }
     }
@@ -79,7 +79,7 @@ extension SiteStore {
             // comes (the requester did not see the offer); a refused, voided or
             // opened tally gives its requester no standing IK channel.
             try Bool.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? AND state = ? LIMIT 1
                     """, arguments: [token, agent, cuid, TallyState.heldOffer.rawValue]) ?? false

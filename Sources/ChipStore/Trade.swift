@@ -18,7 +18,7 @@ extension SiteStore {
     /// the limit, so no lift ever passes it. A tally without a core (a
     /// request) has the defaults of a zero limit.
     public static func tradingVariables(_ db: Database, tally: TallyRecord) throws -> TradingVariables {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [tally.uuid]) else {
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [tally.uuid]) else {
             throw ModelError.invalid("no tally \(tally.uuid)")
         }
         return try trade(row, limit: tally.core?.limit(tally.side) ?? 0)
@@ -54,7 +54,7 @@ extension SiteStore {
         let t = try tally(id)
         let now = Self.now()
         return try guardedWrite { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [t.uuid]) else {
+            guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [t.uuid]) else {
                 throw ModelError.invalid("no tally \(t.uuid)")
             }
             let current = try Self.tallyRecord(row)
@@ -84,7 +84,7 @@ extension SiteStore {
                 throw ModelError.invalid("trading variables as new as these (\(storedDate ?? "")) are already set")
             }
             try db.execute(
-                sql: """
+                cached: """
                     UPDATE tallies SET trade_target = ?, trade_bound = ?, trade_reward = ?, trade_clutch = ?, trade_date = ?, updated = ?
                     WHERE uuid = ? AND state = ?
                     """, arguments: [newTarget, newBound, newReward, newClutch, date ?? storedDate, now, t.uuid, TallyState.open.rawValue])

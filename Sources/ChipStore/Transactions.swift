@@ -6,13 +6,13 @@ import Synchronization
 /// out as `StoreError`s that name the file.
 extension SiteStore {
     func guardedRead<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws -> T {
-        do { return try dbQueue.read(body) } catch { throw StoreError.from(error, path: path) }
+        do { return try database.read(body) } catch { throw StoreError.from(error, path: path) }
     }
 
     func guardedWrite<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws -> T {
         let rider = Self.rider
         do {
-            return try dbQueue.write { db in
+            return try database.write { db in
                 let result = try body(db)
                 try rider?.ride(db, result)
                 return result
@@ -35,7 +35,11 @@ extension SiteStore {
             lowered.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || $0 == UInt8(ascii: "-") })
         else { throw ModelError.invalid("\(table.article) \(table.noun) id is a uuid or at least its first 4 characters") }
         let rows = try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM \(table.rawValue) WHERE uuid LIKE ? || '%' LIMIT 2", arguments: [lowered]).compactMap(record)
+            // A whole uuid is looked up by the primary key; a prefix scans.
+            lowered.utf8.count == 36
+                ? try Row.fetchAll(cached: db, sql: "SELECT * FROM \(table.rawValue) WHERE uuid = ?", arguments: [lowered]).compactMap(record)
+                : try Row.fetchAll(cached: db, sql: "SELECT * FROM \(table.rawValue) WHERE uuid LIKE ? || '%' LIMIT 2", arguments: [lowered])
+                    .compactMap(record)
         }
         guard let first = rows.first else { throw ModelError.invalid("no \(table.noun) \(lowered)") }
         guard rows.count == 1 else { throw ModelError.invalid("\(lowered) matches more than one \(table.noun); give more of its id") }

@@ -90,7 +90,7 @@ extension SiteStore {
         let hash = UserTicket.tokenHash(token)
         let scopesText = UserScope.json(scopes).canonicalString
         return try adminWrite { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
+            guard try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
                 throw StoreError.unknownUser(cuid.value)
             }
             let devices = try Self.liveDeviceCount(db, cuid.value)
@@ -100,9 +100,9 @@ extension SiteStore {
             let ticket = try UserTicket(
                 address: try Self.userPortAddress(db), agent: try Self.agent(db), user: cuid, token: token, expires: expires)
             try db.execute(
-                sql: "UPDATE user_tickets SET state = 'revoked' WHERE cuid = ? AND state = 'open'", arguments: [cuid.value])
+                cached: "UPDATE user_tickets SET state = 'revoked' WHERE cuid = ? AND state = 'open'", arguments: [cuid.value])
             try db.execute(
-                sql: "INSERT INTO user_tickets (token_hash, cuid, scopes, created, expires, state) VALUES (?, ?, ?, ?, ?, 'open')",
+                cached: "INSERT INTO user_tickets (token_hash, cuid, scopes, created, expires, state) VALUES (?, ?, ?, ?, ?, 'open')",
                 arguments: [hash, cuid.value, scopesText, now, expiresAt])
             try present?(ticket)
             return ticket
@@ -114,7 +114,7 @@ extension SiteStore {
     static func userPortAddress(_ db: Database) throws -> SiteAddress {
         let site = try address(db)
         var port = site.port + UserPortDefaults.portOffset
-        if let text = try String.fetchOne(db, sql: "SELECT value FROM config WHERE key = ?", arguments: [userPortKey]) {
+        if let text = try String.fetchOne(cached: db, sql: "SELECT value FROM config WHERE key = ?", arguments: [userPortKey]) {
             guard let p = Int(text), (1...65535).contains(p) else {
                 throw StoreError.badSetting(key: userPortKey, reason: "not a port number")
             }
@@ -127,7 +127,7 @@ extension SiteStore {
     static let userPortKey = "user.port"
 
     static func liveDeviceCount(_ db: Database, _ cuid: String) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM devices WHERE cuid = ? AND revoked IS NULL", arguments: [cuid]) ?? 0
+        try Int.fetchOne(cached: db, sql: "SELECT count(*) FROM devices WHERE cuid = ? AND revoked IS NULL", arguments: [cuid]) ?? 0
     }
 
     // MARK: Registration (10.3)
@@ -151,22 +151,22 @@ extension SiteStore {
         return try guardedWrite { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT cuid, scopes, expires, state FROM user_tickets WHERE token_hash = ?", arguments: [hash])
+                    cached: db, sql: "SELECT cuid, scopes, expires, state FROM user_tickets WHERE token_hash = ?", arguments: [hash])
             else { return .refused("no such ticket") }
             let state: String = row["state"]
             guard state == "open" else { return .refused("ticket already \(state)") }
             // The burn: of two racing registrations only one changes the row.
-            try db.execute(sql: "UPDATE user_tickets SET state = 'used' WHERE token_hash = ? AND state = 'open'", arguments: [hash])
+            try db.execute(cached: "UPDATE user_tickets SET state = 'used' WHERE token_hash = ? AND state = 'open'", arguments: [hash])
             guard db.changesCount == 1 else { return .refused("ticket used meanwhile") }
             let cuidText: String = row["cuid"], scopesText: String = row["scopes"], expires: Int64 = row["expires"]
             guard expires > now else { return .refused("ticket expired") }
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuidText]) != nil,
+            guard try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuidText]) != nil,
                 let cuid = try? CUID(cuidText)
             else { return .refused("the ticket's user is gone") }
             guard try Self.liveDeviceCount(db, cuidText) < UserPortDefaults.maxDevicesPerUser else {
                 return .refused("user \(cuidText) has \(UserPortDefaults.maxDevicesPerUser) devices")
             }
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE id = ? OR public = ?", arguments: [id, key]) == nil else {
+            guard try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM devices WHERE id = ? OR public = ?", arguments: [id, key]) == nil else {
                 return .refused("the device key is registered already")
             }
             // The schema counts characters as SQLite does (code points).
@@ -175,7 +175,7 @@ extension SiteStore {
             }
             let scopes = try Self.scopes(scopesText)
             try db.execute(
-                sql: "INSERT INTO devices (id, cuid, public, name, scopes, created) VALUES (?, ?, ?, ?, ?, ?)",
+                cached: "INSERT INTO devices (id, cuid, public, name, scopes, created) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [id, cuidText, key, name, UserScope.json(scopes).canonicalString, now])
             _ = try Self.appendUserEvent(
                 db, cuid: cuidText, topic: .device, data: ["device": .string(id), "name": .string(name), "state": "added"], now: now)
@@ -202,7 +202,7 @@ extension SiteStore {
         return try guardedRead { db in
             guard
                 let row = try Row.fetchOne(
-                    db,
+                    cached: db,
                     sql: """
                         SELECT d.cuid, d.scopes, u.custody, u.locked FROM devices d JOIN users u ON u.cuid = d.cuid
                         WHERE d.id = ? AND d.revoked IS NULL
@@ -220,18 +220,18 @@ extension SiteStore {
     public func touchDevice(device: DeviceID, now: Int64) throws {
         let id = device.description
         try guardedWrite { db in
-            try db.execute(sql: "UPDATE devices SET last_seen = ? WHERE id = ? AND revoked IS NULL", arguments: [now, id])
+            try db.execute(cached: "UPDATE devices SET last_seen = ? WHERE id = ? AND revoked IS NULL", arguments: [now, id])
         }
     }
 
     /// The devices of `cuid`, revoked ones included, oldest first.
     public func devices(of cuid: CUID) throws -> [DeviceInfo] {
         try guardedRead { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
+            guard try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
                 throw StoreError.unknownUser(cuid.value)
             }
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM devices WHERE cuid = ? ORDER BY created, id", arguments: [cuid.value]
+                cached: db, sql: "SELECT * FROM devices WHERE cuid = ? ORDER BY created, id", arguments: [cuid.value]
             ).map { row in
                 let id: String = row["id"], scopes: String = row["scopes"]
                 let device: DeviceID
@@ -250,7 +250,7 @@ extension SiteStore {
         let id = device.description
         try guardedWrite { db in
             try db.execute(
-                sql: "UPDATE devices SET revoked = ? WHERE id = ? AND cuid = ? AND revoked IS NULL", arguments: [now, id, cuid.value])
+                cached: "UPDATE devices SET revoked = ? WHERE id = ? AND cuid = ? AND revoked IS NULL", arguments: [now, id, cuid.value])
             guard db.changesCount == 1 else { throw StoreError.unknownDevice(user: cuid.value, device: id) }
             _ = try Self.appendUserEvent(db, cuid: cuid.value, topic: .device, data: ["device": .string(id), "state": "revoked"], now: now)
         }
@@ -262,16 +262,16 @@ extension SiteStore {
     /// first), inside the open transaction of the change it reports.
     @discardableResult
     public static func appendUserEvent(_ db: Database, cuid: String, topic: UserTopic, data: JSONValue, now: Int64) throws -> UserEvent {
-        let seq = (try Int64.fetchOne(db, sql: "SELECT max(seq) FROM user_events WHERE cuid = ?", arguments: [cuid]) ?? 0) + 1
+        let seq = (try Int64.fetchOne(cached: db, sql: "SELECT max(seq) FROM user_events WHERE cuid = ?", arguments: [cuid]) ?? 0) + 1
         try db.execute(
-            sql: "INSERT INTO user_events (cuid, seq, topic, data, created) VALUES (?, ?, ?, ?, ?)",
+            cached: "INSERT INTO user_events (cuid, seq, topic, data, created) VALUES (?, ?, ?, ?, ?)",
             arguments: [cuid, seq, topic.rawValue, data.canonicalString, now])
         return UserEvent(topic: topic, seq: seq, data: data)
     }
 
     /// `appendUserEvent` for the user who holds tally `tally` (none when there is no such tally).
     static func appendTallyUserEvent(_ db: Database, tally: String, topic: UserTopic, data: JSONValue, now: String) throws {
-        guard let cuid = try String.fetchOne(db, sql: "SELECT cuid FROM tallies WHERE uuid = ?", arguments: [tally]) else { return }
+        guard let cuid = try String.fetchOne(cached: db, sql: "SELECT cuid FROM tallies WHERE uuid = ?", arguments: [tally]) else { return }
         try appendUserEvent(db, cuid: cuid, topic: topic, data: data, now: Timestamp.parse(now) ?? 0)
     }
 
@@ -279,7 +279,7 @@ extension SiteStore {
     public func userEvents(cuid: CUID, after: Int64, limit: Int) throws -> [UserEvent] {
         try guardedRead { db in
             try Row.fetchAll(
-                db, sql: "SELECT seq, topic, data FROM user_events WHERE cuid = ? AND seq > ? ORDER BY seq LIMIT ?",
+                cached: db, sql: "SELECT seq, topic, data FROM user_events WHERE cuid = ? AND seq > ? ORDER BY seq LIMIT ?",
                 arguments: [cuid.value, after, max(0, limit)]
             ).map { row in
                 let seq: Int64 = row["seq"], topic: String = row["topic"], data: String = row["data"]
@@ -334,7 +334,7 @@ extension SiteStore {
 
     public func latestUserSeq(cuid: CUID) throws -> Int64 {
         try guardedRead { db in
-            try Int64.fetchOne(db, sql: "SELECT max(seq) FROM user_events WHERE cuid = ?", arguments: [cuid.value]) ?? 0
+            try Int64.fetchOne(cached: db, sql: "SELECT max(seq) FROM user_events WHERE cuid = ?", arguments: [cuid.value]) ?? 0
         }
     }
 
@@ -342,7 +342,7 @@ extension SiteStore {
     /// `since` below this minus 1 is older than the kept window: `resync`.
     public func oldestKeptUserSeq(cuid: CUID) throws -> Int64? {
         try guardedRead { db in
-            try Int64.fetchOne(db, sql: "SELECT min(seq) FROM user_events WHERE cuid = ?", arguments: [cuid.value])
+            try Int64.fetchOne(cached: db, sql: "SELECT min(seq) FROM user_events WHERE cuid = ?", arguments: [cuid.value])
         }
     }
 
@@ -363,14 +363,14 @@ extension SiteStore {
         return try guardedWrite { db in
             var p = UserPrune()
             try db.execute(
-                sql: """
+                cached: """
                     DELETE FROM user_events WHERE created < ?
                     AND seq < (SELECT max(e.seq) FROM user_events e WHERE e.cuid = user_events.cuid)
                     """, arguments: [eventCut])
             p.events = db.changesCount
-            try db.execute(sql: "DELETE FROM user_replies WHERE created < ?", arguments: [replyCut])
+            try db.execute(cached: "DELETE FROM user_replies WHERE created < ?", arguments: [replyCut])
             p.replies = db.changesCount
-            try db.execute(sql: "DELETE FROM user_tickets WHERE expires <= ?", arguments: [now])
+            try db.execute(cached: "DELETE FROM user_tickets WHERE expires <= ?", arguments: [now])
             p.tickets = db.changesCount
             return p
         }
@@ -398,7 +398,7 @@ extension SiteStore {
     public static func storedReply(_ db: Database, cuid: String, key: IdempotencyKey, requestHash: String) throws -> StoredReply {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT request_hash, reply FROM user_replies WHERE cuid = ? AND key = ?", arguments: [cuid, replyKey(key)])
+                cached: db, sql: "SELECT request_hash, reply FROM user_replies WHERE cuid = ? AND key = ?", arguments: [cuid, replyKey(key)])
         else { return .none }
         let stored: String = row["request_hash"], reply: String = row["reply"]
         guard stored == requestHash else { return .conflict }
@@ -408,7 +408,7 @@ extension SiteStore {
     /// Remembers a success's reply under `key`, inside the command's transaction.
     public static func rememberReply(_ db: Database, cuid: String, key: IdempotencyKey, requestHash: String, reply: JSONValue, now: Int64) throws {
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO user_replies (cuid, key, request_hash, reply, created) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (cuid, key) DO UPDATE SET request_hash = excluded.request_hash, reply = excluded.reply, created = excluded.created
                 """, arguments: [cuid, replyKey(key), requestHash, reply.canonicalString, now])
@@ -422,7 +422,7 @@ extension SiteStore {
     }
 
     static func custody(_ db: Database, _ cuid: String) throws -> UserCustody {
-        guard let text = try String.fetchOne(db, sql: "SELECT custody FROM users WHERE cuid = ?", arguments: [cuid]) else {
+        guard let text = try String.fetchOne(cached: db, sql: "SELECT custody FROM users WHERE cuid = ?", arguments: [cuid]) else {
             throw StoreError.unknownUser(cuid)
         }
         guard let c = UserCustody(rawValue: text) else { throw StoreError.damaged("custody of \(Printable.clip(cuid))") }

@@ -22,10 +22,10 @@ extension SiteStore {
         let key = SigningKey.generate()
         let publicKey = key.publicKey
         do {
-            return try dbQueue.write { db in
+            return try database.write { db in
                 let sealed = try Self.sealCost(db) != nil
                 if sealed, sealingKey == nil { throw StoreError.passphraseNeeded }
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil {
+                if try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil {
                     throw StoreError.userExists(cuid.value)
                 }
                 let chad = CHAD(cuid: cuid, agent: try Self.agent(db), address: try Self.address(db))
@@ -33,7 +33,7 @@ extension SiteStore {
                 let cert = try Certificate(chad: chad, type: type, name: name, email: email, publicKey: publicKey, date: now)
                 let secret = Self.storedSeed(of: key, sealingKey: sealed ? sealingKey : nil, label: Self.userKeyLabel(cuid))
                 try db.execute(
-                    sql: """
+                    cached: """
                         INSERT INTO users (cuid, type, name, email, public, secret, cert, created, custody)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
@@ -58,8 +58,8 @@ extension SiteStore {
     /// All users, ordered by CUID.
     public func users() throws -> [UserInfo] {
         do {
-            return try dbQueue.read { db in
-                try Row.fetchAll(db, sql: "SELECT cuid, cert, secret, created FROM users ORDER BY cuid").map(Self.userInfo)
+            return try database.read { db in
+                try Row.fetchAll(cached: db, sql: "SELECT cuid, cert, secret, created FROM users ORDER BY cuid").map(Self.userInfo)
             }
         } catch {
             throw StoreError.from(error, path: path)
@@ -69,10 +69,10 @@ extension SiteStore {
     /// One user; `unknownUser` when there is none.
     public func user(_ cuid: CUID) throws -> UserInfo {
         do {
-            return try dbQueue.read { db in
+            return try database.read { db in
                 guard
                     let row = try Row.fetchOne(
-                        db, sql: "SELECT cuid, cert, secret, created FROM users WHERE cuid = ?",
+                        cached: db, sql: "SELECT cuid, cert, secret, created FROM users WHERE cuid = ?",
                         arguments: [cuid.value])
                 else { throw StoreError.unknownUser(cuid.value) }
                 return try Self.userInfo(row)

@@ -19,8 +19,9 @@ struct SiteOptions: ParsableArguments {
             accountHome: { getpwuid(getuid()).flatMap { $0.pointee.pw_dir.map { String(cString: $0) } } })
     }
 
-    func open() throws -> SiteStore {
-        try SiteStore.open(at: location().path)
+    /// `concurrentReads`: serve's pool of read connections (SiteStore.open).
+    func open(concurrentReads: Bool = false) throws -> SiteStore {
+        try SiteStore.open(at: location().path, concurrentReads: concurrentReads)
     }
 }
 

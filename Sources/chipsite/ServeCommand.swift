@@ -52,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try site.open()
+        let store = try site.open(concurrentReads: true)
         let status = try store.status()
         let (host, port) = try Self.parseListen(listen, defaultPort: status.address.port)
         let sealingKey = try passphrase.sealingKey(for: store)

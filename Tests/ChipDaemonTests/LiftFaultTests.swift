@@ -132,10 +132,10 @@ import TestSupport
         #expect(try await net.quietAudit() == [])
         await net.stop()
         let lift = try #require(try net["a"].store.liftRequest(request)?.lifts.first)
-        try await net["b"].store.dbQueue.write { db in
+        try await net["b"].store.database.write { db in
             try db.execute(sql: "UPDATE lifts SET state = 'part' WHERE lift = ?", arguments: [lift])
         }
-        try await net["c"].store.dbQueue.write { db in
+        try await net["c"].store.database.write { db in
             try db.execute(sql: "UPDATE chits SET units = units + 1 WHERE lift = ? AND tally = ?", arguments: [lift, tallies[2]])
             try db.execute(sql: "UPDATE tallies SET balance = balance + 1 WHERE uuid = ?", arguments: [tallies[1]])
         }
@@ -171,7 +171,7 @@ import TestSupport
         let settings = LiftEngineSettings(interval: 0, min: 1, lifeMs: lifeMs)
         let (net, _) = try await LiftFaultTests.line(settings: settings)
         let c = net["c"]
-        let port = try await c.store.dbQueue.read { db in try SiteStore.address(db).port }
+        let port = try await c.store.database.read { db in try SiteStore.address(db).port }
         let crashed = NIOLockedValueBox(false)
         let restart: @Sendable () -> Void = {
             Task {

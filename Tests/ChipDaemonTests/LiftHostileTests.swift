@@ -29,7 +29,7 @@ import TestSupport
         let b = net["b"], a = net["a"]
 
         // a signs void too and sends it to b on their hop.
-        let header = try #require(try await b.store.dbQueue.read { db in try SiteStore.storedLift(db, lift) }?.record.header)
+        let header = try #require(try await b.store.database.read { db in try SiteStore.storedLift(db, lift) }?.record.header)
         let ab = tallies[0]
         let hop = try #require(header.path.firstIndex(of: HopNonce.nonce(qid: header.qid, tally: ab) ?? ""))
         let t = try b.store.tally(ab)
@@ -40,12 +40,12 @@ import TestSupport
         guard case .applied(let replies) = outcome else { Issue.record("not applied: \(outcome)"); return }
         #expect(replies.count == 1, "acknowledged")
         #expect(try b.store.liftState(lift) == .good)
-        let proof = try await b.store.dbQueue.read { db in
+        let proof = try await b.store.database.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM lift_decisions WHERE lift = ? AND result = 'void' AND applied = 0", arguments: [lift])
         }
         #expect(proof == 1)
         #expect(try b.store.droppedReferees().map(\.agent) == [a.agent.description])
-        #expect(try await b.store.dbQueue.read { db in try SiteStore.acceptsReferee(db, a.agent) } == false)
+        #expect(try await b.store.database.read { db in try SiteStore.acceptsReferee(db, a.agent) } == false)
         #expect(try net.audit() == [])
 
         // A promise to c with a forged header (a new uuid, units and origin
@@ -60,7 +60,7 @@ import TestSupport
             path: h.path, referee: h.referee, find: h.find, originKey: SigningKey.generate())
         let fakeChit = try LiftChit.make(header: forged, tally: chit.tally, by: chit.by, agentKey: SigningKey.generate())
         let altered = LiftMessage(to: taken.to, from: taken.from, body: .promise(header: forged, hop: i, chit: fakeChit))
-        let before = try await net["c"].store.dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chits") }
+        let before = try await net["c"].store.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chits") }
         let refused = try net["c"].store.receiveLift(
             altered, from: b.agent, siteKey: net["c"].key, sealingKey: nil, now: wallClockMilliseconds())
         guard case .applied(let replies) = refused, case .lift(let reply)? = replies.first, case .refuse(_, _, let reason) = reply.body else {
@@ -68,7 +68,7 @@ import TestSupport
             return
         }
         #expect(reason == .invalid)
-        let after = try await net["c"].store.dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chits") }
+        let after = try await net["c"].store.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chits") }
         #expect(before == after, "nothing stored")
     }
 }
@@ -94,7 +94,7 @@ import TestSupport
         #expect(try await eventually(40) { try net["d"].store.liftState(lift) == .good }, "d asked the referee")
         // c behaves again; d's new channel brings the chain entries it missed.
         await net["d"].daemon?.engine.injectFaults(nil)
-        let port = try await net["d"].store.dbQueue.read { db in try SiteStore.address(db).port }
+        let port = try await net["d"].store.database.read { db in try SiteStore.address(db).port }
         await net["d"].stop()
         try await net["d"].start(port: port)
         #expect(try await net.quietAudit(30) == [])
@@ -108,7 +108,7 @@ import TestSupport
         try await net.start()
         let a = net["a"], z = net["z"]
         let node = try #require(await z.daemon?.engine.node)
-        let port = try await a.store.dbQueue.read { db in try SiteStore.address(db).port }
+        let port = try await a.store.database.read { db in try SiteStore.address(db).port }
         let channel = try await node.dial(host: "127.0.0.1", port: port, remote: a.agent)
         #expect(try await eventually(5) { await a.daemon?.engine.openRefereeChannels() == 1 }, "a stranger may open a referee channel")
         try await channel.send(try z.message("offer", from: "z", to: a, toCuid: "a"))

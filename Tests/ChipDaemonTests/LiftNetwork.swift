@@ -27,7 +27,7 @@ final class LiftNetwork: @unchecked Sendable {
     /// `skew`: seconds each named site's clock is off (±), for clock-skew runs.
     func start(skew: [String: Double] = [:]) async throws {
         for (name, s) in sites.sorted(by: { $0.key < $1.key }) {
-            let port = try await s.store.dbQueue.read { db in try SiteStore.address(db).port }
+            let port = try await s.store.database.read { db in try SiteStore.address(db).port }
             try await s.start(port: port, clock: SkewedClock(offset: skew[name] ?? 0))
             await s.daemon?.engine.setLiftSettings(LiftEngineSettings(interval: 0, min: 1))
         }
@@ -43,8 +43,8 @@ final class LiftNetwork: @unchecked Sendable {
     func openTally(stock: String, foil: String, stockUser: String? = nil, foilUser: String? = nil, limit: Int64 = 1_000_000) throws -> String {
         let s = self[stock], f = self[foil]
         let sc = try CUID(stockUser ?? stock), fc = try CUID(foilUser ?? foil)
-        let sCert = try #require(try s.store.dbQueue.read { db in try SiteStore.userCert(db, sc) })
-        let fCert = try #require(try f.store.dbQueue.read { db in try SiteStore.userCert(db, fc) })
+        let sCert = try #require(try s.store.database.read { db in try SiteStore.userCert(db, sc) })
+        let fCert = try #require(try f.store.database.read { db in try SiteStore.userCert(db, fc) })
         let now = Timestamp.format(millisecondsSince1970: wallClockMilliseconds())
         let core = try TallyCore(
             uuid: UUID().uuidString.lowercased(), date: now, memo: nil, stock: (cert: sCert, terms: ["limit": .integer(limit)]),
@@ -52,11 +52,11 @@ final class LiftNetwork: @unchecked Sendable {
         let sign = TallySignatures(
             stock: core.sign(with: try s.store.userKey(sc, sealingKey: nil)), foil: core.sign(with: try f.store.userKey(fc, sealingKey: nil)),
             hash: core.hash)
-        try s.store.dbQueue.write { db in
+        try s.store.database.write { db in
             try SiteStore.insertTally(
                 db, core: core, sign: sign, cuid: sc, side: .stock, partner: core.foilCert.chad, state: .open, token: nil, now: now)
         }
-        try f.store.dbQueue.write { db in
+        try f.store.database.write { db in
             try SiteStore.insertTally(
                 db, core: core, sign: sign, cuid: fc, side: .foil, partner: core.stockCert.chad, state: .open, token: nil, now: now)
         }
@@ -114,13 +114,13 @@ extension LiftNetwork {
         var byAgent = [AgentID: String]()
         for (name, s) in sites { byAgent[s.agent] = name }
         for (_, s) in sites {
-            for row in try s.store.dbQueue.read({ db in try Row.fetchAll(db, sql: "SELECT lift, result FROM referee_decisions") }) {
+            for row in try s.store.database.read({ db in try Row.fetchAll(db, sql: "SELECT lift, result FROM referee_decisions") }) {
                 refereeResults[row["lift"]] = row["result"]
             }
         }
         var tallyViews = [String: [(site: String, length: Int64, head: String?, balance: Int64, chits: [String])]]()
         for (name, s) in sites.sorted(by: { $0.key < $1.key }) {
-            try s.store.dbQueue.read { db in
+            try s.store.database.read { db in
                 // Every lift terminated, and as its referee decided.
                 for row in try Row.fetchAll(db, sql: "SELECT l.lift, l.state, l.role, h.header FROM lifts l JOIN lift_headers h USING (lift)") {
                     let lift: String = row["lift"], state: String = row["state"], role: String = row["role"]

@@ -81,7 +81,7 @@ final class TestSite: @unchecked Sendable {
         let uuid = UUID().uuidString.lowercased()
         let otherAgent = other.agent.description
         let port = other.port
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)

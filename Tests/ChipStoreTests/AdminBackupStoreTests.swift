@@ -36,7 +36,7 @@ import ChipProtocol
         #expect(status.path == dir.file("r.db"))
         let restored = try SiteStore.open(at: dir.file("r.db"))
         #expect(try restored.user(try CUID("alice")).certificate.name == "Alice")
-        let mode = try restored.dbQueue.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        let mode = try restored.database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
         #expect(throws: ModelError.self) { try SiteBackup.restore(from: dir.file("b.db"), to: dir.file("r.db")) }
     }

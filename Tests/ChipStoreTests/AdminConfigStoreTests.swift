@@ -21,7 +21,7 @@ import ChipProtocol
     @Test func storedValuesOutsideTheRangeAreReportedInvalid() throws {
         let dir = try TempDir()
         let store = try SiteStore.create(at: dir.file("site.db"), address: address, passphrase: nil)
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             try db.execute(sql: "INSERT INTO config (key, value) VALUES ('peer.idle_timeout', '-5')")
         }
         let entry = try #require(try store.configEntries().first { $0.key == .peerIdleTimeout })
@@ -39,7 +39,7 @@ import ChipProtocol
     @Test func aHugeStoredNumberIsRefusedNotTrapped() throws {
         let dir = try TempDir()
         let store = try SiteStore.create(at: dir.file("site.db"), address: address, passphrase: nil)
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             try db.execute(sql: "INSERT INTO config (key, value) VALUES ('peer.max_frame', '1e300'), ('peer.max_connections', 'nan')")
         }
         #expect(throws: StoreError.badSetting(key: "peer.max_frame", reason: "peer.max_frame must be a number from 17.0 to 65536.0")) {

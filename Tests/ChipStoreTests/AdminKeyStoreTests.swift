@@ -8,7 +8,7 @@ import ChipProtocol
 
 @Suite struct AdminKeyStoreTests {
     func secrets(_ store: SiteStore) throws -> [String: Data] {
-        try store.dbQueue.read { db in
+        try store.database.read { db in
             var all = [String: Data]()
             all["site"] = try Data.fetchOne(db, sql: "SELECT secret FROM site_key")
             for row in try Row.fetchAll(db, sql: "SELECT cuid, secret FROM users") { all[row["cuid"]] = row["secret"] }
@@ -62,7 +62,7 @@ import ChipProtocol
         let kek = try #require(try store.sealingKey(passphrase: Array("pw".utf8)))
         for c in ["a1", "a2", "a3"] { try store.addUser(cuid: try CUID(c), name: c, email: nil, sealingKey: kek) }
         // Damage the last user's sealed key: the site key and a1, a2 would be re-sealed before it fails.
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             var s = try #require(try Data.fetchOne(db, sql: "SELECT secret FROM users WHERE cuid = 'a3'"))
             s[40] ^= 1
             try db.execute(sql: "UPDATE users SET secret = ? WHERE cuid = 'a3'", arguments: [s])
@@ -84,7 +84,7 @@ import ChipProtocol
         let old = try store.agent()
         let oldFingerprint = try store.siteKeyInfo().fingerprint
         #expect(oldFingerprint.count == 19 && oldFingerprint.split(separator: " ").count == 4)
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO tallies (uuid, cuid, side, partner_agent, partner_cuid, partner_host, partner_port, state, core, created, updated)

@@ -19,7 +19,7 @@ import ChipProtocol
         try store.setLockdown(false)
         #expect(try !store.isLockedDown())
         // A damaged value counts as locked down.
-        try store.dbQueue.write { db in try db.execute(sql: "UPDATE config SET value = 'garbage' WHERE key = 'site.lockdown'") }
+        try store.database.write { db in try db.execute(sql: "UPDATE config SET value = 'garbage' WHERE key = 'site.lockdown'") }
         #expect(try store.isLockedDown())
     }
 
@@ -46,7 +46,7 @@ import ChipProtocol
         let store = try SiteStore.create(at: path, address: address, passphrase: nil)
         try store.addUser(cuid: try CUID("alice"), name: "Alice", email: nil, sealingKey: nil)
         // Make it look like a file from before the migration.
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             try db.execute(sql: "ALTER TABLE users DROP COLUMN locked")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = '2026-11-25 admin: user lock'")
         }

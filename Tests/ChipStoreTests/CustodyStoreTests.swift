@@ -35,7 +35,8 @@ import TestSupport
     }
 
     static func storedSecret(_ store: SiteStore, _ user: CUID) throws -> [UInt8] {
-        try store.dbQueue.read { db in Array(try Data.fetchOne(db, sql: "SELECT secret FROM users WHERE cuid = ?", arguments: [user.value]) ?? Data())
+        try store.database.read { db in
+            Array(try Data.fetchOne(db, sql: "SELECT secret FROM users WHERE cuid = ?", arguments: [user.value]) ?? Data())
         }
     }
 

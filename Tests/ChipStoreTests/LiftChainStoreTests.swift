@@ -41,15 +41,15 @@ import ChipProtocol
 
     /// Applies lift effects in one transaction, as the store applies a decider's.
     static func apply(_ store: SiteStore, _ effects: [Effect]) throws {
-        try store.dbQueue.write { db in _ = try SiteStore.commit(.apply(effects), db, now: SiteStore.now()) }
+        try store.database.write { db in _ = try SiteStore.commit(.apply(effects), db, now: SiteStore.now()) }
     }
 
     static func state(_ store: SiteStore, _ uuid: String) throws -> String? {
-        try store.dbQueue.read { db in try String.fetchOne(db, sql: "SELECT state FROM chits WHERE uuid = ?", arguments: [uuid]) }
+        try store.database.read { db in try String.fetchOne(db, sql: "SELECT state FROM chits WHERE uuid = ?", arguments: [uuid]) }
     }
 
     static func decisions(_ store: SiteStore, _ lift: String) throws -> [String: Bool] {
-        try store.dbQueue.read { db in
+        try store.database.read { db in
             Dictionary(
                 uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT result, applied FROM lift_decisions WHERE lift = ?", arguments: [lift])
                     .map { ($0["result"] as String, $0["applied"] as Bool) })
@@ -69,7 +69,7 @@ import ChipProtocol
         try Self.apply(s.a, [.insertLiftChit(chit, header: h, local: true)])
         // A repeat of the chit changes nothing.
         try Self.apply(s.a, [.insertLiftChit(chit, header: h, local: true)])
-        try s.a.dbQueue.write { db in
+        try s.a.database.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO lifts (lift, role, state, origin_secret, created, updated) VALUES (?, 'origin', 'call', ?, 'x', 'x')
@@ -81,7 +81,7 @@ import ChipProtocol
         let t = try s.a.tally(id)
         #expect(t.balance == 50_000 && t.chainLength == 1)
         #expect(try Self.state(s.a, chit.uuid) == "chained")
-        let record = try s.a.dbQueue.read { db in
+        let record = try s.a.database.read { db in
             try Row.fetchOne(db, sql: "SELECT state, origin_secret FROM lifts WHERE lift = ?", arguments: [h.hash])
         }
         #expect(record?["state"] == "good")
@@ -238,18 +238,18 @@ import ChipProtocol
         var o = try #require(good.json.objectValue), inner = try #require(good.decision.objectValue)
         inner["date"] = "2026-12-01T12:00:05.000Z"
         o["decision"] = .object(inner)
-        try s.a.dbQueue.write { db in
+        try s.a.database.write { db in
             try db.execute(sql: "UPDATE lift_decisions SET decision = ? WHERE lift = ?", arguments: [JSONValue.object(o).canonicalString, h.hash])
         }
         #expect(try s.a.verifyTally(id) == ["chit 2 (\(chit.uuid)): the referee's signature does not verify"])
 
         // The chit's signature replaced by the user's: not the payer half's agent's.
         let userSign = Base64URL.encode(try s.b.userKey(s.bob, sealingKey: nil).sign(chit.core.canonicalBytes))
-        try s.b.dbQueue.write { db in try db.execute(sql: "UPDATE chits SET sign = ? WHERE uuid = ?", arguments: [userSign, chit.uuid]) }
+        try s.b.database.write { db in try db.execute(sql: "UPDATE chits SET sign = ? WHERE uuid = ?", arguments: [userSign, chit.uuid]) }
         #expect(try s.b.verifyTally(id) == ["chit 2 (\(chit.uuid)): the lift chit's signature is not the payer half's agent's"])
 
         // No header for it: reported, and the link is still checked with the stored chit hash.
-        try s.b.dbQueue.inDatabase { db in
+        try s.b.database.writeWithoutTransaction { db in
             // (Outside a transaction: the pragma does nothing inside one.)
             try db.execute(sql: "PRAGMA foreign_keys = OFF")
             try db.execute(sql: "DELETE FROM lift_headers WHERE lift = ?", arguments: [h.hash])
@@ -257,7 +257,7 @@ import ChipProtocol
         let noHeader = try s.b.verifyTally(id)
         #expect(noHeader == ["chit 2 (\(chit.uuid)): no header is stored for its lift"], "\(noHeader)")
         // Its units changed: the chit no longer hashes to its stored hash (nor the chits to the balance).
-        try s.a.dbQueue.write { db in
+        try s.a.database.write { db in
             let core = chit.core.objectValue.map { o -> JSONValue in
                 var o = o
                 o["units"] = .integer(40_000)

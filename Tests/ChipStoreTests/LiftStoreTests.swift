@@ -15,12 +15,12 @@ import ChipProtocol
     }
 
     static func row(_ store: SiteStore, _ id: String) throws -> Row? {
-        try store.dbQueue.read { db in try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [id]) }
+        try store.database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [id]) }
     }
 
     static func loaded(_ store: SiteStore, _ id: String) throws -> TradingVariables {
         let t = try store.tally(id)
-        return try store.dbQueue.read { db in try SiteStore.tradingVariables(db, tally: t) }
+        return try store.database.read { db in try SiteStore.tradingVariables(db, tally: t) }
     }
 
     @Test func theDefaultsAreZeroAndTheHalfsLimit() throws {
@@ -92,7 +92,7 @@ import ChipProtocol
 
     @Test func aHandEditedBoundAboveTheLimitCountsAsTheLimit() throws {
         let (s, id) = try Self.openTally()
-        try s.b.dbQueue.write { db in
+        try s.b.database.write { db in
             try db.execute(sql: "UPDATE tallies SET trade_target = 1500000, trade_bound = 2000000 WHERE uuid = ?", arguments: [id])
         }
         let v = try Self.loaded(s.b, id)
@@ -132,14 +132,14 @@ import ChipProtocol
             #expect(throws: ModelError.self, "\(key.name) = \(value)") { try s.b.setSetting(key, value) }
         }
         #expect(try s.b.liftSettings() == LiftSettings.defaults)
-        try s.b.dbQueue.write { db in try db.execute(sql: "INSERT INTO config (key, value) VALUES ('lift.life', '500')") }
+        try s.b.database.write { db in try db.execute(sql: "INSERT INTO config (key, value) VALUES ('lift.life', '500')") }
         #expect(throws: StoreError.self) { try s.b.liftSettings() }
     }
 
     @Test func theAcceptListFollowsTheSetting() throws {
         let (s, _) = try Self.openTally()
         let stranger = try AgentID(publicKey: SigningKey.generate().publicKey)
-        func accepts(_ a: AgentID) throws -> Bool { try s.b.dbQueue.read { db in try SiteStore.acceptsReferee(db, a) } }
+        func accepts(_ a: AgentID) throws -> Bool { try s.b.database.read { db in try SiteStore.acceptsReferee(db, a) } }
         #expect(try accepts(stranger) && accepts(s.agentA))
         try s.b.setSetting(.liftReferees, "partners")
         #expect(try accepts(s.agentA) && accepts(s.agentB) && !accepts(stranger))
@@ -148,7 +148,7 @@ import ChipProtocol
         try s.b.setSetting(.liftReferees, "\(stranger)@x.example:5")
         #expect(try accepts(stranger) && !accepts(s.agentA))
         try s.b.setSetting(.liftReferees, "any")
-        try s.b.dbQueue.write { db in
+        try s.b.database.write { db in
             try db.execute(sql: "INSERT INTO referees_dropped (agent, lift, created) VALUES (?, ?, 'now')", arguments: [stranger.description, "h"])
         }
         #expect(try !accepts(stranger) && accepts(s.agentA))
@@ -163,7 +163,7 @@ import ChipProtocol
         _ store: SiteStore, h: String, kind: String = "circ", units: Int64 = 2_500, referee: String, role: String?, state: String,
         chits: [(uuid: String, tally: String, by: String, state: String)], created: String
     ) throws {
-        try store.dbQueue.write { db in
+        try store.database.write { db in
             try db.execute(
                 sql: "INSERT INTO lift_headers (lift, header, kind, units, deadline, referee, created) VALUES (?, '{}', ?, ?, ?, ?, ?)",
                 arguments: [h, kind, units, "2026-12-01T10:01:00.000Z", referee, created])
@@ -199,7 +199,7 @@ import ChipProtocol
         try Self.insertLift(
             s.b, h: h2, kind: "line", units: 7, referee: s.agentA.description, role: "origin", state: "good",
             chits: [(UUID().uuidString.lowercased(), id, "stock", "good")], created: "2026-12-01T11:00:00.000Z")
-        try s.b.dbQueue.write { db in
+        try s.b.database.write { db in
             try db.execute(
                 sql: "INSERT INTO lift_decisions (lift, result, decision, applied, created) VALUES (?, 'good', ?, 1, ?)",
                 arguments: [h2, Self.decision(h2, "good", referee: s.agentA.description), "2026-12-01T11:00:30.000Z"])

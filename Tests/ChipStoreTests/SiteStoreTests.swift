@@ -32,7 +32,7 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         var st = stat()
         #expect(stat(path, &st) == 0)
         #expect(st.st_mode & 0o777 == 0o600)
-        let (mode, sync, fk) = try store.dbQueue.read { db in
+        let (mode, sync, fk) = try store.database.read { db in
             (
                 try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
                 try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
@@ -98,7 +98,7 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
         #expect(try store.siteKey(sealingKey: kek).publicKey == (try store.agent()).publicKey)
         #expect(throws: StoreError.wrongPassphrase) { try store.sealingKey(passphrase: Array("wrong".utf8)) }
         // The raw seed is nowhere in the file in the clear.
-        let raw = try store.dbQueue.read { db in try Data.fetchOne(db, sql: "SELECT secret FROM site_key") }
+        let raw = try store.database.read { db in try Data.fetchOne(db, sql: "SELECT secret FROM site_key") }
         #expect(raw?.count == 73)
 
         // Users on a sealed site get sealed keys and need the sealing key.
@@ -159,5 +159,23 @@ let address = try! SiteAddress(host: "chips.example.org", port: 65430)  // test 
             L.resolve(explicit: nil, environment: [:], isRoot: false, accountHome: { "/home/u" }) == ("/home/u/.local/share/chipsite/site.db", true))
         #expect(L.resolve(explicit: nil, environment: ["HOME": "rel"], isRoot: false, accountHome: { "/home/u" }).path.hasPrefix("/home/u/"))
         #expect(L.resolve(explicit: nil, environment: [:], isRoot: false).path == "/.local/share/chipsite/site.db")
+    }
+}
+
+/// serve opens the file with a pool of readers beside the writer; its
+/// writer still commits with `synchronous = FULL`.
+@Suite struct ConcurrentReadsTests {
+    @Test func servesPoolKeepsEveryCommitDurableAndReadsBesideIt() throws {
+        let dir = try TempDir()
+        let path = dir.file("site.db")
+        _ = try SiteStore.create(at: path, address: address, passphrase: nil)
+        let store = try SiteStore.open(at: path, concurrentReads: true)
+        #expect(store.database is DatabasePool)
+        #expect(try store.database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        #expect(try store.database.read { db in try Int.fetchOne(db, sql: "PRAGMA query_only") } == 0)
+        _ = try store.addUser(cuid: try CUID("alice"), name: "Alice", email: nil, sealingKey: nil)
+        #expect(try store.users().map(\.cuid.value) == ["alice"])
+        // The CLI's one connection: nothing but the queue.
+        #expect(try SiteStore.open(at: path).database is DatabaseQueue)
     }
 }

@@ -26,7 +26,7 @@ import ChipProtocol
         }
 
         func ticketState(_ token: String) throws -> String? {
-            try store.dbQueue.read { db in
+            try store.database.read { db in
                 try String.fetchOne(db, sql: "SELECT state FROM user_tickets WHERE token_hash = ?", arguments: [UserTicket.tokenHash(token)])
             }
         }
@@ -56,7 +56,7 @@ import ChipProtocol
         #expect(t.expires == Timestamp.format(millisecondsSince1970: Self.now + UserTicket.defaultLifetimeSeconds * 1000))
         #expect(try s.ticketState(t.token) == "open")
         let row = try #require(
-            try s.store.dbQueue.read { db in try Row.fetchOne(db, sql: "SELECT scopes, expires, created FROM user_tickets") })
+            try s.store.database.read { db in try Row.fetchOne(db, sql: "SELECT scopes, expires, created FROM user_tickets") })
         #expect((row["scopes"] as String) == #"["read","request","pay","tally","devices"]"#)
         #expect((row["expires"] as Int64) == Self.now + 86_400_000)
         // Neither the file nor its WAL holds the token.
@@ -69,7 +69,7 @@ import ChipProtocol
 
     @Test func userPortSettingScopesAndLifetime() throws {
         let s = try Site()
-        try s.store.dbQueue.write { db in try db.execute(sql: "INSERT INTO config (key, value) VALUES ('user.port', '7000')") }
+        try s.store.database.write { db in try db.execute(sql: "INSERT INTO config (key, value) VALUES ('user.port', '7000')") }
         let t = try s.store.issueUserTicket(cuid: s.alice, scopes: [.read, .pay], lifetime: 7 * 86400, now: Self.now)
         #expect(t.address.port == 7000)
         #expect(t.expires == Timestamp.format(millisecondsSince1970: Self.now + 7 * Self.day))
@@ -140,7 +140,7 @@ import ChipProtocol
 
         // Sixteen devices by the time the ticket is used.
         let t3 = try s.store.issueUserTicket(cuid: s.alice, scopes: nil, lifetime: nil, now: Self.now)
-        try s.store.dbQueue.write { db in
+        try s.store.database.write { db in
             for n in 1..<UserPortDefaults.maxDevicesPerUser {
                 let d = try Self.newDevice()
                 try db.execute(
@@ -156,7 +156,7 @@ import ChipProtocol
         let bob = try CUID("bob")
         try s.store.addUser(cuid: bob, name: "Bob", email: nil, sealingKey: nil)
         let t4 = try s.store.issueUserTicket(cuid: bob, scopes: nil, lifetime: nil, now: Self.now)
-        try s.store.dbQueue.writeWithoutTransaction { db in
+        try s.store.database.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA foreign_keys = OFF")
             try db.execute(sql: "DELETE FROM users WHERE cuid = 'bob'")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
@@ -165,7 +165,7 @@ import ChipProtocol
         #expect(try s.ticketState(t4.token) == "used")
 
         // A bad name is refused after the burn too.
-        try s.store.dbQueue.write { db in try db.execute(sql: "DELETE FROM devices WHERE name LIKE 'extra%'") }
+        try s.store.database.write { db in try db.execute(sql: "DELETE FROM devices WHERE name LIKE 'extra%'") }
         let t5 = try s.store.issueUserTicket(cuid: s.alice, scopes: nil, lifetime: nil, now: Self.now)
         #expect(try Self.register(s.store, t5.token, try Self.newDevice(), name: "") == .refused("bad device name"))
         #expect(try s.ticketState(t5.token) == "used")
@@ -269,7 +269,7 @@ import ChipProtocol
         let s = try Site()
         let bob = try CUID("bob")
         try s.store.addUser(cuid: bob, name: "Bob", email: nil, sealingKey: nil)
-        let seqs = try s.store.dbQueue.write { db in
+        let seqs = try s.store.database.write { db in
             [
                 try SiteStore.appendUserEvent(db, cuid: "alice", topic: .chit, data: ["n": 1], now: Self.now).seq,
                 try SiteStore.appendUserEvent(db, cuid: "bob", topic: .chit, data: ["n": 1], now: Self.now).seq,
@@ -280,7 +280,7 @@ import ChipProtocol
         // A failed write appends nothing.
         struct Failed: Error {}
         #expect(throws: Failed.self) {
-            try s.store.dbQueue.write { db in
+            try s.store.database.write { db in
                 try SiteStore.appendUserEvent(db, cuid: "alice", topic: .chit, data: [:], now: Self.now)
                 throw Failed()
             }
@@ -368,7 +368,7 @@ import ChipProtocol
     @Test func pruningKeepsEachUsersLatestEvent() throws {
         let s = try Site()
         let old = Self.now - 31 * Self.day
-        try s.store.dbQueue.write { db in
+        try s.store.database.write { db in
             for n in 1...3 { try SiteStore.appendUserEvent(db, cuid: "alice", topic: .chit, data: ["n": .integer(Int64(n))], now: old) }
             try SiteStore.rememberReply(db, cuid: "alice", key: .idem("k-old"), requestHash: "h", reply: [:], now: Self.now - Self.day - 1)
             try SiteStore.rememberReply(db, cuid: "alice", key: .idem("k-new"), requestHash: "h", reply: [:], now: Self.now - 1000)
@@ -381,7 +381,7 @@ import ChipProtocol
         #expect(try s.store.userEventsMissed(cuid: s.alice, since: 1))
         #expect(try !s.store.userEventsMissed(cuid: s.alice, since: 2))
         // Seq goes on from the latest kept.
-        let next = try s.store.dbQueue.write { db in try SiteStore.appendUserEvent(db, cuid: "alice", topic: .chit, data: [:], now: Self.now) }
+        let next = try s.store.database.write { db in try SiteStore.appendUserEvent(db, cuid: "alice", topic: .chit, data: [:], now: Self.now) }
         #expect(next.seq == 4)
         // Once a newer event is kept, the old latest goes too.
         #expect(try s.store.pruneUserData(now: Self.now) == UserPrune(events: 1))
@@ -392,7 +392,7 @@ import ChipProtocol
     @Test func repliesReplayForTheSameRequestAndConflictForAnother() throws {
         let s = try Site()
         let key = IdempotencyKey.signed(cmd: "chit.pay", uuid: "11111111-2222-4333-8444-555555555555", revision: nil)
-        try s.store.dbQueue.write { db in
+        try s.store.database.write { db in
             #expect(try SiteStore.storedReply(db, cuid: "alice", key: key, requestHash: "aa") == StoredReply.none)
             try SiteStore.rememberReply(db, cuid: "alice", key: key, requestHash: "aa", reply: ["state": "pending"], now: Self.now)
             #expect(try SiteStore.storedReply(db, cuid: "alice", key: key, requestHash: "aa") == .replay(["state": "pending"]))
@@ -408,7 +408,7 @@ import ChipProtocol
 
     @Test func theMigrationAppliesToAnOlderFile() throws {
         let s = try Site()
-        try s.store.dbQueue.write { db in
+        try s.store.database.write { db in
             for table in ["user_replies", "user_events", "devices", "user_tickets"] { try db.execute(sql: "DROP TABLE \(table)") }
             try db.execute(sql: "ALTER TABLE users DROP COLUMN custody")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = '2026-12-02 user port'")
