@@ -368,7 +368,11 @@ extension SiteEngine {
         for l in lifts {
             if l.role == .origin, l.state == .exec {
                 let at = l.deadlineMs - LiftLimits.commitMarginMs
-                if now >= at { try? store.tickLift(l.lift, now: now, sealingKey: sealingKey) } else { arm(at) }
+                if now >= at {
+                    try? store.tickLift(l.lift, now: now, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey)
+                } else {
+                    arm(at)
+                }
             }
             let jitter = Int64(random.double(in: 0...Double(LiftLimits.queryJitterMs)))
             let at = LiftCall.nextQuery(deadline: l.deadlineMs, attempt: l.queries, jitter: jitter, lastAt: l.lastQueryMs)

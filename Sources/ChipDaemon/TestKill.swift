@@ -20,8 +20,9 @@ public enum TestKill: String, Sendable, CaseIterable {
     /// A referee's decision arrived (a `good` or `void` lift message, or a
     /// chain update carrying a decided lift chit) and is not applied yet.
     case decision
-    /// As referee: a `commit` arrived (from a peer or from this site, its
-    /// own lift's referee) and is not decided yet.
+    /// As referee: a `commit` arrived and is not decided yet; for this
+    /// site's own lift (it is its referee), the `arrive` or `refuse` that
+    /// makes it call arrived and nothing of it is stored.
     case commit
     /// A device's command that changed something committed (with its reply
     /// in the cache) and the reply has not gone out (protocol 10.5).
@@ -46,6 +47,13 @@ extension SiteEngine {
         case .promise: testKillPoint(.promise, "promise")
         case .good, .void: testKillPoint(.decision, m.action.rawValue)
         case .commit: testKillPoint(.commit, "commit")
+        case .arrive, .refuse:
+            // An originator that is its lift's referee (chipsite's O names
+            // itself) decides in the transaction of the answer that makes
+            // it call (SiteStore.commitLift): that is its commit's moment.
+            if testKill == .commit, (try? store.liftState(m.lift)) == .exec {
+                testKillPoint(.commit, "the answer that makes this site, its lift's referee, call")
+            }
         default: break
         }
     }

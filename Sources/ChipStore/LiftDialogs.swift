@@ -33,7 +33,7 @@ extension SiteStore {
     /// The chits 9.2 counts on `tally`: pending `tran` chits, lift chits `pend` or good-not-chained.
     static func heldChits(_ db: Database, tally: String) throws -> [HeldChit] {
         try Row.fetchAll(
-            db,
+            cached: db,
             sql: """
                 SELECT c.uuid, c.type, c.by, c.units, h.referee FROM chits c LEFT JOIN lift_headers h ON h.lift = c.lift
                 WHERE c.tally = ? AND ((c.type <> 'lift' AND c.state = 'pending') OR (c.type = 'lift' AND c.state IN ('pend', 'good')))
@@ -60,7 +60,7 @@ extension SiteStore {
     static func foreignTallies(_ db: Database) throws -> [RouteDiscovery.Foreign] {
         if try isLockedDown(db) { return [] }
         let rows = try Row.fetchAll(
-            db,
+            cached: db,
             sql: """
                 SELECT t.* FROM tallies t JOIN users u ON u.cuid = t.cuid WHERE t.state = ? AND u.locked = 0 ORDER BY t.uuid
                 """, arguments: [TallyState.open.rawValue])
@@ -78,14 +78,14 @@ extension SiteStore {
 
     static func unlockedUsers(_ db: Database) throws -> Set<CUID> {
         if try isLockedDown(db) { return [] }
-        return Set(try String.fetchAll(db, sql: "SELECT cuid FROM users WHERE locked = 0").compactMap { try? CUID($0) })
+        return Set(try String.fetchAll(cached: db, sql: "SELECT cuid FROM users WHERE locked = 0").compactMap { try? CUID($0) })
     }
 
     /// Lifts in progress with `agent` (9.9's 64 per partner): distinct H of
     /// `pend` lift chits on tallies with it.
     static func liftsWithPartner(_ db: Database, _ agent: AgentID) throws -> Int {
         try Int.fetchOne(
-            db,
+            cached: db,
             sql: """
                 SELECT count(DISTINCT c.lift) FROM chits c JOIN tallies t ON t.uuid = c.tally
                 WHERE t.partner_agent = ? AND c.type = 'lift' AND c.state = 'pend'
@@ -93,7 +93,7 @@ extension SiteStore {
     }
 
     static func liftHeader(_ db: Database, _ lift: String) throws -> LiftHeader? {
-        guard let text = try String.fetchOne(db, sql: "SELECT header FROM lift_headers WHERE lift = ?", arguments: [lift]) else { return nil }
+        guard let text = try String.fetchOne(cached: db, sql: "SELECT header FROM lift_headers WHERE lift = ?", arguments: [lift]) else { return nil }
         return try LiftHeader(json: try JSONValue(parsing: text))
     }
 
@@ -122,7 +122,7 @@ extension SiteStore {
     static func storedLift(_ db: Database, _ lift: String) throws -> StoredLift? {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT l.*, h.header FROM lifts l JOIN lift_headers h ON h.lift = l.lift WHERE l.lift = ?", arguments: [lift])
+                cached: db, sql: "SELECT l.*, h.header FROM lifts l JOIN lift_headers h ON h.lift = l.lift WHERE l.lift = ?", arguments: [lift])
         else { return nil }
         return try storedLift(row)
     }
@@ -154,14 +154,14 @@ extension SiteStore {
 
     /// The decisions held for H: the applied one first, then proof.
     static func heldDecisions(_ db: Database, _ lift: String) throws -> [SignedDecision] {
-        try String.fetchAll(db, sql: "SELECT decision FROM lift_decisions WHERE lift = ? ORDER BY applied DESC", arguments: [lift])
+        try String.fetchAll(cached: db, sql: "SELECT decision FROM lift_decisions WHERE lift = ? ORDER BY applied DESC", arguments: [lift])
             .compactMap { try? SignedDecision(json: try JSONValue(parsing: $0)) }
     }
 
     /// Our open tally whose nonce is `path[hop]` of `header`.
     static func tallyOnHop(_ db: Database, _ header: LiftHeader, hop: Int) throws -> TallyRecord? {
         guard hop >= 0, hop < header.path.count else { return nil }
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM tallies WHERE state = ?", arguments: [TallyState.open.rawValue]) {
+        for row in try Row.fetchAll(cached: db, sql: "SELECT * FROM tallies WHERE state = ?", arguments: [TallyState.open.rawValue]) {
             let t = try tallyRecord(row)
             if HopNonce.nonce(qid: header.qid, tally: t.uuid) == header.path[hop] { return t }
         }
@@ -173,7 +173,7 @@ extension SiteStore {
     static func neighbours(_ db: Database, _ header: LiftHeader, stored: StoredLift?) throws -> [DecisionApply.Neighbour] {
         var out = [DecisionApply.Neighbour]()
         let rows = try Row.fetchAll(
-            db, sql: "SELECT c.by, t.* FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.lift = ?", arguments: [header.hash])
+            cached: db, sql: "SELECT c.by, t.* FROM chits c JOIN tallies t ON t.uuid = c.tally WHERE c.lift = ?", arguments: [header.hash])
         for row in rows {
             let t = try tallyRecord(row)
             let by: String = row["by"]
@@ -203,37 +203,92 @@ extension SiteStore {
     public func receiveLift(_ m: LiftMessage, from peer: AgentID, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64) throws -> Outcome {
         let stamp = Timestamp.format(millisecondsSince1970: now)
         return try guardedWrite { db in
-            let decision: Decision
-            switch m.action {
-            case .promise:
-                decision = PromiseDialog.decide(
-                    m, snapshot: try Self.promiseSnapshot(db, m, siteKey: siteKey, sealingKey: sealingKey), now: now, key: siteKey)
-            case .refuse, .arrive:
-                decision = LiftCall.decide(m, snapshot: try Self.callSnapshot(db, m.lift, sealingKey: sealingKey), now: now)
-            case .ack:
-                let stored = try Self.storedLift(db, m.lift)
-                decision = LiftAck.decide(
-                    m,
-                    snapshot: LiftAck.Snapshot(
-                        known: stored != nil, promisedHop: stored.flatMap { Self.promisedHop($0.record) },
-                        promiseAnswered: stored?.promiseAnswer != nil))
-            case .good, .void:
-                decision = DecisionApply.decide(m, snapshot: try Self.decisionSnapshot(db, m.lift))
-            case .status:
-                decision = DecisionApply.status(m, held: try Self.heldDecisions(db, m.lift))
-            case .commit, .abort, .query:
-                let stored = try String.fetchOne(db, sql: "SELECT decision FROM referee_decisions WHERE lift = ?", arguments: [m.lift])
-                    .flatMap { try? SignedDecision(json: try JSONValue(parsing: $0)) }
-                decision = Referee.decide(m, snapshot: Referee.Snapshot(site: try Self.liftSite(db), stored: stored), now: now, key: siteKey)
-            case .pending:
-                decision = .ignore("pending: asked again on the timeout-query schedule")
-            }
-            let outcome = try Self.commit(decision, db, now: stamp)
-            // A promise refused `invalid` or `late` stores nothing but is
-            // still answered (9.6 step 2).
-            if case .ignored = outcome, !decision.replies.isEmpty { return .applied(replies: decision.replies) }
-            return outcome
+            let decision = try Self.decideLift(m, db, siteKey: siteKey, sealingKey: sealingKey, now: now)
+            return try Self.commitLift(decision, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp)
         }
+    }
+
+    /// The decider for lift message `m`, on the snapshot read in `db`.
+    static func decideLift(_ m: LiftMessage, _ db: Database, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64) throws -> Decision {
+        let decision: Decision
+        switch m.action {
+        case .promise:
+            decision = PromiseDialog.decide(
+                m, snapshot: try Self.promiseSnapshot(db, m, siteKey: siteKey, sealingKey: sealingKey), now: now, key: siteKey)
+        case .refuse, .arrive:
+            decision = LiftCall.decide(m, snapshot: try Self.callSnapshot(db, m.lift, sealingKey: sealingKey), now: now)
+        case .ack:
+            let stored = try Self.storedLift(db, m.lift)
+            decision = LiftAck.decide(
+                m,
+                snapshot: LiftAck.Snapshot(
+                    known: stored != nil, promisedHop: stored.flatMap { Self.promisedHop($0.record) },
+                    promiseAnswered: stored?.promiseAnswer != nil))
+        case .good, .void:
+            decision = DecisionApply.decide(m, snapshot: try Self.decisionSnapshot(db, m.lift))
+        case .status:
+            decision = DecisionApply.status(m, held: try Self.heldDecisions(db, m.lift))
+        case .commit, .abort, .query:
+            let stored = try String.fetchOne(cached: db, sql: "SELECT decision FROM referee_decisions WHERE lift = ?", arguments: [m.lift])
+                .flatMap { try? SignedDecision(json: try JSONValue(parsing: $0)) }
+            decision = Referee.decide(m, snapshot: Referee.Snapshot(site: try Self.liftSite(db), stored: stored), now: now, key: siteKey)
+        case .pending:
+            decision = .ignore("pending: asked again on the timeout-query schedule")
+        }
+        return decision
+    }
+
+    /// Messages this site sends itself in a row (chipsite's, not section 9's).
+    static let localLiftSteps = 4
+
+    /// Applies `decision` in `db`; what it sends to this site itself is
+    /// decided and applied here too, in the same transaction. That is
+    /// chipsite's O as its own lift's referee (9.8): the `arrive` that makes
+    /// O call, R's decision (stored before any answer carries it: it commits
+    /// with the rest) and O applying it are one commit, not three with a
+    /// pass between each. Bounded: call → decision → applied is two steps.
+    static func commitLift(
+        _ decision: Decision, _ db: Database, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64, stamp: String
+    ) throws -> Outcome {
+        let own = try agent(db)
+        var first = decision
+        var local: [LiftMessage] = []
+        first.effects.removeAll { effect in
+            guard case .enqueueToReferee(let referee, _, .lift(let m)) = effect, referee.agent == own else { return false }
+            local.append(m)
+            return true
+        }
+        first.replies.removeAll { reply in
+            guard case .lift(let m) = reply, m.to.agent == own else { return false }
+            local.append(m)
+            return true
+        }
+        let outcome = try commit(first, db, now: stamp)
+        var replies = first.replies
+        for _ in 0..<localLiftSteps where !local.isEmpty {
+            var next: [LiftMessage] = []
+            for m in local {
+                var d = try decideLift(m, db, siteKey: siteKey, sealingKey: sealingKey, now: now)
+                d.effects.removeAll { effect in
+                    guard case .enqueueToReferee(let referee, _, .lift(let m)) = effect, referee.agent == own else { return false }
+                    next.append(m)
+                    return true
+                }
+                d.replies.removeAll { reply in
+                    guard case .lift(let m) = reply, m.to.agent == own else { return false }
+                    next.append(m)
+                    return true
+                }
+                _ = try commit(d, db, now: stamp)
+                replies += d.replies
+            }
+            local = next
+        }
+        guard local.isEmpty else { throw StoreError.damaged("a lift message to this site itself did not settle in \(localLiftSteps) steps") }
+        // A promise refused `invalid` or `late` stores nothing but is
+        // still answered (9.6 step 2).
+        if case .ignored = outcome { return replies.isEmpty ? outcome : .applied(replies: replies) }
+        return .applied(replies: replies)
     }
 
     static func promiseSnapshot(_ db: Database, _ m: LiftMessage, siteKey: SigningKey, sealingKey: SealingKey?) throws -> PromiseDialog.Snapshot {
@@ -243,11 +298,11 @@ extension SiteStore {
         }
         let lift = m.lift
         var s = PromiseDialog.Snapshot(site: site, tallies: [])
-        s.answered = answer(try String.fetchOne(db, sql: "SELECT answer FROM lifts WHERE lift = ? AND hop = ?", arguments: [lift, hop]))
+        s.answered = answer(try String.fetchOne(cached: db, sql: "SELECT answer FROM lifts WHERE lift = ? AND hop = ?", arguments: [lift, hop]))
         guard case .promise(let header, _, let chit) = m.body else { return s }
-        s.holdsChit = try Bool.fetchOne(db, sql: "SELECT 1 FROM chits WHERE uuid = ?", arguments: [chit.uuid]) != nil
+        s.holdsChit = try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM chits WHERE uuid = ?", arguments: [chit.uuid]) != nil
         for row in try Row.fetchAll(
-            db, sql: "SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ?",
+            cached: db, sql: "SELECT * FROM tallies WHERE state = ? AND cuid = ? AND partner_agent = ? AND partner_cuid = ?",
             arguments: [TallyState.open.rawValue, to.cuid.value, from.agent.description, from.cuid.value])
         {
             let t = try tallyRecord(row)
@@ -284,8 +339,8 @@ extension SiteStore {
     static func decisionSnapshot(_ db: Database, _ lift: String) throws -> DecisionApply.Snapshot {
         let stored = try storedLift(db, lift)
         guard let header = try stored?.record.header ?? liftHeader(db, lift) else { return DecisionApply.Snapshot(header: nil, known: false) }
-        let holdsChit = try Bool.fetchOne(db, sql: "SELECT 1 FROM chits WHERE lift = ? LIMIT 1", arguments: [lift]) != nil
-        let passed = try Bool.fetchOne(db, sql: "SELECT passed FROM lift_decisions WHERE lift = ? AND applied = 1", arguments: [lift])
+        let holdsChit = try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM chits WHERE lift = ? LIMIT 1", arguments: [lift]) != nil
+        let passed = try Bool.fetchOne(cached: db, sql: "SELECT passed FROM lift_decisions WHERE lift = ? AND applied = 1", arguments: [lift])
         return DecisionApply.Snapshot(
             header: header, held: try heldDecisions(db, lift), known: stored != nil || holdsChit,
             neighbours: try neighbours(db, header, stored: stored), passed: passed ?? false)
@@ -374,10 +429,10 @@ extension SiteStore {
             guard let lift else { throw StoreError.damaged("exec made no record") }
             _ = try Self.commit(decision, db, now: stamp)
             let sealed = Self.storedSeed(of: originKey, sealingKey: sealingKey, label: Self.originKeyLabel(lift))
-            try db.execute(sql: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(sealed), lift])
+            try db.execute(cached: "UPDATE lifts SET origin_secret = ? WHERE lift = ?", arguments: [Data(sealed), lift])
             if let request {
                 try db.execute(
-                    sql: "UPDATE lift_requests SET state = 'done', lifts = ?, updated = ? WHERE id = ?",
+                    cached: "UPDATE lift_requests SET state = 'done', lifts = ?, updated = ? WHERE id = ?",
                     arguments: [JSONValue.array([.string(lift)]).canonicalString, stamp, request])
             }
             return lift
@@ -389,7 +444,7 @@ extension SiteStore {
     public func liftsInProgress() throws -> [LiftInProgress] {
         try guardedRead { db in
             try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT l.*, h.header FROM lifts l JOIN lift_headers h ON h.lift = l.lift WHERE l.state IN ('exec', 'call', 'part')
                     """
@@ -404,12 +459,15 @@ extension SiteStore {
     }
 
     /// O's timer (9.6 step 4): a lift still in `exec` at `deadline` − 1 s is aborted.
-    public func tickLift(_ lift: String, now: Int64, sealingKey: SealingKey?) throws {
+    /// `siteKey` signs the decision when this site is the lift's referee.
+    public func tickLift(_ lift: String, now: Int64, siteKey: SigningKey, sealingKey: SealingKey?) throws {
         let stamp = Timestamp.format(millisecondsSince1970: now)
-        try guardedWrite { db in
-            guard let stored = try Self.storedLift(db, lift) else { return }
+        _ = try guardedWrite { db -> Outcome in
+            guard let stored = try Self.storedLift(db, lift) else { return .ignored("no such lift") }
             let s = try Self.callSnapshot(db, lift, sealingKey: sealingKey)
-            for effect in LiftCall.tick(stored.record, s, now: now) { try Self.apply(effect, db, now: stamp) }
+            let effects = LiftCall.tick(stored.record, s, now: now)
+            guard !effects.isEmpty else { return .ignored("not due") }
+            return try Self.commitLift(.apply(effects), db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp)
         }
     }
 
@@ -425,7 +483,7 @@ extension SiteStore {
                 out.append(.lift(LiftMessage(to: .user(n.user), from: .user(n.ours), body: .status(lift: lift, hop: n.hop))))
             }
             out.append(.lift(LiftMessage(to: .site(header.referee), from: .site(try Self.liftSite(db)), body: .query(header: header))))
-            try db.execute(sql: "UPDATE lifts SET queries = queries + 1, updated = ? WHERE lift = ?", arguments: [stamp, lift])
+            try db.execute(cached: "UPDATE lifts SET queries = queries + 1, updated = ? WHERE lift = ?", arguments: [stamp, lift])
             return out
         }
     }
@@ -436,7 +494,7 @@ extension SiteStore {
         try insertHeader(db, r.header, now: now)
         let internalHops = JSONValue.array(r.internalHops.map(JSONValue.string)).canonicalString
         try db.execute(
-            sql: """
+            cached: """
                 INSERT INTO lifts (lift, role, state, hop, answer, internal, outgoing, created, updated)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
@@ -448,7 +506,7 @@ extension SiteStore {
     /// Keeps a header once per H.
     static func insertHeader(_ db: Database, _ h: LiftHeader, now: String) throws {
         try db.execute(
-            sql: """
+            cached: """
                 INSERT OR IGNORE INTO lift_headers (lift, header, kind, units, deadline, referee, created) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [h.hash, h.json.canonicalString, h.kind.rawValue, h.units, h.deadline, h.referee.agent.description, now])
     }
@@ -482,7 +540,7 @@ extension SiteStore {
         if let memo, !Chit.memoFits(memo) { throw ModelError.invalid("the memo is too long") }
         let now = Self.now()
         return try guardedWrite { db in
-            guard try String.fetchOne(db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [payor.value]) != nil else {
+            guard try String.fetchOne(cached: db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [payor.value]) != nil else {
                 throw ModelError.invalid("no user \(payor)")
             }
             try Self.checkNotLocked(db, payor)
@@ -496,7 +554,7 @@ extension SiteStore {
             if let ref = link.ref { params["ref"] = ref }
             if let auth { params["auth"] = auth }
             try db.execute(
-                sql: "INSERT INTO lift_requests (kind, cuid, params, state, created, updated) VALUES ('pay', ?, ?, 'new', ?, ?)",
+                cached: "INSERT INTO lift_requests (kind, cuid, params, state, created, updated) VALUES ('pay', ?, ?, 'new', ?, ?)",
                 arguments: [payor.value, JSONValue.object(params).canonicalString, now, now])
             return db.lastInsertedRowID
         }
@@ -506,11 +564,11 @@ extension SiteStore {
     public func requestClear(user: CUID?) throws -> Int64 {
         let now = Self.now()
         return try guardedWrite { db in
-            if let user, try String.fetchOne(db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [user.value]) == nil {
+            if let user, try String.fetchOne(cached: db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [user.value]) == nil {
                 throw ModelError.invalid("no user \(user)")
             }
             try db.execute(
-                sql: "INSERT INTO lift_requests (kind, cuid, state, created, updated) VALUES ('clear', ?, 'new', ?, ?)",
+                cached: "INSERT INTO lift_requests (kind, cuid, state, created, updated) VALUES ('clear', ?, 'new', ?, ?)",
                 arguments: [user?.value, now, now])
             return db.lastInsertedRowID
         }
@@ -520,7 +578,7 @@ extension SiteStore {
     public func liftPayment(payor: CUID, authUUID uuid: String) throws -> LiftRequest? {
         try guardedRead { db in
             try Row.fetchOne(
-                db,
+                cached: db,
                 sql: """
                     SELECT * FROM lift_requests WHERE kind = 'pay' AND cuid = ? AND json_extract(params, '$.auth.auth.uuid') = ?
                     ORDER BY id DESC LIMIT 1
@@ -532,13 +590,13 @@ extension SiteStore {
     public func liftRequests(state: LiftRequest.State? = nil) throws -> [LiftRequest] {
         try guardedRead { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM lift_requests WHERE ? IS NULL OR state = ? ORDER BY id", arguments: [state?.rawValue, state?.rawValue]
+                cached: db, sql: "SELECT * FROM lift_requests WHERE ? IS NULL OR state = ? ORDER BY id", arguments: [state?.rawValue, state?.rawValue]
             ).map(Self.liftRequest)
         }
     }
 
     public func liftRequest(_ id: Int64) throws -> LiftRequest? {
-        try guardedRead { db in try Row.fetchOne(db, sql: "SELECT * FROM lift_requests WHERE id = ?", arguments: [id]).map(Self.liftRequest) }
+        try guardedRead { db in try Row.fetchOne(cached: db, sql: "SELECT * FROM lift_requests WHERE id = ?", arguments: [id]).map(Self.liftRequest) }
     }
 
     static func liftRequest(_ row: Row) throws -> LiftRequest {
@@ -559,7 +617,7 @@ extension SiteStore {
         let list = JSONValue.array(lifts.map(JSONValue.string)).canonicalString
         try guardedWrite { db in
             try db.execute(
-                sql: "UPDATE lift_requests SET state = ?, lifts = ?, note = ?, updated = ? WHERE id = ?",
+                cached: "UPDATE lift_requests SET state = ?, lifts = ?, note = ?, updated = ? WHERE id = ?",
                 arguments: [state.rawValue, list, note, now, id])
         }
     }
@@ -567,7 +625,7 @@ extension SiteStore {
     /// The state of lift H in our record (nil: none).
     public func liftState(_ lift: String) throws -> LiftRecord.State? {
         try guardedRead { db in
-            try String.fetchOne(db, sql: "SELECT state FROM lifts WHERE lift = ?", arguments: [lift]).flatMap(LiftRecord.State.init)
+            try String.fetchOne(cached: db, sql: "SELECT state FROM lifts WHERE lift = ?", arguments: [lift]).flatMap(LiftRecord.State.init)
         }
     }
 }
@@ -586,7 +644,7 @@ extension SiteStore {
     public func stalledLifts(now: Int64) throws -> [StalledLift] {
         try guardedRead { db in
             try Row.fetchAll(
-                db,
+                cached: db,
                 sql: """
                     SELECT l.lift, h.referee, h.deadline FROM lifts l JOIN lift_headers h USING (lift)
                     WHERE l.state IN ('exec', 'call', 'part') ORDER BY h.deadline
@@ -602,7 +660,7 @@ extension SiteStore {
     /// Referees caught signing both results for one lift (9.7).
     public func droppedReferees() throws -> [(agent: String, lift: String)] {
         try guardedRead { db in
-            try Row.fetchAll(db, sql: "SELECT agent, lift FROM referees_dropped ORDER BY created").map { ($0["agent"], $0["lift"]) }
+            try Row.fetchAll(cached: db, sql: "SELECT agent, lift FROM referees_dropped ORDER BY created").map { ($0["agent"], $0["lift"]) }
         }
     }
 }

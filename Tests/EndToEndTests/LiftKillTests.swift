@@ -68,17 +68,20 @@ import TestSupport
     /// never. With `CHIPSITE_LONG=1` also back after 30 s.
     static let refereeDowns: [Int] = long ? [0, 30, 300] : [0, 300]
 
-    /// a called (its commit to itself, the referee, queued) and died before
-    /// it decided. Back before the deadline, it decides good; after it, its
-    /// clock is past the deadline and it decides void (9.7); every site
-    /// takes what it decides.
+    /// a, the originator and its lift's referee, died when the `arrive`
+    /// that makes it call came in (its call, its decision and applying it
+    /// are one transaction, so nothing of it was stored: a is still `exec`).
+    /// b keeps the arrive in its outbox until a acknowledges it. Back before
+    /// the deadline, a decides good; after it, its clock is past the deadline
+    /// and it aborts and decides void (9.6 step 4, 9.7); every site takes
+    /// what it decides.
     @Test(arguments: LiftKillTests.refereeDowns) func theRefereeDownDuringTheCommit(_ down: Int) throws {
         let line = try LiftLine(kill: ["a": "commit"])
         defer { line.stopAll() }
         let lift = try line.pay()
         #expect(line.serves["a"]?.waitForExit(timeout: 30) == true, "a was not killed at its commit")
         #expect(line.serves["a"]?.killed == true)
-        #expect(try line.state("a", lift) == "call")
+        #expect(try line.state("a", lift) == "exec")
         if down == 0 {
             try line.start("a")
         } else {
@@ -120,7 +123,7 @@ import TestSupport
         for s in ["b", "c"] { try line.start(s) }
         #expect(try eventually(30) { try line.queries("b", lift) >= asked[0] + 2 && line.queries("c", lift) >= asked[1] + 2 })
         for s in ["b", "c"] { #expect(try line.state(s, lift) == "part", "\(s) keeps the lift pending") }
-        #expect(try line.state("a", lift) == "call")
+        #expect(try line.state("a", lift) == "exec")
         #expect(try line.decisions("a", lift).isEmpty, "a never decided")
         for s in ["b", "c"] {
             #expect(try line.decisions(s, lift).isEmpty, "\(s) holds no decision")
