@@ -195,6 +195,50 @@ import TestSupport
         #expect(try device.open(sealed).publicKey == (try s.a.user(carol).certificate.publicKey))
     }
 
+    @Test func anInvoiceToADeviceUserAsksItsDeviceToSign() throws {
+        let s = try PTwoSites()
+        // alice (a) holds the foil of an open tally; bob grants her 100 CHIPs.
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        // alice takes her key to her device.
+        let device = Device()
+        let deviceID = try device.id
+        let now = Self.clock()
+        let key = try device.open(
+            try s.a.fetchKeyForDevice(cuid: s.alice, device: deviceID, sessionOpened: now - 1, now: now, sealingKey: nil))
+        let (p, sign) = Self.proof(s.alice, deviceID, now: now, key: key)
+        try s.a.confirmKeyTake(cuid: s.alice, device: deviceID, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+
+        // bob asks her for 5 CHIPs: the invoice event, then a `sign` event of kind invoice.
+        let before = try s.a.latestUserSeq(cuid: s.alice)
+        let invoice = try s.b.createInvoice(tally: id, units: 5_000, memo: "lunch", ref: "table 4")
+        let message = try #require(try s.b.outbox(for: s.agentA).last?.message)
+        _ = try s.deliver(PPacket(to: .a, message: message))
+        let events = try s.a.userEvents(cuid: s.alice, after: before, limit: 10)
+        #expect(events.map(\.topic) == [.invoice, .sign])
+        let object = try #require(message["object"])
+        #expect(
+            events.last?.data
+                == UserEvent.signData(
+                    kind: .invoice, uuid: invoice.uuid, core: object, hash: Base64URL.encode(Crypto.sha256(object.canonicalBytes))))
+        // A repeat of the invoice asks nothing again.
+        _ = try s.deliver(PPacket(to: .a, message: message))
+        #expect(try s.a.latestUserSeq(cuid: s.alice) == before + 2)
+
+        // A `site` user (bob) gets the invoice event alone.
+        let bobBefore = try s.b.latestUserSeq(cuid: s.bob)
+        _ = try s.a.createInvoice(tally: id, units: 1_000, memo: nil, ref: nil)
+        _ = try s.deliver(PPacket(to: .b, message: try #require(try s.a.outbox(for: s.agentB).last?.message)))
+        #expect(try s.b.userEvents(cuid: s.bob, after: bobBefore, limit: 10).map(\.topic) == [.invoice])
+
+        // Her device answers with a chit it signed that names the invoice: paid.
+        let chit = try Chit(
+            tally: id, by: .foil, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: Self.clock()), units: 5_000,
+            memo: nil, ref: ["invoice": .string(invoice.uuid), "ref": "table 4"], key: key)
+        let item = SiteStore.DevicePaymentItem(chit: chit, tally: try s.a.tally(id), rider: nil)
+        _ = try #require(s.a.payDeviceChits([item], now: Self.clock()).first).get()
+        #expect(try s.a.invoice(invoice.uuid).state == .paid)
+    }
+
     @Test func aDeviceUsersInvitationWaitsForItsOfferSignature() throws {
         let s = try PTwoSites()
         // bob (site b, the issuer) takes his key to his device.
