@@ -245,6 +245,28 @@ public enum TallyDialog {
         }
     }
 
+    // MARK: Our user refuses
+
+    /// What our user's refusal of tally `t` does (`chipsite tally refuse`,
+    /// 10.6 `tally.refuse`): the tally ends `void`, and the message to queue,
+    /// if any. An offer waiting for the user (`P.offer`): the partner is told
+    /// (`void`). A partner's redemption of the user's invitation waiting for
+    /// the user's offer signature (`P.draft`): withdrawn, nothing sent (the
+    /// partner holds no offer; a one-time ticket was burned when redeemed,
+    /// and the partner's repeated ticket is refused, which ends its request).
+    /// Any other state: nothing to refuse.
+    public static func refuse(_ t: TallyRecord) -> Result<SiteMessage?, Reason> {
+        switch t.state {
+        case .peerOffer:
+            guard let core = t.core, let sign = t.sign else { return .failure(Reason("tally \(t.uuid) has no offer to refuse")) }
+            return .success(message(.void, t, core: core, sign: sign))
+        case .peerDraft:
+            return .success(nil)
+        default:
+            return .failure(Reason("tally \(t.uuid) is \(t.state.rawValue), not an offer waiting for you"))
+        }
+    }
+
     // MARK: Messages
 
     /// `action` about tally `t` from our user to the partner's.

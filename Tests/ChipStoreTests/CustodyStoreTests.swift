@@ -239,6 +239,34 @@ import TestSupport
         #expect(try s.a.invoice(invoice.uuid).state == .paid)
     }
 
+    @Test func aDeviceUserRefusesARedeemedInvitationBeforeSigningItsOffer() throws {
+        let s = try PTwoSites()
+        let device = Device()
+        let id = try device.id
+        let now = Self.clock()
+        let key = try device.open(try s.b.fetchKeyForDevice(cuid: s.bob, device: id, sessionOpened: now - 1, now: now, sealingKey: nil))
+        let (p, sign) = Self.proof(s.bob, id, now: now, key: key)
+        try s.b.confirmKeyTake(cuid: s.bob, device: id, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+        let ticket = try s.ticket(side: .stock, limit: 1_000_000)
+        let request = try s.a.requestTally(cuid: s.alice, ticket: ticket, accept: false)
+        let ticketMessage = try #require(try s.a.outbox(for: s.agentB).first(where: { $0.topic == request })?.message)
+        _ = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b))
+        let t = try #require(try s.b.tallies(user: s.bob).first)
+        #expect(t.state == .peerDraft)
+
+        // bob's refusal withdraws it: void, nothing sent, the one-time ticket stays burned.
+        #expect(try s.b.refuseTally(t.uuid).state == .void)
+        #expect(try s.b.tally(t.uuid).state == .void)
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
+        #expect(try s.b.ticket(ticket.token)?.used != nil)
+        // His signature comes too late; a repeat of the ticket makes nothing; refusing again is refused.
+        #expect(throws: ModelError.self) { try s.b.offerTally(t.uuid, revision: t.revision, signature: t.core?.sign(with: key) ?? "") }
+        _ = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b))
+        #expect(try s.b.tallies(user: s.bob).map(\.state) == [.void])
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
+        #expect(throws: ModelError.self) { try s.b.refuseTally(t.uuid) }
+    }
+
     @Test func aDeviceUsersInvitationWaitsForItsOfferSignature() throws {
         let s = try PTwoSites()
         // bob (site b, the issuer) takes his key to his device.
