@@ -60,7 +60,9 @@ public struct UserCommandRunner: Sendable {
             let user = caller.user.value
             let memory = ReplyMemory()
             let rider = TransactionRider { db, result in
-                guard cached, let data = memory.view?(result) else { return }
+                // A reply carrying a secret is not kept, but its key is: the repeat is `conflict` (10.5).
+                guard cached else { return try SiteStore.rememberWithheldReply(db, cuid: user, key: key, requestHash: hash, now: now) }
+                guard let data = memory.view?(result) else { return }
                 try SiteStore.rememberReply(db, cuid: user, key: key, requestHash: hash, reply: data, now: now)
             }
             do {
@@ -240,7 +242,8 @@ public struct UserCommandRunner: Sendable {
             _ = try store.requestPay(payor: user, link: link, units: auth.units, memo: auth.memo, auth: .object(signed))
             return ["uuid": .string(auth.uuid), "state": "draft"]
         case .meKeyTakeFetch:
-            // Never cached (`replyIsCached`): the reply carries the sealed seed.
+            // Its reply is never cached (`replyIsCached`: it carries the sealed
+            // seed); its key is, in the fetch's transaction, so a repeat is `conflict`.
             let sealed = try store.fetchKeyForDevice(
                 cuid: user, device: caller.device, sessionOpened: caller.sessionOpened, now: now, sealingKey: sealingKey)
             return ["key": .string(sealed)]

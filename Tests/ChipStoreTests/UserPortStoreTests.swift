@@ -403,6 +403,9 @@ import ChipProtocol
             #expect(try SiteStore.storedReply(db, cuid: "alice", key: idem, requestHash: "aa") == StoredReply.none)
             let revised = IdempotencyKey.signed(cmd: "chit.pay", uuid: "11111111-2222-4333-8444-555555555555", revision: 2)
             #expect(try SiteStore.storedReply(db, cuid: "alice", key: revised, requestHash: "aa") == StoredReply.none)
+            // A success whose reply carried a secret is kept without it: its repeat is `conflict`.
+            try SiteStore.rememberWithheldReply(db, cuid: "alice", key: idem, requestHash: "aa", now: Self.now)
+            #expect(try SiteStore.storedReply(db, cuid: "alice", key: idem, requestHash: "aa") == .conflict)
         }
     }
 
