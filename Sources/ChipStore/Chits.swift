@@ -143,7 +143,7 @@ extension SiteStore {
         let total = chits.reduce(Int64(0)) { $0 + $1.units }
         guard LiftCapacity.limitAllows(units: total, by: t.side, on: half) else {
             let reserved = half.held.filter { $0.by == t.side }.reduce(Int64(0)) { $0 + $1.balanceEffect }
-            throw ModelError.invalid(Self.limitProblem(t, core: core, balance: balance + reserved))
+            throw StoreError.overLimit(Self.limitProblem(t, core: core, balance: balance + reserved))
         }
         if let invoice, let first = chits.first {
             // The same decision for `chit accept` and a device's `chit.pay` (10.6).

@@ -70,8 +70,8 @@ extension SiteStore {
 
     /// Refuses an action for `cuid` while the site is locked down or the user is locked.
     static func checkNotLocked(_ db: Database, _ cuid: CUID) throws {
-        if try isLockedDown(db) { throw ModelError.invalid("the site is locked down (`chipsite lockdown off` to lift it)") }
-        if try isUserLocked(db, cuid) { throw ModelError.invalid("user \(cuid) is locked (`chipsite user unlock \(cuid)` to lift it)") }
+        if try isLockedDown(db) { throw StoreError.locked("the site is locked down (`chipsite lockdown off` to lift it)") }
+        if try isUserLocked(db, cuid) { throw StoreError.locked("user \(cuid) is locked (`chipsite user unlock \(cuid)` to lift it)") }
     }
 
     /// Whether messages of `cuid` must wait: the site is locked down or the user locked.

@@ -518,6 +518,30 @@ import ChipProtocol
     }
 }
 
+/// The store's refusals a device hears of carry their 10.5 code in their
+/// case (`StoreError.userErrorCode`), not in their wording.
+@Suite struct StoreRefusalCodeTests {
+    static func code(_ body: () throws -> Void) -> UserErrorCode? {
+        do { try body() } catch let e as StoreError { return e.userErrorCode } catch { return nil }
+        return nil
+    }
+
+    @Test func lockedOverALimitAndNotFoundAreTyped() throws {
+        let s = try PTwoSites()
+        // alice (a) holds the foil; bob grants her 100 CHIPs (bob's half on b has a limit of 100 CHIPs).
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        #expect(Self.code { _ = try s.a.pay(tally: id, units: 100_001, memo: nil, ref: nil, key: s.key(.a)) } == .limit)
+        #expect(Self.code { _ = try s.b.setTrade(tally: id, bound: 100_001) } == .limit)
+        #expect(Self.code { _ = try s.a.tally("abcd1234") } == .notFound)
+        #expect(Self.code { _ = try s.a.invoice("abcd1234") } == .notFound)
+        _ = try s.a.setUserLocked(s.alice, true)
+        #expect(Self.code { _ = try s.a.pay(tally: id, units: 1_000, memo: nil, ref: nil, key: s.key(.a)) } == .locked)
+        _ = try s.a.setUserLocked(s.alice, false)
+        try s.a.setLockdown(true)
+        #expect(Self.code { _ = try s.a.createInvoice(tally: id, units: 1_000, memo: nil, ref: nil) } == .locked)
+    }
+}
+
 @Suite struct SignedTradeDateTests {
     @Test func aDevicesTradingVariablesMustBeNewerThanTheLastOnes() throws {
         let s = try PTwoSites()
