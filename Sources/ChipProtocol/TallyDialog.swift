@@ -43,7 +43,9 @@ public enum TallyDialog {
     /// offer waits is answered with the same offer (it is still queued).
     /// `uuid` is the new tally's id, drawn by the caller. With no `key` (a
     /// `device` custody user, protocol 10.7) the tally waits in `P.draft`,
-    /// unsigned and unsent, until the user's device signs the offer.
+    /// unsigned and unsent, until the user's device signs the offer; a
+    /// repeat meanwhile changes nothing (and is not refused, so its channel
+    /// stays for the offer).
     public static func decideTicket(
         _ m: TallyMessage, snapshot s: TicketSnapshot, now: String, uuid: String,
         key: SigningKey?
@@ -55,7 +57,9 @@ public enum TallyDialog {
         if let existing = s.existing, existing.core != nil, existing.sign != nil {
             switch existing.state {
             case .heldOffer: return .apply([])
-            case .peerDraft: return .ignore("the offer waits for the user's signature")
+            // The offer waits for the user's signature: the repeat changes
+            // nothing and its channel stays (the offer goes on it once signed).
+            case .peerDraft: return .apply([])
             default: return .ignore("tally already answered")
             }
         }

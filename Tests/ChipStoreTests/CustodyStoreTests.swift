@@ -254,8 +254,12 @@ import TestSupport
         let t = try #require(try s.b.tallies(user: s.bob).first)
         #expect(t.state == .peerDraft)
 
-        // bob's refusal withdraws it: void, nothing sent, the one-time ticket stays burned.
+        let aliceCHAD = try s.a.user(s.alice).certificate.chad
+        #expect(try s.b.ticketRedeemed(token: ticket.token, by: aliceCHAD))
+        // bob's refusal withdraws it: void, nothing sent, the one-time ticket stays burned,
+        // and alice's repeated first contact is no longer let in (her request then ends).
         #expect(try s.b.refuseTally(t.uuid).state == .void)
+        #expect(try !s.b.ticketRedeemed(token: ticket.token, by: aliceCHAD))
         #expect(try s.b.tally(t.uuid).state == .void)
         #expect(try s.b.outbox(for: s.agentA).isEmpty)
         #expect(try s.b.ticket(ticket.token)?.used != nil)
@@ -290,9 +294,14 @@ import TestSupport
         let events = try s.b.userEvents(cuid: s.bob, after: before, limit: 10)
         #expect(events.map(\.topic) == [.tally, .sign])
         #expect(events.last?.data == UserEvent.signData(kind: .offer, uuid: t.uuid, core: core.json, hash: core.hash))
-        // A repeat of the ticket changes nothing while it waits.
-        #expect(try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) == .refused("the offer waits for the user's signature"))
+        // A repeat of the ticket is let in (a channel may idle out before bob
+        // signs: alice's request must not end) and changes nothing while it waits.
+        let aliceCHAD = try s.a.user(s.alice).certificate.chad
+        let token = try #require(ticketMessage["ticket"]?["token"]?.stringValue)
+        #expect(try s.b.ticketRedeemed(token: token, by: aliceCHAD))
+        #expect(try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) == .refused("no offer queued"))
         #expect(try s.b.tallies(user: s.bob).count == 1)
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
 
         // Only bob's signature sends the offer.
         #expect(throws: ModelError.self) {
