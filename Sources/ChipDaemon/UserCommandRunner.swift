@@ -60,7 +60,9 @@ public struct UserCommandRunner: Sendable {
             let user = caller.user.value
             let memory = ReplyMemory()
             let rider = TransactionRider { db, result in
-                guard cached, let data = memory.view?(result) else { return }
+                // A reply carrying a secret is not kept, but its key is: the repeat is `conflict` (10.5).
+                guard cached else { return try SiteStore.rememberWithheldReply(db, cuid: user, key: key, requestHash: hash, now: now) }
+                guard let data = memory.view?(result) else { return }
                 try SiteStore.rememberReply(db, cuid: user, key: key, requestHash: hash, reply: data, now: now)
             }
             do {
@@ -82,25 +84,30 @@ public struct UserCommandRunner: Sendable {
         }
     }
 
-    /// A store or model error as the device sees it: a code, and the
-    /// store's one line where it speaks of the user's own objects; never a
-    /// path or a secret (the site's own failures are `internal`).
+    /// A store or model error as the device sees it: a code by the error's
+    /// case (``StoreError/userErrorCode``), and the store's one line where it
+    /// speaks of the user's own objects; never a path or a secret (the
+    /// site's own failures are `internal`). A model error is the request's
+    /// (`bad_request`: malformed) or the objects' state (`state`).
     static func userError(_ error: any Error) -> UserError {
         switch error {
         case let e as ModelError:
-            let text = e.description
             switch e {
-            case .malformed: return UserError(.badRequest, text)
-            case .invalid:
-                if text.contains("locked") { return UserError(.locked, text) }
-                if text.contains("exceed the credit") || text.contains("limit") { return UserError(.limit, text) }
-                if text.hasPrefix("no ") { return UserError(.notFound, text) }
-                return UserError(.state, text)
+            case .malformed: return UserError(.badRequest, e.description)
+            case .invalid: return UserError(.state, e.description)
             }
-        case StoreError.unknownUser, StoreError.unknownDevice: return UserError(.notFound, "no such device or user")
-        case StoreError.deviceLimit(let text): return UserError(.limit, text)
-        case StoreError.deviceCustody(let text): return UserError(.state, text)
-        case StoreError.busy: return UserError(.internal, "the site is busy; try again")
+        case let e as StoreError:
+            switch e.userErrorCode {
+            case .internal:
+                if case .busy = e { return UserError(.internal, "the site is busy; try again") }
+                return UserError(.internal, "the site could not do that now")
+            case .notFound:
+                switch e {
+                case .unknownUser, .unknownDevice: return UserError(.notFound, "no such device or user")
+                default: return UserError(.notFound, e.description)
+                }
+            case let code: return UserError(code, e.description)
+            }
         default: return UserError(.internal, "the site could not do that now")
         }
     }
@@ -134,7 +141,7 @@ public struct UserCommandRunner: Sendable {
             let mine = Set(try store.tallies(user: user).map(\.uuid))
             if let payment = try store.liftPayment(payor: user, authUUID: uuid) { return try paymentItem(payment) }
             let lift: LiftOverview
-            do { lift = try store.lift(uuid) } catch is ModelError { throw UserError(.notFound, "no such lift") }
+            do { lift = try store.lift(uuid) } catch is ModelError, StoreError.notFound { throw UserError(.notFound, "no such lift") }
             guard !mine.isDisjoint(with: lift.tallies) else { throw UserError(.notFound, "no such lift") }
             return Self.liftItem(lift, detail: true)
         case .liftInvoice(let units, let memo, let ref):
@@ -240,7 +247,8 @@ public struct UserCommandRunner: Sendable {
             _ = try store.requestPay(payor: user, link: link, units: auth.units, memo: auth.memo, auth: .object(signed))
             return ["uuid": .string(auth.uuid), "state": "draft"]
         case .meKeyTakeFetch:
-            // Never cached (`replyIsCached`): the reply carries the sealed seed.
+            // Its reply is never cached (`replyIsCached`: it carries the sealed
+            // seed); its key is, in the fetch's transaction, so a repeat is `conflict`.
             let sealed = try store.fetchKeyForDevice(
                 cuid: user, device: caller.device, sessionOpened: caller.sessionOpened, now: now, sealingKey: sealingKey)
             return ["key": .string(sealed)]
@@ -311,7 +319,7 @@ public struct UserCommandRunner: Sendable {
     /// The user's tally `uuid`; another user's, or none: `not_found`.
     func tally(_ uuid: String, of user: CUID) throws -> TallyRecord {
         let t: TallyRecord
-        do { t = try store.tally(uuid) } catch is ModelError { throw UserError(.notFound, "no such tally") }
+        do { t = try store.tally(uuid) } catch is ModelError, StoreError.notFound { throw UserError(.notFound, "no such tally") }
         guard t.cuid == user else { throw UserError(.notFound, "no such tally") }
         return t
     }

@@ -55,6 +55,35 @@ public enum InvoiceDialog {
         return .apply([.refuseOurInvoice(uuid: uuid, reason: reason), .dropOutbox(topic: OutboxTopic.invoice(uuid))])
     }
 
+    /// The invoice a chit pays: its `ref` is `{"invoice":<uuid>,"ref"?:…}`
+    /// (section 8). Nil when the ref names none; an `invoice` member that
+    /// is not a string is `bad_request`.
+    public static func invoiceNamed(by chit: Chit) throws(UserError) -> String? {
+        guard let named = chit.core["ref"]?["invoice"] else { return nil }
+        guard let uuid = named.stringValue else { throw UserError(.badRequest, "ref.invoice must be an invoice's uuid") }
+        return uuid
+    }
+
+    /// Whether our user's `chit` may settle the invoice `uuid` it names, as
+    /// our site holds it (`invoice`, nil: none). The CLI's `chit accept` and
+    /// a device's `chit.pay` both go through this (10.6), inside the
+    /// payment's transaction. It must be an open invoice from the partner on
+    /// the chit's tally (else `not_found`, or `state` once answered), asking
+    /// our side, and the chit pays exactly what it asks (`bad_request`).
+    public static func settlement(_ chit: Chit, of uuid: String, held invoice: InvoiceRecord?) -> UserError? {
+        guard let invoice, invoice.uuid == uuid, invoice.direction == .in, invoice.tally == chit.tally else {
+            return UserError(.notFound, "no invoice \(Printable.clip(uuid)) to the user on tally \(chit.tally)")
+        }
+        guard invoice.state == .open else {
+            return UserError(.state, "invoice \(invoice.uuid) is \(invoice.state.rawValue), no longer open (answered meanwhile)")
+        }
+        guard chit.units == invoice.units else {
+            return UserError(
+                .badRequest, "invoice \(invoice.uuid) asks for \(Amount.format(invoice.units)) CHIPs, not \(Amount.format(chit.units))")
+        }
+        return nil
+    }
+
     /// Our user's refusal of the partner's invoice `uuid`.
     public static func refusal(_ t: TallyRecord, uuid: String, reason: String?) -> SiteMessage {
         .chit(.on(t, .refuse, .refuse(tally: t.uuid, uuid: uuid, reason: reason ?? "refused")))

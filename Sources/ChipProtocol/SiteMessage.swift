@@ -334,6 +334,10 @@ public struct InvoiceObject: Sendable, Equatable {
         self.init(tally: tally, uuid: uuid, units: units, date: date, by: by, memo: memo, ref: ref, json: .object(o))
     }
 
+    /// base64url SHA-256 of the invoice's canonical form, as it came (the
+    /// `hash` of its `sign` event, 10.5).
+    public var hash: String { Base64URL.encode(Crypto.sha256(json.canonicalBytes)) }
+
     init(tally: String, uuid: String, units: Int64, date: String?, by: TallySide?, memo: String?, ref: JSONValue?, json: JSONValue) {
         self.tally = tally
         self.uuid = uuid

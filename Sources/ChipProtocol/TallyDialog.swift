@@ -43,7 +43,9 @@ public enum TallyDialog {
     /// offer waits is answered with the same offer (it is still queued).
     /// `uuid` is the new tally's id, drawn by the caller. With no `key` (a
     /// `device` custody user, protocol 10.7) the tally waits in `P.draft`,
-    /// unsigned and unsent, until the user's device signs the offer.
+    /// unsigned and unsent, until the user's device signs the offer; a
+    /// repeat meanwhile changes nothing (and is not refused, so its channel
+    /// stays for the offer).
     public static func decideTicket(
         _ m: TallyMessage, snapshot s: TicketSnapshot, now: String, uuid: String,
         key: SigningKey?
@@ -55,7 +57,9 @@ public enum TallyDialog {
         if let existing = s.existing, existing.core != nil, existing.sign != nil {
             switch existing.state {
             case .heldOffer: return .apply([])
-            case .peerDraft: return .ignore("the offer waits for the user's signature")
+            // The offer waits for the user's signature: the repeat changes
+            // nothing and its channel stays (the offer goes on it once signed).
+            case .peerDraft: return .apply([])
             default: return .ignore("tally already answered")
             }
         }
@@ -242,6 +246,28 @@ public enum TallyDialog {
             return s.issued ? .apply([], replies: [message(.void, t, core: core, sign: sign)]) : .ignore("void repeated")
         default:
             return .ignore("void for a tally in state \(t.state.rawValue)")
+        }
+    }
+
+    // MARK: Our user refuses
+
+    /// What our user's refusal of tally `t` does (`chipsite tally refuse`,
+    /// 10.6 `tally.refuse`): the tally ends `void`, and the message to queue,
+    /// if any. An offer waiting for the user (`P.offer`): the partner is told
+    /// (`void`). A partner's redemption of the user's invitation waiting for
+    /// the user's offer signature (`P.draft`): withdrawn, nothing sent (the
+    /// partner holds no offer; a one-time ticket was burned when redeemed,
+    /// and the partner's repeated ticket is refused, which ends its request).
+    /// Any other state: nothing to refuse.
+    public static func refuse(_ t: TallyRecord) -> Result<SiteMessage?, Reason> {
+        switch t.state {
+        case .peerOffer:
+            guard let core = t.core, let sign = t.sign else { return .failure(Reason("tally \(t.uuid) has no offer to refuse")) }
+            return .success(message(.void, t, core: core, sign: sign))
+        case .peerDraft:
+            return .success(nil)
+        default:
+            return .failure(Reason("tally \(t.uuid) is \(t.state.rawValue), not an offer waiting for you"))
         }
     }
 

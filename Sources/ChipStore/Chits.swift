@@ -90,7 +90,10 @@ extension SiteStore {
     /// `DevicePayment.check`; committed together (group commit, 10.5's benchmark):
     /// one write transaction and one fsync for all of them, each in its own
     /// savepoint with its rider, so one refused (a limit, a lock) is refused
-    /// alone and the others commit. Results in the items' order.
+    /// alone and the others commit. A chit whose `ref` is
+    /// `{"invoice":<uuid>,…}` settles that incoming invoice in its savepoint,
+    /// as `payInvoice` (`chit accept`) does, or is refused
+    /// (``InvoiceDialog/settlement(_:of:held:)``). Results in the items' order.
     public func payDeviceChits(_ items: [DevicePaymentItem], now: Int64) -> [Result<ChitRecord, any Error>] {
         let date = Timestamp.format(millisecondsSince1970: now)
         do {
@@ -100,7 +103,9 @@ extension SiteStore {
                     var record: ChitRecord?
                     do {
                         try db.inSavepoint {
-                            let made = try Self.insertPayments(db, [item.chit], on: item.tally, settling: nil, now: date)
+                            // A chit whose ref names an invoice pays it, as `chit accept` does (10.6).
+                            let settling = try InvoiceDialog.invoiceNamed(by: item.chit)
+                            let made = try Self.insertPayments(db, [item.chit], on: item.tally, settling: settling, now: date)
                             try item.rider?.ride(db, made)
                             record = made.first
                             return .commit
@@ -138,14 +143,17 @@ extension SiteStore {
         let total = chits.reduce(Int64(0)) { $0 + $1.units }
         guard LiftCapacity.limitAllows(units: total, by: t.side, on: half) else {
             let reserved = half.held.filter { $0.by == t.side }.reduce(Int64(0)) { $0 + $1.balanceEffect }
-            throw ModelError.invalid(Self.limitProblem(t, core: core, balance: balance + reserved))
+            throw StoreError.overLimit(Self.limitProblem(t, core: core, balance: balance + reserved))
         }
         if let invoice, let first = chits.first {
+            // The same decision for `chit accept` and a device's `chit.pay` (10.6).
+            let held = try Row.fetchOne(cached: db, sql: "SELECT * FROM invoices WHERE uuid = ?", arguments: [invoice]).flatMap(Self.invoiceRecord)
+            if let refusal = InvoiceDialog.settlement(first, of: invoice, held: held) { throw refusal }
             try db.execute(
                 cached: """
                     UPDATE invoices SET state = 'paid', chit = ?, updated = ? WHERE uuid = ? AND tally = ? AND direction = 'in' AND state = 'open'
                     """, arguments: [first.uuid, date, invoice, t.uuid])
-            guard db.changesCount == 1 else { throw ModelError.invalid("invoice \(invoice) is no longer open (answered meanwhile)") }
+            guard db.changesCount == 1 else { throw StoreError.damaged("invoice \(invoice) changed under its payment") }
         }
         var records = [ChitRecord]()
         for chit in chits {

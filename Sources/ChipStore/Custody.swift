@@ -164,4 +164,19 @@ extension SiteStore {
             db, cuid: t.cuid.value, topic: .sign, data: UserEvent.signData(kind: kind, uuid: t.uuid, core: core.json, hash: core.hash),
             now: Timestamp.parse(now) ?? 0)
     }
+
+    /// An invoice from the partner reached a `device` user (10.5, kind
+    /// `invoice`, scope `pay`), in the transaction that stores it: the
+    /// device answers with a chit it signs (`chit.pay`, `ref` naming the
+    /// invoice) or `chit.refuse`. `core` is the invoice as it came, `hash`
+    /// base64url SHA-256 of its canonical form.
+    static func appendInvoiceSignEventIfDevice(_ db: Database, _ invoice: InvoiceObject, now: String) throws {
+        guard let cuid = try String.fetchOne(cached: db, sql: "SELECT cuid FROM tallies WHERE uuid = ?", arguments: [invoice.tally]),
+            try custody(db, cuid) == .device
+        else { return }
+        try appendUserEvent(
+            db, cuid: cuid, topic: .sign,
+            data: UserEvent.signData(kind: .invoice, uuid: invoice.uuid, core: invoice.json, hash: invoice.hash),
+            now: Timestamp.parse(now) ?? 0)
+    }
 }

@@ -299,6 +299,7 @@ extension SiteStore {
             try appendTallyUserEvent(
                 db, tally: i.tally, topic: .invoice,
                 data: ["uuid": .string(i.uuid), "tally": .string(i.tally), "units": .integer(i.units), "state": "open"], now: now)
+            try appendInvoiceSignEventIfDevice(db, i, now: now)
         case .settleInvoice(let uuid, let chit):
             try db.execute(
                 cached: """

@@ -541,7 +541,7 @@ extension SiteStore {
         let now = Self.now()
         return try guardedWrite { db in
             guard try String.fetchOne(cached: db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [payor.value]) != nil else {
-                throw ModelError.invalid("no user \(payor)")
+                throw StoreError.notFound("no user \(payor)")
             }
             try Self.checkNotLocked(db, payor)
             if link.agent == (try Self.agent(db)) {
@@ -565,7 +565,7 @@ extension SiteStore {
         let now = Self.now()
         return try guardedWrite { db in
             if let user, try String.fetchOne(cached: db, sql: "SELECT cuid FROM users WHERE cuid = ?", arguments: [user.value]) == nil {
-                throw ModelError.invalid("no user \(user)")
+                throw StoreError.notFound("no user \(user)")
             }
             try db.execute(
                 cached: "INSERT INTO lift_requests (kind, cuid, state, created, updated) VALUES ('clear', ?, 'new', ?, ?)",

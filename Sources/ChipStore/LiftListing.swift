@@ -98,7 +98,7 @@ extension SiteStore {
                     UNION SELECT lift FROM chits WHERE lift IS NOT NULL AND substr(lift, 1, ?1) = ?2
                     LIMIT 2
                     """, arguments: [id.utf8.count, id])
-            guard let h = matches.first else { throw ModelError.invalid("no lift \(id) on this site") }
+            guard let h = matches.first else { throw StoreError.notFound("no lift \(id) on this site") }
             guard matches.count == 1 else { throw ModelError.invalid("\(id) matches more than one lift; give more of its id") }
             let tallies = try Self.liftTallies(db, lift: h)[h] ?? []
             var o: LiftOverview

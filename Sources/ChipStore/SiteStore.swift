@@ -81,7 +81,7 @@ public final class SiteStore: Sendable {
             // application_id and WAL are set outside any transaction; both persist in the file.
             try queue.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA application_id = \(Schema.applicationID)")
-                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(cached: "PRAGMA journal_mode = WAL")
             }
             try Schema.migrator.migrate(queue)
             let key = SigningKey.generate()
@@ -158,7 +158,7 @@ public final class SiteStore: Sendable {
                 let pool = try DatabasePool(path: path, configuration: configuration())
                 // The pool sets `synchronous = NORMAL` on its writer after
                 // `prepareDatabase` ran: every commit is durable again.
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+                try pool.writeWithoutTransaction { db in try db.execute(cached: "PRAGMA synchronous = FULL") }
                 database = pool
             } else {
                 database = queue

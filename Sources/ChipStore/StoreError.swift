@@ -22,6 +22,12 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownDevice(user: String, device: String)
     /// The user's key is held by its device (10.7): the site signs nothing for it.
     case deviceCustody(String)
+    /// The user is locked or the site locked down (10.4 `locked`); the text says how to lift it.
+    case locked(String)
+    /// A payment or setting that passes a tally's limit (10.5 `limit`); the text says how much fits.
+    case overLimit(String)
+    /// No tally, invoice, lift or user by that id (10.5 `not_found`).
+    case notFound(String)
     case damaged(String)
     case badSetting(key: String, reason: String)
     case database(String)
@@ -45,11 +51,26 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "user \(c) has \(UserPortDefaults.maxDevicesPerUser) devices; revoke one first (`chipsite user device revoke \(c) DEVICE`)"
         case .unknownDevice(let c, let d): return "user \(c) has no device \(d) (or it is revoked already)"
         case .deviceCustody(let c): return "user \(c) holds its own signing key (custody device): the site signs nothing for it"
+        case .locked(let why), .overLimit(let why), .notFound(let why): return why
         case .damaged(let why): return "the site file is damaged: \(why)"
         case .badSetting(let key, let why):
             return
                 "the site file holds a bad value for \(key) (\(why)); fix it with `chipsite config set \(key) VALUE` or `chipsite config unset \(key)`"
         case .database(let why): return "database error: \(why)"
+        }
+    }
+
+    /// The user port's code for this error (10.5): what a device is told.
+    /// The site's own failures (its file, its key, its settings) are `internal`.
+    public var userErrorCode: UserErrorCode {
+        switch self {
+        case .unknownUser, .unknownDevice, .notFound: return .notFound
+        case .deviceLimit, .overLimit: return .limit
+        case .deviceCustody: return .state
+        case .locked: return .locked
+        case .noSite, .siteExists, .notSQLite, .notASite, .newerSchema, .busy, .cannotCreate, .cannotOpen, .passphraseNeeded,
+            .wrongPassphrase, .userExists, .damaged, .badSetting, .database:
+            return .internal
         }
     }
 

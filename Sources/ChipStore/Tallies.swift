@@ -74,8 +74,8 @@ extension SiteStore {
 
     /// Refuses an action for `cuid` while the site is locked down or the user is locked.
     static func checkNotLocked(_ db: Database, _ cuid: CUID) throws {
-        if try isLockedDown(db) { throw ModelError.invalid("the site is locked down (`chipsite lockdown off` to lift it)") }
-        if try isUserLocked(db, cuid) { throw ModelError.invalid("user \(cuid) is locked (`chipsite user unlock \(cuid)` to lift it)") }
+        if try isLockedDown(db) { throw StoreError.locked("the site is locked down (`chipsite lockdown off` to lift it)") }
+        if try isUserLocked(db, cuid) { throw StoreError.locked("user \(cuid) is locked (`chipsite user unlock \(cuid)` to lift it)") }
     }
 
     /// Whether messages of `cuid` must wait: the site is locked down or the user locked.
@@ -224,19 +224,24 @@ extension SiteStore {
         }
     }
 
-    /// Refuses the offered tally and queues `void`.
+    /// Refuses a tally waiting for our user (``TallyDialog/refuse(_:)``):
+    /// an offer (`P.offer`) ends `void` and `void` is queued; a redeemed
+    /// invitation waiting for a `device` user's offer signature (`P.draft`)
+    /// ends `void` with nothing queued. One transaction.
     public func refuseTally(_ id: String) throws -> TallyRecord {
         let t = try tally(id)
-        guard t.state == .peerOffer, let core = t.core, let sign = t.sign else {
-            throw ModelError.invalid("tally \(t.uuid) is \(t.state.rawValue), not an offer waiting for you")
+        let tell: SiteMessage?
+        switch TallyDialog.refuse(t) {
+        case .failure(let why): throw ModelError.invalid(why.description)
+        case .success(let message): tell = message
         }
         let now = Self.now()
         return try guardedWrite { db in
             try db.execute(
-                cached: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ? AND state = ?",
-                arguments: [TallyState.void.rawValue, now, t.uuid, TallyState.peerOffer.rawValue])
+                cached: "UPDATE tallies SET state = ?, updated = ? WHERE uuid = ? AND state = ? AND revision = ?",
+                arguments: [TallyState.void.rawValue, now, t.uuid, t.state.rawValue, t.revision])
             guard db.changesCount == 1 else { throw ModelError.invalid("tally \(t.uuid) changed meanwhile; look again") }
-            try Self.enqueue(db, to: t.partner, topic: t.uuid, message: TallyDialog.message(.void, t, core: core, sign: sign).json)
+            if let tell { try Self.enqueue(db, to: t.partner, topic: t.uuid, message: tell.json) }
             guard let updated = try Self.fetchTally(db, uuid: t.uuid) else { throw StoreError.damaged("tally vanished") }
             return updated
         }

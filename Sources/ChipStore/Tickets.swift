@@ -75,14 +75,16 @@ extension SiteStore {
     public func ticketRedeemed(token: String, by requester: CHAD) throws -> Bool {
         let agent = requester.agent.description, cuid = requester.cuid.value
         return try guardedRead { db in
-            // Only while our offer waits for an answer: that is when a repeat
-            // comes (the requester did not see the offer); a refused, voided or
-            // opened tally gives its requester no standing IK channel.
+            // Only while our offer waits for an answer, or for our `device`
+            // user's signature (`P.draft`): that is when a repeat comes (the
+            // requester did not see the offer, or a channel idled out before
+            // the user signed); a refused, voided or opened tally gives its
+            // requester no standing IK channel.
             try Bool.fetchOne(
                 cached: db,
                 sql: """
-                    SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? AND state = ? LIMIT 1
-                    """, arguments: [token, agent, cuid, TallyState.heldOffer.rawValue]) ?? false
+                    SELECT 1 FROM tallies WHERE token = ? AND partner_agent = ? AND partner_cuid = ? AND state IN (?, ?) LIMIT 1
+                    """, arguments: [token, agent, cuid, TallyState.heldOffer.rawValue, TallyState.peerDraft.rawValue]) ?? false
         }
     }
 

@@ -19,7 +19,7 @@ extension SiteStore {
     /// request) has the defaults of a zero limit.
     public static func tradingVariables(_ db: Database, tally: TallyRecord) throws -> TradingVariables {
         guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [tally.uuid]) else {
-            throw ModelError.invalid("no tally \(tally.uuid)")
+            throw StoreError.notFound("no tally \(tally.uuid)")
         }
         return try trade(row, limit: tally.core?.limit(tally.side) ?? 0)
     }
@@ -55,7 +55,7 @@ extension SiteStore {
         let now = Self.now()
         return try guardedWrite { db in
             guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM tallies WHERE uuid = ?", arguments: [t.uuid]) else {
-                throw ModelError.invalid("no tally \(t.uuid)")
+                throw StoreError.notFound("no tally \(t.uuid)")
             }
             let current = try Self.tallyRecord(row)
             guard current.state == .open, let core = current.core else {
@@ -68,7 +68,7 @@ extension SiteStore {
             let newReward = reward ?? ((row["trade_reward"] as Int64?) ?? 0)
             let newClutch = clutch ?? ((row["trade_clutch"] as Int64?) ?? 0)
             let whose = "\(current.cuid) grants on this tally (\(Amount.format(limit)) CHIPs)"
-            if let b = newBound, b > limit { throw ModelError.invalid("the bound (\(Amount.format(b)) CHIPs) must be at most the credit \(whose)") }
+            if let b = newBound, b > limit { throw StoreError.overLimit("the bound (\(Amount.format(b)) CHIPs) must be at most the credit \(whose)") }
             if newTarget > (newBound ?? limit) {
                 throw ModelError.invalid(
                     "the target (\(Amount.format(newTarget)) CHIPs) must be at most the bound (\(Amount.format(newBound ?? limit)) CHIPs)")

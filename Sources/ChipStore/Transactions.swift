@@ -41,7 +41,7 @@ extension SiteStore {
                 : try Row.fetchAll(cached: db, sql: "SELECT * FROM \(table.rawValue) WHERE uuid LIKE ? || '%' LIMIT 2", arguments: [lowered])
                     .compactMap(record)
         }
-        guard let first = rows.first else { throw ModelError.invalid("no \(table.noun) \(lowered)") }
+        guard let first = rows.first else { throw StoreError.notFound("no \(table.noun) \(lowered)") }
         guard rows.count == 1 else { throw ModelError.invalid("\(lowered) matches more than one \(table.noun); give more of its id") }
         return first
     }

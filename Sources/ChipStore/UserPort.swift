@@ -89,6 +89,8 @@ extension SiteStore {
         let token = UserTicket.newToken()
         let hash = UserTicket.tokenHash(token)
         let scopesText = UserScope.json(scopes).canonicalString
+        // What the user port commits with it (the key of `device.ticket`, 10.5).
+        let rider = Self.rider
         return try adminWrite { db in
             guard try Bool.fetchOne(cached: db, sql: "SELECT 1 FROM users WHERE cuid = ?", arguments: [cuid.value]) != nil else {
                 throw StoreError.unknownUser(cuid.value)
@@ -105,6 +107,7 @@ extension SiteStore {
                 cached: "INSERT INTO user_tickets (token_hash, cuid, scopes, created, expires, state) VALUES (?, ?, ?, ?, ?, 'open')",
                 arguments: [hash, cuid.value, scopesText, now, expiresAt])
             try present?(ticket)
+            try rider?.ride(db, ticket)
             return ticket
         }
     }
@@ -402,7 +405,22 @@ extension SiteStore {
         else { return .none }
         let stored: String = row["request_hash"], reply: String = row["reply"]
         guard stored == requestHash else { return .conflict }
-        do { return .replay(try JSONValue(parsing: reply)) } catch { throw StoreError.damaged("stored reply of \(Printable.clip(cuid))") }
+        let data: JSONValue
+        do { data = try JSONValue(parsing: reply) } catch { throw StoreError.damaged("stored reply of \(Printable.clip(cuid))") }
+        // A success whose reply carried a secret: its repeat is `conflict`, never run again.
+        return data == withheldReply ? .conflict : .replay(data)
+    }
+
+    /// What stands for a reply that is not kept because it carries a secret
+    /// (`device.ticket`, the `me.key.take` fetch, 10.5): every reply's data
+    /// is an object, so `null` is none of them.
+    static let withheldReply: JSONValue = .null
+
+    /// Remembers that a command under `key` succeeded without keeping its
+    /// reply (it carries a secret), inside the command's transaction: a
+    /// repeat gets `conflict` (10.5) instead of running the command again.
+    public static func rememberWithheldReply(_ db: Database, cuid: String, key: IdempotencyKey, requestHash: String, now: Int64) throws {
+        try rememberReply(db, cuid: cuid, key: key, requestHash: requestHash, reply: withheldReply, now: now)
     }
 
     /// Remembers a success's reply under `key`, inside the command's transaction.

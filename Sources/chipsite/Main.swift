@@ -26,6 +26,9 @@ enum Main {
             fail(error.description)
         } catch let error as CLIError {
             fail(error.description)
+        } catch let error as UserError {
+            // A refusal the store shares with the user port (10.5), e.g. an invoice answered meanwhile.
+            fail(error.message)
         } catch {
             let code = Chipsite.exitCode(for: error)
             var message = Chipsite.fullMessage(for: error)

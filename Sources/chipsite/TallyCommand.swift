@@ -103,7 +103,8 @@ struct TallyCommand: ParsableCommand {
     }
 
     struct Refuse: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Refuse a tally offered to one of your users: send void.")
+        static let configuration = CommandConfiguration(
+            abstract: "Refuse a tally offered to one of your users (send void), or a redeemed invitation awaiting a device's offer.")
 
         @Argument(help: ArgumentHelp("The tally id (or a unique prefix of at least 4 characters).", valueName: "id"))
         var id: String

@@ -1,6 +1,7 @@
 import ChipModel
 import ChipProtocol
-import ChipStore
+import GRDB
+@testable import ChipStore
 import Foundation
 import Testing
 import TestSupport
@@ -17,11 +18,15 @@ import TestSupport
         let description: String
     }
 
-    static func run(_ runner: UserCommandRunner, _ caller: UserCommandRunner.Caller, _ cmd: String, _ args: JSONValue, idem: Bool = false)
+    static func run(
+        _ runner: UserCommandRunner, _ caller: UserCommandRunner.Caller, _ cmd: String, _ args: JSONValue, idem: Bool = false,
+        key: String? = nil
+    )
         async throws -> JSONValue
     {
         var o: [String: JSONValue] = ["id": "r", "cmd": .string(cmd), "args": args]
         if idem { o["idem"] = .string(TallyCore.newUUID()) }
+        if let key { o["idem"] = .string(key) }
         let request: UserRequest
         do { request = try UserRequest(parsing: JSONValue.object(o).canonicalBytes) } catch { throw Failed(description: "\(cmd): \(error)") }
         guard case .reply(let reply) = await runner.run(request, caller: caller, now: clock()) else { throw Failed(description: "no reply") }
@@ -33,6 +38,65 @@ import TestSupport
     static func deliver(_ json: JSONValue, to store: SiteStore, from peer: AgentID) throws {
         guard case .tally(let m) = try SiteMessage(json: json) else { throw Failed(description: "not a tally message") }
         _ = try store.receiveTally(m, from: peer, userKey: { try store.userKey($0, sealingKey: nil) })
+    }
+
+    @Test func aRepeatOfTheKeyTakeUnderItsIdemIsTheCachesAnswer() async throws {
+        let dir = try TempDir()
+        let b = try SiteStore.create(at: dir.file("b.db"), address: try SiteAddress(host: "b.example", port: 2), passphrase: nil)
+        let bob = try CUID("bob")
+        try b.addUser(cuid: bob, name: "Bob", email: nil, sealingKey: nil)
+        let runner = UserCommandRunner(store: b, sealingKey: nil)
+        let pair = KeyPair.generate()
+        let device = try DeviceID(publicKey: pair.publicKey)
+        let first = UserCommandRunner.Caller(user: bob, device: device, scopes: Set(UserScope.allCases), sessionOpened: Self.clock() - 1_000)
+        func fetches() throws -> Int {
+            try b.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM key_fetches") ?? 0 }
+        }
+
+        // The fetch's reply carries the seed, so it is not kept: its repeat is `conflict`, and nothing is fetched again.
+        let fetchKey = TallyCore.newUUID()
+        let fetched = try await Self.run(runner, first, "me.key.take", ["step": "fetch"], key: fetchKey)
+        let sealed = try #require(fetched["data"]?["key"]?.stringValue, "\(fetched)")
+        #expect(try fetches() == 1)
+        let again = try await Self.run(runner, first, "me.key.take", ["step": "fetch"], key: fetchKey)
+        #expect(Self.code(again) == "conflict", "\(again)")
+        #expect(again["data"] == nil)
+        #expect(try fetches() == 1)
+        // A new idem is a new fetch.
+        #expect(try await Self.run(runner, first, "me.key.take", ["step": "fetch"], idem: true)["data"]?["key"] != nil)
+        #expect(try fetches() == 2)
+
+        var seed = try KeyTransfer.open(sealed, publicKey: pair.publicKey, secretKey: pair.privateKey)
+        let key = try SigningKey(seed: seed)
+        Crypto.wipe(&seed)
+        var later = first
+        later.sessionOpened = max(Self.clock(), first.sessionOpened) + 1
+        let proof: JSONValue = [
+            "act": "key.take", "cuid": "bob", "date": .string(Timestamp.format(millisecondsSince1970: Self.clock())),
+            "device": .string(device.description)
+        ]
+        let confirm: JSONValue = ["step": "confirm", "proof": proof, "sign": .string(Base64URL.encode(key.sign(proof.canonicalBytes)))]
+        let confirmKey = TallyCore.newUUID()
+        let taken = try await Self.run(runner, later, "me.key.take", confirm, key: confirmKey)
+        #expect(taken["data"] == ["custody": "device"], "\(taken)")
+        #expect(taken["replayed"] == nil)
+        // The repeat is the first reply, replayed, even from another session.
+        var another = later
+        another.sessionOpened += 1
+        let repeated = try await Self.run(runner, another, "me.key.take", confirm, key: confirmKey)
+        #expect(repeated["data"] == ["custody": "device"])
+        #expect(repeated["replayed"] == true, "\(repeated)")
+        // Another request under the confirm's idem: `conflict`.
+        #expect(Self.code(try await Self.run(runner, later, "me.key.take", ["step": "fetch"], key: confirmKey)) == "conflict")
+
+        // `device.ticket`'s reply carries a token: its repeat is `conflict` too, and mints
+        // nothing (a second ticket would revoke the first).
+        let ticketKey = TallyCore.newUUID()
+        let minted = try await Self.run(runner, later, "device.ticket", [:], key: ticketKey)
+        let token = try #require(minted["data"]?["ticket"]?["ticket"]?["token"]?.stringValue, "\(minted)")
+        #expect(Self.code(try await Self.run(runner, later, "device.ticket", [:], key: ticketKey)) == "conflict")
+        let phone = try DeviceID(publicKey: KeyPair.generate().publicKey)
+        #expect(try b.registerDevice(token: token, name: "Phone", device: phone, now: Self.clock()) == .registered(user: bob, device: phone))
     }
 
     @Test func aDeviceTakesTheKeySignsItsOfferAndPays() async throws {

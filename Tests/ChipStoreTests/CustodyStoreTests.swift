@@ -196,6 +196,82 @@ import TestSupport
         #expect(try device.open(sealed).publicKey == (try s.a.user(carol).certificate.publicKey))
     }
 
+    @Test func anInvoiceToADeviceUserAsksItsDeviceToSign() throws {
+        let s = try PTwoSites()
+        // alice (a) holds the foil of an open tally; bob grants her 100 CHIPs.
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        // alice takes her key to her device.
+        let device = Device()
+        let deviceID = try device.id
+        let now = Self.clock()
+        let key = try device.open(
+            try s.a.fetchKeyForDevice(cuid: s.alice, device: deviceID, sessionOpened: now - 1, now: now, sealingKey: nil))
+        let (p, sign) = Self.proof(s.alice, deviceID, now: now, key: key)
+        try s.a.confirmKeyTake(cuid: s.alice, device: deviceID, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+
+        // bob asks her for 5 CHIPs: the invoice event, then a `sign` event of kind invoice.
+        let before = try s.a.latestUserSeq(cuid: s.alice)
+        let invoice = try s.b.createInvoice(tally: id, units: 5_000, memo: "lunch", ref: "table 4")
+        let message = try #require(try s.b.outbox(for: s.agentA).last?.message)
+        _ = try s.deliver(PPacket(to: .a, message: message))
+        let events = try s.a.userEvents(cuid: s.alice, after: before, limit: 10)
+        #expect(events.map(\.topic) == [.invoice, .sign])
+        let object = try #require(message["object"])
+        #expect(
+            events.last?.data
+                == UserEvent.signData(
+                    kind: .invoice, uuid: invoice.uuid, core: object, hash: Base64URL.encode(Crypto.sha256(object.canonicalBytes))))
+        // A repeat of the invoice asks nothing again.
+        _ = try s.deliver(PPacket(to: .a, message: message))
+        #expect(try s.a.latestUserSeq(cuid: s.alice) == before + 2)
+
+        // A `site` user (bob) gets the invoice event alone.
+        let bobBefore = try s.b.latestUserSeq(cuid: s.bob)
+        _ = try s.a.createInvoice(tally: id, units: 1_000, memo: nil, ref: nil)
+        _ = try s.deliver(PPacket(to: .b, message: try #require(try s.a.outbox(for: s.agentB).last?.message)))
+        #expect(try s.b.userEvents(cuid: s.bob, after: bobBefore, limit: 10).map(\.topic) == [.invoice])
+
+        // Her device answers with a chit it signed that names the invoice: paid.
+        let chit = try Chit(
+            tally: id, by: .foil, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: Self.clock()), units: 5_000,
+            memo: nil, ref: ["invoice": .string(invoice.uuid), "ref": "table 4"], key: key)
+        let item = SiteStore.DevicePaymentItem(chit: chit, tally: try s.a.tally(id), rider: nil)
+        _ = try #require(s.a.payDeviceChits([item], now: Self.clock()).first).get()
+        #expect(try s.a.invoice(invoice.uuid).state == .paid)
+    }
+
+    @Test func aDeviceUserRefusesARedeemedInvitationBeforeSigningItsOffer() throws {
+        let s = try PTwoSites()
+        let device = Device()
+        let id = try device.id
+        let now = Self.clock()
+        let key = try device.open(try s.b.fetchKeyForDevice(cuid: s.bob, device: id, sessionOpened: now - 1, now: now, sealingKey: nil))
+        let (p, sign) = Self.proof(s.bob, id, now: now, key: key)
+        try s.b.confirmKeyTake(cuid: s.bob, device: id, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+        let ticket = try s.ticket(side: .stock, limit: 1_000_000)
+        let request = try s.a.requestTally(cuid: s.alice, ticket: ticket, accept: false)
+        let ticketMessage = try #require(try s.a.outbox(for: s.agentB).first(where: { $0.topic == request })?.message)
+        _ = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b))
+        let t = try #require(try s.b.tallies(user: s.bob).first)
+        #expect(t.state == .peerDraft)
+
+        let aliceCHAD = try s.a.user(s.alice).certificate.chad
+        #expect(try s.b.ticketRedeemed(token: ticket.token, by: aliceCHAD))
+        // bob's refusal withdraws it: void, nothing sent, the one-time ticket stays burned,
+        // and alice's repeated first contact is no longer let in (her request then ends).
+        #expect(try s.b.refuseTally(t.uuid).state == .void)
+        #expect(try !s.b.ticketRedeemed(token: ticket.token, by: aliceCHAD))
+        #expect(try s.b.tally(t.uuid).state == .void)
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
+        #expect(try s.b.ticket(ticket.token)?.used != nil)
+        // His signature comes too late; a repeat of the ticket makes nothing; refusing again is refused.
+        #expect(throws: ModelError.self) { try s.b.offerTally(t.uuid, revision: t.revision, signature: t.core?.sign(with: key) ?? "") }
+        _ = try s.b.redeemTicket(ticketMessage, userKey: s.key(.b))
+        #expect(try s.b.tallies(user: s.bob).map(\.state) == [.void])
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
+        #expect(throws: ModelError.self) { try s.b.refuseTally(t.uuid) }
+    }
+
     @Test func aDeviceUsersInvitationWaitsForItsOfferSignature() throws {
         let s = try PTwoSites()
         // bob (site b, the issuer) takes his key to his device.
@@ -219,9 +295,14 @@ import TestSupport
         let events = try s.b.userEvents(cuid: s.bob, after: before, limit: 10)
         #expect(events.map(\.topic) == [.tally, .sign])
         #expect(events.last?.data == UserEvent.signData(kind: .offer, uuid: t.uuid, core: core.json, hash: core.hash))
-        // A repeat of the ticket changes nothing while it waits.
-        #expect(try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) == .refused("the offer waits for the user's signature"))
+        // A repeat of the ticket is let in (a channel may idle out before bob
+        // signs: alice's request must not end) and changes nothing while it waits.
+        let aliceCHAD = try s.a.user(s.alice).certificate.chad
+        let token = try #require(ticketMessage["ticket"]?["token"]?.stringValue)
+        #expect(try s.b.ticketRedeemed(token: token, by: aliceCHAD))
+        #expect(try s.b.redeemTicket(ticketMessage, userKey: s.key(.b)) == .refused("no offer queued"))
         #expect(try s.b.tallies(user: s.bob).count == 1)
+        #expect(try s.b.outbox(for: s.agentA).isEmpty)
 
         // Only bob's signature sends the offer.
         #expect(throws: ModelError.self) {

@@ -110,7 +110,8 @@ import ChipProtocol
         // The guard inside the payment's transaction, past the check before it
         // (two payers racing): nothing is signed away twice.
         let chitsBefore = try s.a.chits(tally: id).count
-        #expect(throws: ModelError.self) {
+        // (The decision a device's payment shares, InvoiceDialog.settlement: `state`.)
+        #expect(throws: UserError(.state, "invoice \(invoice.uuid) is paid, no longer open (answered meanwhile)")) {
             try s.a.pay(tally: id, units: 5000, memo: nil, ref: nil, settling: invoice.uuid, key: s.key(.a))
         }
         #expect(try s.a.chits(tally: id).count == chitsBefore)

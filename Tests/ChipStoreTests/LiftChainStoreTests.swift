@@ -136,7 +136,7 @@ import ChipProtocol
         let h = try Self.header(id, units: 9_000)
         let chit = try Self.chit(s, h, id, by: .foil)
         try Self.apply(s.a, [.insertLiftChit(chit, header: h, local: true)])
-        #expect(throws: ModelError.self) { try s.a.pay(tally: id, units: 2_000, memo: nil, ref: nil, key: s.key(.a)) }
+        #expect(throws: StoreError.self) { try s.a.pay(tally: id, units: 2_000, memo: nil, ref: nil, key: s.key(.a)) }
         try Self.apply(s.a, [.applyLiftDecision(try Self.decision(h, .void))])
         #expect(try Self.state(s.a, chit.uuid) == "void")
         #expect(try s.a.tally(id).chainLength == 0 && s.a.tally(id).balance == 0)
@@ -188,8 +188,8 @@ import ChipProtocol
         try Self.apply(s.a, [.insertLiftChit(up, header: h, local: true)])
         try Self.apply(s.b, [.insertLiftChit(up, header: h, local: false)])
         // 5,000 + 4,000 + 2,000 would pass bob's limit of 10,000: refused; 1,000 fits.
-        #expect(throws: ModelError.self) { try s.a.pay(tally: id, units: 2_000, memo: nil, ref: nil, key: s.key(.a)) }
-        #expect(throws: ModelError.self) { try s.a.payBatch(tally: id, payments: [(600, nil, nil), (600, nil, nil)], key: s.key(.a)) }
+        #expect(throws: StoreError.self) { try s.a.pay(tally: id, units: 2_000, memo: nil, ref: nil, key: s.key(.a)) }
+        #expect(throws: StoreError.self) { try s.a.payBatch(tally: id, payments: [(600, nil, nil), (600, nil, nil)], key: s.key(.a)) }
         _ = try s.a.pay(tally: id, units: 1_000, memo: nil, ref: nil, key: s.key(.a))
         // Bob paying moves the balance the other way: the lift counts as void for him.
         _ = try s.b.pay(tally: id, units: 3_000, memo: nil, ref: nil, key: s.key(.b))
@@ -197,7 +197,7 @@ import ChipProtocol
         let h2 = try Self.header(id, units: 2_000, uuid: "7f1c3a52-8d2e-4b7a-9c41-2e5d8f0a7b13")
         let down = try Self.chit(s, h2, id, by: .stock)
         try Self.apply(s.b, [.insertLiftChit(down, header: h2, local: true)])
-        #expect(throws: ModelError.self) { try s.b.pay(tally: id, units: 500, memo: nil, ref: nil, key: s.key(.b)) }
+        #expect(throws: StoreError.self) { try s.b.pay(tally: id, units: 500, memo: nil, ref: nil, key: s.key(.b)) }
         // The stock's tran carries only its payment, never a lift chit.
         let (tran, uuids) = try #require(try s.b.pendingTransfer(tally: id, excluding: []))
         #expect(uuids.count == 1 && !uuids.contains(down.uuid) && !uuids.contains(up.uuid))

@@ -75,7 +75,7 @@ import ChipProtocol
         refused("no tally") { try s.b.setTrade(tally: "ffffffff", target: 1) }
         #expect(try s.b.tally(id) == before)
         // A ModelError: one line for a person (chipsite's Main).
-        #expect(throws: ModelError.self) { try s.b.setTrade(tally: id, bound: 1_000_001) }
+        #expect(throws: StoreError.self) { try s.b.setTrade(tally: id, bound: 1_000_001) }
     }
 
     @Test func onlyOpenTalliesTakeTradingVariables() throws {

@@ -80,7 +80,7 @@ struct MutationRun {
 
     mutating func pay(_ side: PSite) throws {
         let units = Int64(rng.int(1...20_000))
-        do { _ = try sites.store(side).pay(tally: id, units: units, memo: nil, ref: nil, key: sites.key(side)) } catch is ModelError
+        do { _ = try sites.store(side).pay(tally: id, units: units, memo: nil, ref: nil, key: sites.key(side)) } catch StoreError.overLimit
         { /* over a limit as this site sees it */  }
     }
 
@@ -98,7 +98,7 @@ struct MutationRun {
             } else {
                 _ = try sites.store(side).refuseInvoice(open.uuid, reason: "no")
             }
-        } catch is ModelError { /* a limit, or answered meanwhile */  }
+        } catch is ModelError, StoreError.overLimit { /* a limit, or answered meanwhile */  }
     }
 
     /// Everything each site would send now, delivered in order (replies too).

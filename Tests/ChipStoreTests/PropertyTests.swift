@@ -494,9 +494,8 @@ struct ChainRun {
             let chit = try sites.store(side).pay(tally: id, units: units, memo: nil, ref: nil, key: sites.key(side))
             paid[chit.chit.uuid] = side
             wire.note("\(side) pays \(units)")
-        } catch let error as ModelError {
+        } catch StoreError.overLimit {
             // Over the limit as this site sees it: refused before anything is signed away.
-            guard "\(error)".contains("limit") else { throw error }
         }
     }
 

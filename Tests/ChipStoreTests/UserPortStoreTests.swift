@@ -403,6 +403,9 @@ import ChipProtocol
             #expect(try SiteStore.storedReply(db, cuid: "alice", key: idem, requestHash: "aa") == StoredReply.none)
             let revised = IdempotencyKey.signed(cmd: "chit.pay", uuid: "11111111-2222-4333-8444-555555555555", revision: 2)
             #expect(try SiteStore.storedReply(db, cuid: "alice", key: revised, requestHash: "aa") == StoredReply.none)
+            // A success whose reply carried a secret is kept without it: its repeat is `conflict`.
+            try SiteStore.rememberWithheldReply(db, cuid: "alice", key: idem, requestHash: "aa", now: Self.now)
+            #expect(try SiteStore.storedReply(db, cuid: "alice", key: idem, requestHash: "aa") == .conflict)
         }
     }
 
@@ -454,6 +457,88 @@ import ChipProtocol
             #expect((stored == .replay(["uuid": .string(c.uuid)])) == ok, "the reply is kept only with its payment")
         }
         #expect(try s.a.verifyTally(id).isEmpty)
+    }
+}
+
+/// A device's `chit.pay` whose `ref` names an invoice settles it as `chit
+/// accept` does (10.6), in its own savepoint of the group commit.
+@Suite struct DeviceInvoicePaymentTests {
+    @Test func aDevicesPaymentNamingAnInvoiceSettlesItOrIsRefused() throws {
+        let s = try PTwoSites()
+        // alice (a) holds the foil; bob grants her 100 CHIPs and asks her for 5, then 4.
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        func ask(_ units: Int64) throws -> String {
+            let invoice = try s.b.createInvoice(tally: id, units: units, memo: "lunch", ref: "table 4")
+            let message = try #require(try s.b.outbox(for: s.agentA).last?.message)
+            _ = try s.deliver(PPacket(to: .a, message: message))
+            #expect(try s.a.invoice(invoice.uuid).state == .open)
+            return invoice.uuid
+        }
+        let five = try ask(5_000), four = try ask(4_000)
+        let ours = try s.a.createInvoice(tally: id, units: 1_000, memo: nil, ref: nil).uuid
+        let t = try s.a.tally(id)
+        let key = try s.key(.a)(s.alice)
+        func chit(_ units: Int64, ref: JSONValue?) throws -> Chit {
+            try Chit(
+                tally: id, by: t.side, uuid: TallyCore.newUUID(), date: Timestamp.format(millisecondsSince1970: wallClockMilliseconds()),
+                units: units, memo: nil, ref: ref, key: key)
+        }
+        let pays = [
+            try chit(5_000, ref: ["invoice": .string(five), "ref": "table 4"]),
+            try chit(5_000, ref: ["invoice": .string(five)]),  // paid by the first, in the same batch
+            try chit(3_000, ref: ["invoice": .string(four)]),  // not what it asks
+            try chit(1_000, ref: ["invoice": .string(ours)]),  // alice's own invoice to bob
+            try chit(1_000, ref: ["invoice": .string(TallyCore.newUUID())]),
+            try chit(1_000, ref: ["invoice": 7]),
+            try chit(1_000, ref: ["note": "no invoice"])
+        ]
+        let results = s.a.payDeviceChits(pays.map { SiteStore.DevicePaymentItem(chit: $0, tally: t, rider: nil) }, now: wallClockMilliseconds())
+        func code(_ r: Result<ChitRecord, any Error>) -> UserErrorCode? {
+            if case .failure(let e) = r { return (e as? UserError)?.code ?? .internal }
+            return nil
+        }
+        #expect(results.map(code) == [nil, .state, .badRequest, .notFound, .notFound, .badRequest, nil])
+        // Settled exactly as `chit accept` leaves an invoice: paid by that chit.
+        let paid = try s.a.invoice(five)
+        #expect(paid.state == .paid)
+        #expect(paid.chit == pays[0].uuid)
+        #expect(try s.a.invoice(four).state == .open)
+        #expect(try s.a.invoice(ours).state == .open)
+        #expect(try s.a.tally(id).balance == 6_000)
+        // The CLI's way pays the other one the same way.
+        let accepted = try s.a.payInvoice(four, key: s.key(.a))
+        #expect(try s.a.invoice(four).state == .paid)
+        #expect(try s.a.invoice(four).chit == accepted.chit.uuid)
+        #expect(try s.a.verifyTally(id).isEmpty)
+        // alice's site (the foil) chained them: bob's site settles both of its invoices.
+        let upd = try #require(try s.a.chainUpdate(tally: id, after: 0))
+        _ = try s.deliver(PPacket(to: .b, message: upd))
+        #expect(try s.b.invoice(five).state == .paid)
+        #expect(try s.b.invoice(four).state == .paid)
+    }
+}
+
+/// The store's refusals a device hears of carry their 10.5 code in their
+/// case (`StoreError.userErrorCode`), not in their wording.
+@Suite struct StoreRefusalCodeTests {
+    static func code(_ body: () throws -> Void) -> UserErrorCode? {
+        do { try body() } catch let e as StoreError { return e.userErrorCode } catch { return nil }
+        return nil
+    }
+
+    @Test func lockedOverALimitAndNotFoundAreTyped() throws {
+        let s = try PTwoSites()
+        // alice (a) holds the foil; bob grants her 100 CHIPs (bob's half on b has a limit of 100 CHIPs).
+        let id = try ChainRun.openTally(s, issuerSide: .stock, limit: 100_000)
+        #expect(Self.code { _ = try s.a.pay(tally: id, units: 100_001, memo: nil, ref: nil, key: s.key(.a)) } == .limit)
+        #expect(Self.code { _ = try s.b.setTrade(tally: id, bound: 100_001) } == .limit)
+        #expect(Self.code { _ = try s.a.tally("abcd1234") } == .notFound)
+        #expect(Self.code { _ = try s.a.invoice("abcd1234") } == .notFound)
+        _ = try s.a.setUserLocked(s.alice, true)
+        #expect(Self.code { _ = try s.a.pay(tally: id, units: 1_000, memo: nil, ref: nil, key: s.key(.a)) } == .locked)
+        _ = try s.a.setUserLocked(s.alice, false)
+        try s.a.setLockdown(true)
+        #expect(Self.code { _ = try s.a.createInvoice(tally: id, units: 1_000, memo: nil, ref: nil) } == .locked)
     }
 }
 
