@@ -57,6 +57,16 @@ struct LiftEngineState {
     /// the request is still `new` in the file and runs again; one that
     /// started a lift is `done` in that lift's transaction).
     var running: Set<Int64> = []
+    /// Neighbours' `ack`s not applied yet. An ack only takes a message out
+    /// of the outbox (9.9), so it need not cost a commit of its own: it
+    /// rides the next lift message's transaction, or its own once
+    /// `acksDue` passes. One lost in a crash means a resend, answered as a
+    /// repeat (9.6).
+    var acks: [LiftMessage] = []
+    var acksDue: Date? = nil
+    /// How long an ack waits for a transaction to ride, and how many wait at most.
+    static let ackDelay: TimeInterval = 0.05
+    static let maxAcks = 256
 }
 
 extension SiteEngine {
@@ -285,9 +295,23 @@ extension SiteEngine {
         if [.commit, .abort, .query].contains(m.action), peer != ownAgent, !currentLiftSettings().referee {
             return logger.debug("not a referee (lift.referee off)", metadata: ["action": "\(m.action.rawValue)"])
         }
+        if m.action == .ack {
+            liftState.acks.append(m)
+            if liftState.acks.count >= LiftEngineState.maxAcks { return applyAcks() }
+            if liftState.acksDue == nil {
+                let at = clock.now.addingTimeInterval(LiftEngineState.ackDelay)
+                liftState.acksDue = at
+                wake.schedule(at: at)
+            }
+            return
+        }
         testKillBefore(m)
+        let acks = liftState.acks
+        liftState.acks = []
+        liftState.acksDue = nil
         let outcome = try store.receiveLift(
-            m, from: peer, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds)
+            m, from: peer, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds,
+            acks: acks)
         if m.action == .promise, case .applied = outcome { testKillPoint(.reserved, "promise applied") }
         switch outcome {
         case .applied(let replies):
@@ -300,9 +324,25 @@ extension SiteEngine {
                     try await handleLift(back, from: peer, on: nil)
                 }
             }
+            // What it queued (the next promise, an arrive passed back, a
+            // decision passed on) goes out now on the channels already
+            // open, not in the pass that follows; the pass does the rest.
+            await flushOpenChannels()
             wake.signal()
         case .ignored(let why):
             logger.debug("lift message ignored", metadata: ["why": "\(why)", "action": "\(m.action.rawValue)"])
+        }
+    }
+
+    /// The acks waiting (`LiftEngineState.acks`), in their own transaction.
+    func applyAcks() {
+        let acks = liftState.acks
+        liftState.acks = []
+        liftState.acksDue = nil
+        do {
+            try store.receiveAcks(acks, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds)
+        } catch {
+            logger.debug("acks not applied; their messages will be sent again", metadata: ["error": "\(error)"])
         }
     }
 
@@ -338,6 +378,9 @@ extension SiteEngine {
     /// and people's requests. Arms the wake-up for the next one due.
     func liftWork() async {
         let now = clock.milliseconds
+        if let due = liftState.acksDue {
+            if clock.now >= due { applyAcks() } else { wake.schedule(at: due) }
+        }
         await finishDueDiscoveries()
         if let requests = try? store.liftRequests(state: .new) {
             for r in requests where !liftState.running.contains(r.id) {

@@ -449,6 +449,15 @@ public actor SiteEngine: PeerPolicy {
     }
 
     /// Sends every waiting message for `agent` not yet sent on its channel.
+    /// `flush` for every agent with something queued and a channel open
+    /// (a handler's, right after its commit); dials wait for the pass.
+    func flushOpenChannels() async {
+        guard let agents = try? store.outboxAgents() else { return }
+        for target in agents where target.agent != ownAgent && !target.firstContact {
+            if await openConnection(target.agent) != nil { await flush(target.agent) }
+        }
+    }
+
     func flush(_ agent: AgentID) async {
         guard let connection = await openConnection(agent) else { return }
         let entries: [OutboxEntry]

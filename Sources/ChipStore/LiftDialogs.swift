@@ -200,11 +200,32 @@ extension SiteStore {
     /// Handles a lift message from `peer` at `now` (ms on this site's
     /// clock). `siteKey` signs what this site signs (its segment's chits, an
     /// arrive, a referee's decision); `sealingKey` opens a stored origin key.
-    public func receiveLift(_ m: LiftMessage, from peer: AgentID, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64) throws -> Outcome {
+    /// `acks`: neighbours' `ack`s received before `m` and not applied yet
+    /// (the engine lets them ride the next transaction, `receiveAcks`);
+    /// applied first, in the same transaction.
+    public func receiveLift(
+        _ m: LiftMessage, from peer: AgentID, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64, acks: [LiftMessage] = []
+    ) throws -> Outcome {
         let stamp = Timestamp.format(millisecondsSince1970: now)
         return try guardedWrite { db in
+            try Self.applyAcks(acks, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp)
             let decision = try Self.decideLift(m, db, siteKey: siteKey, sealingKey: sealingKey, now: now)
             return try Self.commitLift(decision, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp)
+        }
+    }
+
+    /// Neighbours' `ack`s in one transaction (each takes a message out of
+    /// the outbox, 9.9; one lost in a crash only means a resend, answered
+    /// as a repeat).
+    public func receiveAcks(_ acks: [LiftMessage], siteKey: SigningKey, sealingKey: SealingKey?, now: Int64) throws {
+        guard !acks.isEmpty else { return }
+        let stamp = Timestamp.format(millisecondsSince1970: now)
+        try guardedWrite { db in try Self.applyAcks(acks, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp) }
+    }
+
+    static func applyAcks(_ acks: [LiftMessage], _ db: Database, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64, stamp: String) throws {
+        for ack in acks where ack.action == .ack {
+            _ = try commit(try decideLift(ack, db, siteKey: siteKey, sealingKey: sealingKey, now: now), db, now: stamp)
         }
     }
 
