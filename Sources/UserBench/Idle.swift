@@ -25,17 +25,17 @@ enum Idle {
         var rssStart = 0.0, rssRegistered = 0.0, rssOpen = 0.0, rssClosed = 0.0
         var registerSeconds = 0.0, openSeconds = 0.0
         /// Ping round trips (seconds, sorted) of a fresh session with the idle sessions open, and with none (before and after).
-        var idle = [Double](), none = [Double]()
+        var idle = Pings(), none = Pings()
         var sent = 0, answered = 0
         var firstFailure: String?
         /// Server-side connections on the user port: with the sessions open, and at the end of the fresh session's pings (its own included).
         var openConnections = 0, connectionsAfterPings = 0
         var idleStillOpen = 0
         var perSession: Double { (rssOpen - rssRegistered) / Double(max(1, sessions)) }
-        var p50: Double { percentile(idle, 0.5) }
-        var p99: Double { percentile(idle, 0.99) }
-        var none50: Double { percentile(none, 0.5) }
-        var none99: Double { percentile(none, 0.99) }
+        var p50: Double { percentile(idle.sorted, 0.5) }
+        var p99: Double { percentile(idle.sorted, 0.99) }
+        var none50: Double { percentile(none.sorted, 0.5) }
+        var none99: Double { percentile(none.sorted, 0.99) }
     }
 
     static let addresses = 16
@@ -107,7 +107,7 @@ enum Idle {
         var counts = PingCounts()
 
         // The fresh session's pings with no idle session open.
-        r.none += try await ping(address: address, agent: agent, key: fresh, count: pings, timeout: timeout, counting: &counts)
+        r.none += try await ping(address: address, agent: agent, key: fresh, count: pings, serve: serve, timeout: timeout, counting: &counts)
         let before = try await connections(port: userPort, until: { $0 == 0 }, timeout: timeout)
         guard before == 0 else { throw BenchError("serve still holds \(before) connections on the user port \(Int(timeout)) s after they closed") }
 
@@ -156,7 +156,7 @@ enum Idle {
 
         // A fresh session's pings beside them.
         r.idle += try await ping(
-            address: address, agent: agent, key: fresh, count: pings, timeout: timeout, counting: &counts,
+            address: address, agent: agent, key: fresh, count: pings, serve: serve, timeout: timeout, counting: &counts,
             atEnd: { r.connectionsAfterPings = try serveConnections(port: userPort) })
         for s in idle {
             if await s.isOpen { r.idleStillOpen += 1 }
@@ -169,9 +169,7 @@ enum Idle {
         r.rssClosed = try rss(serve.pid)
 
         // And with none again.
-        r.none += try await ping(address: address, agent: agent, key: fresh, count: pings, timeout: timeout, counting: &counts)
-        r.idle.sort()
-        r.none.sort()
+        r.none += try await ping(address: address, agent: agent, key: fresh, count: pings, serve: serve, timeout: timeout, counting: &counts)
         (r.sent, r.answered, r.firstFailure) = (counts.sent, counts.answered, counts.firstFailure)
         return r
     }
@@ -205,15 +203,29 @@ enum Idle {
         var firstFailure: String?
     }
 
+    /// A fresh session's timed pings: round trips, and serve's CPU seconds during them.
+    struct Pings {
+        var latencies = [Double]()
+        var cpu = 0.0
+        static func += (a: inout Pings, b: Pings) {
+            a.latencies += b.latencies
+            a.cpu += b.cpu
+        }
+        var sorted: [Double] { latencies.sorted() }
+        var cpuPerPing: Double { cpu / Double(max(1, latencies.count)) }
+    }
+
     /// A fresh session for `key` (from 127.0.0.1) and `count` pings after 20
     /// to warm up; every ping counted in `result`; the timed ones' round trips.
     static func ping(
-        address: SiteAddress, agent: AgentID, key: KeyPair, count: Int, timeout: Double, counting result: inout PingCounts,
+        address: SiteAddress, agent: AgentID, key: KeyPair, count: Int, serve: ServeChild, timeout: Double, counting result: inout PingCounts,
         atEnd: () throws -> Void = {}
-    ) async throws -> [Double] {
+    ) async throws -> Pings {
         var into = [Double]()
         let s = try await BenchSession.open(address: address, agent: agent, key: key, name: "fresh", timeout: timeout)
+        var cpu0 = Double.nan
         pinging: for n in 0..<(20 + count) {
+            if n == 20 { cpu0 = serve.cpuSeconds() ?? .nan }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let outcome = await s.call("ping")
             let elapsed = Figures.seconds(since: t0)
@@ -231,9 +243,10 @@ enum Idle {
                 if result.firstFailure == nil { result.firstFailure = "no reply in \(Int(timeout)) s" }
             }
         }
+        let cpu = (serve.cpuSeconds() ?? .nan) - cpu0
         try atEnd()
         await s.close()
-        return into
+        return Pings(latencies: into, cpu: cpu)
     }
 
     /// serve's VmRSS in KiB, from /proc/PID/status.
@@ -292,7 +305,7 @@ enum Idle {
 
     static func report(_ r: Result, pings: Int) {
         let mib = { (kib: Double) in fmt(kib / 1024, 11, decimals: 1) }
-        let noneCount = r.none.count, idleCount = r.idle.count
+        let noneCount = r.none.latencies.count, idleCount = r.idle.latencies.count
         print("")
         print(pad("", 44) + "     figure      ceiling   ratio")
         print(
@@ -315,6 +328,7 @@ enum Idle {
                 + "\(r.idleStillOpen) of \(r.sessions) idle sessions still open after")
         print(
             "  fresh session's pings: \(pings) timed with them open (\(idleCount) answered), \(noneCount) with none (before and after); "
+                + "serve CPU per ping \(us(r.idle.cpuPerPing)) µs with them open, \(us(r.none.cpuPerPing)) µs with none; "
                 + (r.answered == r.sent
                     ? "every ping answered (\(r.answered), warm-ups included)"
                     : "\(r.sent - r.answered) of \(r.sent) NOT answered, first: \(r.firstFailure ?? "?")"))
@@ -327,7 +341,9 @@ enum Idle {
             "rss_closed_kib": num(r.rssClosed), "rss_per_session_kib": num(r.perSession),
             "register_seconds": num(r.registerSeconds), "open_seconds": num(r.openSeconds),
             "ping_p50_us": num(r.p50 * 1e6), "ping_p99_us": num(r.p99 * 1e6), "ping_none_p50_us": num(r.none50 * 1e6),
-            "ping_none_p99_us": num(r.none99 * 1e6), "ratio_p50": num(r.none50 / r.p50), "ratio_p99": num(r.none99 / r.p99),
+            "ping_none_p99_us": num(r.none99 * 1e6),
+            "serve_cpu_us_per_ping": num(r.idle.cpuPerPing * 1e6), "serve_cpu_us_per_ping_none": num(r.none.cpuPerPing * 1e6),
+            "ratio_p50": num(r.none50 / r.p50), "ratio_p99": num(r.none99 / r.p99),
             "pings_sent": r.sent, "pings_answered": r.answered, "open_connections": r.openConnections,
             "connections_during_pings": r.connectionsAfterPings, "idle_still_open": r.idleStillOpen
         ]
