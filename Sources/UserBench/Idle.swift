@@ -307,6 +307,9 @@ enum Idle {
         let mib = { (kib: Double) in fmt(kib / 1024, 11, decimals: 1) }
         let noneCount = r.none.latencies.count, idleCount = r.idle.latencies.count
         print("")
+        print(
+            "4. 1 chipsite serve on 127.0.0.1 (c): \(r.devices) devices registered, \(r.sessions) sessions open and idle; "
+                + "serve's RSS, and a fresh session's \(pings) pings beside the same with no idle session (as many before them, as many after)")
         print(pad("", 44) + "     figure      ceiling   ratio")
         print(
             pad("ping p50, fresh session, \(r.sessions) idle (µs)", 44) + fmt(r.p50 * 1e6, 11) + fmt(r.none50 * 1e6, 13)

@@ -38,7 +38,7 @@ struct Options {
     var timeout = 30.0
     /// Part 4 only (`user-bench idle`), or the default run without it (`--no-idle`).
     var idleOnly = false, noIdle = false
-    var devices = 1000, idleSessions = 200, pings = 200
+    var devices = 1000, idleSessions = 200, pings = 1000
 
     init(_ args: [String]) throws {
         var rest = args.dropFirst()
@@ -88,7 +88,7 @@ struct Options {
                       --no-idle   leave out part 4 (registered devices, idle sessions)
                       --devices   devices registered for part 4 (default 1000)
                       --idle-sessions  sessions of those held open and idle (default 200)
-                      --pings     a fresh session's timed pings in part 4, per case (default 200)
+                      --pings     a fresh session's timed pings in part 4, per case (default 1000)
                       --json      also print the figures as one JSON object at the end
                     """)
                 exit(0)
@@ -223,9 +223,7 @@ enum UserBench {
         let dir = try TempDir(prefix: "user-bench")
         cleanup.track(dir: dir.path)
         let load = loadAverage()
-        print(
-            "user-bench idle: 1 chipsite serve on 127.0.0.1 (c: \(o.devices) devices registered, \(o.idleSessions) sessions open and idle, "
-                + "a fresh session's \(o.pings) pings); load average before: \(load)")
+        print("user-bench idle: part 4 alone; load average before: \(load)")
         let idle = try await Idle.run(
             binary: o.binary, dir: dir, cleanup: cleanup, devices: o.devices, sessions: o.idleSessions, pings: o.pings, timeout: o.timeout)
         Idle.report(idle, pings: o.pings)
