@@ -106,7 +106,8 @@ let package = Package(
         .executableTarget(
             name: "UserBench",
             dependencies: [
-                "BenchSupport", "ChipUserPort", "ChipChannel", "ChipModel", "Noise", .product(name: "GRDB", package: "GRDB.swift")
+                "BenchSupport", "ChipUserPort", "ChipChannel", "ChipModel", "ChipStore", "Noise",
+                .product(name: "GRDB", package: "GRDB.swift")
             ],
             swiftSettings: strict),
         // What the benchmarks that drive real serve processes share (not shipped).

@@ -11,10 +11,12 @@ import Noise
 public enum UserPortClient {
     /// Registers `deviceKey` (a fresh key) at the site of `ticket`, named
     /// `deviceName`. Returns the user and device id the site stored; throws
-    /// `closedSilently` for any refusal (10.3 says no more).
+    /// `closedSilently` for any refusal (10.3 says no more). `localAddress`,
+    /// when given, is the IP address the connection is made from (a bench
+    /// spreads its devices over several loopback addresses).
     public static func register(
         ticket: UserTicket, deviceName: String, deviceKey: KeyPair, timeout: Double = UserPortDefaults.handshakeTimeout,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        localAddress: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(UserPortError) -> (user: CUID, device: DeviceID) {
         guard UserChannelMachine.validDeviceName(deviceName) else { throw .invalidArgument("a device name is 1-64 characters") }
         let (machine, initial): (UserChannelMachine, [UserChannelAction])
@@ -23,7 +25,8 @@ public enum UserPortClient {
         } catch {
             throw .invalidArgument("the ticket's agent is not a usable key")
         }
-        let dialed = try await dial(ticket.address, machine: machine, initial: initial, timeout: timeout, group: group)
+        let dialed = try await dial(
+            ticket.address, machine: machine, initial: initial, timeout: timeout, localAddress: localAddress, group: group)
         switch dialed.answer {
         case .registered(_, let user, let device): return (user, device)
         case .versionRefused: throw .versionRefused
@@ -31,10 +34,11 @@ public enum UserPortClient {
         }
     }
 
-    /// Opens a session as `deviceKey` at the site `agent` listening at `address`.
+    /// Opens a session as `deviceKey` at the site `agent` listening at
+    /// `address` (from `localAddress` when given, as in `register`).
     public static func connect(
         address: SiteAddress, agent: AgentID, deviceKey: KeyPair, timeout: Double = UserPortDefaults.handshakeTimeout,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        localAddress: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(UserPortError) -> UserClientSession {
         let (machine, initial): (UserChannelMachine, [UserChannelAction])
         do throws(ChipChannel.ChannelError) {
@@ -42,7 +46,7 @@ public enum UserPortClient {
         } catch {
             throw .invalidArgument("the agent id is not a usable key")
         }
-        let dialed = try await dial(address, machine: machine, initial: initial, timeout: timeout, group: group)
+        let dialed = try await dial(address, machine: machine, initial: initial, timeout: timeout, localAddress: localAddress, group: group)
         switch dialed.answer {
         case .session(let version, let agent, let grant):
             return UserClientSession(link: dialed.link, version: version, agent: agent, grant: grant, messages: dialed.messages)
@@ -77,12 +81,20 @@ public enum UserPortClient {
     }
 
     private static func dial(
-        _ address: SiteAddress, machine: sending UserChannelMachine, initial: [UserChannelAction], timeout: Double, group: any EventLoopGroup
+        _ address: SiteAddress, machine: sending UserChannelMachine, initial: [UserChannelAction], timeout: Double, localAddress: String?,
+        group: any EventLoopGroup
     ) async throws(UserPortError) -> Dialed {
         let limits = UserPortLimits()
         let child: NIOAsyncChannel<Frame, Frame>
+        var bootstrap = ClientBootstrap(group: group)
+        if let localAddress {
+            do { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localAddress, port: 0)) } catch {
+                throw .invalidArgument("not an IP address: \(localAddress)")
+            }
+        }
         do {
-            child = try await ClientBootstrap(group: group)
+            child =
+                try await bootstrap
                 .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: address.host, port: address.port) { channel in

@@ -3,7 +3,8 @@ import BenchSupport
 // measured in the same run (doc/performance.md, "User port (issue 14)").
 //
 //   swift build -c release --product chipsite && swift build -c release --product user-bench
-//   .build/release/user-bench [--binary PATH] [--seconds S | --count N] [--sessions N] [--json]
+//   .build/release/user-bench [--binary PATH] [--seconds S | --count N] [--sessions N] [--no-idle] [--json]
+//   .build/release/user-bench idle [--devices N] [--sessions N] [--pings N] [--json]   (part 4 alone)
 //
 // Two real `chipsite serve` processes on 127.0.0.1 (sites a and b), set up
 // with the CLI: users on a, each with an open tally to bob on b (bob's
@@ -17,6 +18,10 @@ import BenchSupport
 // 3. `chit.pay` from --sessions (16) concurrent sessions, one user each,
 //    each one payment at a time: payments/s and p99 latency beside 2 × the
 //    single-commit ceiling (the issue's target for group commit).
+// 4. (Idle.swift) On a third site of its own: --devices (1000) devices
+//    registered, --idle-sessions (200) of them with a session open and
+//    idle: serve's VmRSS before, with and after them, and a fresh session's
+//    ping round trip beside the same with no idle session.
 // Figure and ceiling are measured in 5 interleaved blocks, so a change in
 // the machine's load falls on both. The children and the temporary
 // directory are removed on exit, on error and on SIGINT/SIGTERM.
@@ -31,9 +36,17 @@ struct Options {
     var sessions = 16
     var json = false
     var timeout = 30.0
+    /// Part 4 only (`user-bench idle`), or the default run without it (`--no-idle`).
+    var idleOnly = false, noIdle = false
+    var devices = 1000, idleSessions = 200, pings = 1000
 
     init(_ args: [String]) throws {
-        var it = args.dropFirst().makeIterator()
+        var rest = args.dropFirst()
+        if rest.first == "idle" {
+            idleOnly = true
+            rest = rest.dropFirst()
+        }
+        var it = rest.makeIterator()
         func value(_ flag: String) throws -> String {
             guard let v = it.next() else { throw BenchError("\(flag) needs a value") }
             return v
@@ -47,24 +60,42 @@ struct Options {
             case "--count":
                 guard let v = Int(try value(a)), (10...10_000_000).contains(v) else { throw BenchError("--count must be 10 to 10000000") }
                 count = v
+            case "--sessions" where idleOnly, "--idle-sessions":
+                guard let v = Int(try value(a)), (0...1000).contains(v) else { throw BenchError("\(a) (idle sessions) must be 0 to 1000") }
+                idleSessions = v
             case "--sessions":
                 guard let v = Int(try value(a)), (2...64).contains(v) else { throw BenchError("--sessions must be 2 to 64") }
                 sessions = v
+            case "--devices":
+                guard let v = Int(try value(a)), (2...10_000).contains(v) else { throw BenchError("--devices must be 2 to 10000") }
+                devices = v
+            case "--pings":
+                guard let v = Int(try value(a)), (10...100_000).contains(v) else { throw BenchError("--pings must be 10 to 100000") }
+                pings = v
+            case "--no-idle": noIdle = true
             case "--json": json = true
             case "-h", "--help":
                 print(
                     """
-                    usage: user-bench [--binary PATH] [--seconds S | --count N] [--sessions N] [--json]
+                    usage: user-bench [--binary PATH] [--seconds S | --count N] [--sessions N] [--no-idle]
+                                      [--devices N] [--idle-sessions N] [--pings N] [--json]
+                           user-bench idle [--binary PATH] [--devices N] [--sessions N] [--pings N] [--json]
                       --binary    the chipsite binary serve runs from (default .build/release/chipsite)
                       --seconds   seconds per figure, its ceiling as long again (default 5)
                       --count     round trips or payments per figure instead (ceilings: as many)
-                      --sessions  concurrent sessions of figure 3, one user each (default 16)
+                      --sessions  concurrent sessions of figure 3, one user each (default 16);
+                                  with idle: the sessions held open and idle (as --idle-sessions)
+                      --no-idle   leave out part 4 (registered devices, idle sessions)
+                      --devices   devices registered for part 4 (default 1000)
+                      --idle-sessions  sessions of those held open and idle (default 200)
+                      --pings     a fresh session's timed pings in part 4, per case (default 1000)
                       --json      also print the figures as one JSON object at the end
                     """)
                 exit(0)
             default: throw BenchError("unknown argument \(a)")
             }
         }
+        guard idleSessions < devices else { throw BenchError("the idle sessions must be fewer than the devices (one more pings)") }
     }
 }
 
@@ -83,7 +114,7 @@ enum UserBench {
             cleanup.run()
         }
         do {
-            let out = try await run(options, cleanup: cleanup)
+            let out = try await options.idleOnly ? runIdle(options, cleanup: cleanup) : run(options, cleanup: cleanup)
             if options.json, let json = try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .prettyPrinted]) {
                 print(String(decoding: json, as: UTF8.self))
             }
@@ -175,8 +206,30 @@ enum UserBench {
         ]
         out["chits_chained"] = chains.chained
         out["payments_ok"] = chains.expected
+        if !o.noIdle {
+            sites.stop(cleanup: cleanup)
+            let idle = try await Idle.run(
+                binary: o.binary, dir: dir, cleanup: cleanup, devices: o.devices, sessions: o.idleSessions, pings: o.pings, timeout: o.timeout)
+            Idle.report(idle, pings: o.pings)
+            print("  load average after part 4: \(loadAverage())")
+            out["idle"] = Idle.json(idle)
+        }
         out["load_average_after"] = loadAverage()
         return out
+    }
+
+    /// `user-bench idle`: part 4 alone, on a site of its own.
+    static func runIdle(_ o: Options, cleanup: Cleanup) async throws -> [String: Any] {
+        let dir = try TempDir(prefix: "user-bench")
+        cleanup.track(dir: dir.path)
+        let load = loadAverage()
+        print("user-bench idle: part 4 alone; load average before: \(load)")
+        let idle = try await Idle.run(
+            binary: o.binary, dir: dir, cleanup: cleanup, devices: o.devices, sessions: o.idleSessions, pings: o.pings, timeout: o.timeout)
+        Idle.report(idle, pings: o.pings)
+        let after = loadAverage()
+        print("  load average after: \(after)")
+        return ["load_average_before": load, "idle": Idle.json(idle), "load_average_after": after]
     }
 
     static func failures(_ n: Int, _ first: String?) -> String {

@@ -31,12 +31,15 @@ actor FakeHost: UserPortHost {
     private(set) var openedCount = 0
     private(set) var closedCount = 0
     private(set) var receivedCount = 0
+    /// The source address of each `register` and `session` question, in order.
+    private(set) var addresses: [String] = []
     var asked: Int { registerCalls + sessionCalls }
 
     func addToken(_ token: String, user: CUID) { tokens[token] = user }
 
     func register(_ registration: UserRegistration, from address: String) async -> CUID? {
         registerCalls += 1
+        addresses.append(address)
         guard let user = tokens.removeValue(forKey: registration.token) else { return nil }
         devices[registration.device] = UserSessionGrant(user: user, custody: .device, scopes: Set(UserScope.allCases), features: ["events"])
         return user
@@ -55,6 +58,7 @@ actor FakeHost: UserPortHost {
 
     func session(device: DeviceID, from address: String) async -> UserSessionGrant? {
         sessionCalls += 1
+        addresses.append(address)
         if holdSessions { await withCheckedContinuation { held.append($0) } }
         return devices[device]
     }

@@ -169,6 +169,24 @@ import Testing
         await f.listener.shutdown()
     }
 
+    @Test func aClientConnectsFromTheLocalAddressItIsGiven() async throws {
+        let f = try await Fixture { $0.maxConnectionsPerAddress = 1 }
+        let key = KeyPair.generate()
+        await f.host.addToken(token(1), user: f.alice)
+        _ = try await UserPortClient.register(ticket: try f.ticket(token(1)), deviceName: "bench", deviceKey: key, localAddress: "127.0.0.2")
+        // One connection per address: a second session from another address is let in beside the first.
+        let first = try await UserPortClient.connect(address: try f.address, agent: f.site.agent, deviceKey: key, localAddress: "127.0.0.3")
+        let second = try await UserPortClient.connect(address: try f.address, agent: f.site.agent, deviceKey: key, localAddress: "127.0.0.4")
+        #expect(await f.host.addresses == ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        await #expect(throws: UserPortError.invalidArgument("not an IP address: nowhere")) {
+            _ = try await UserPortClient.connect(address: try f.address, agent: f.site.agent, deviceKey: key, localAddress: "nowhere")
+        }
+        first.close()
+        second.close()
+        #expect(await eventually(10) { f.listener.connectionCount == 0 })
+        await f.listener.shutdown()
+    }
+
     @Test func failureWindowsCountPerKeyAndForget() {
         var w = FailureWindows(limit: 5, window: 60, maxKeys: 3)
         for t in 0..<4 { w.record("a", now: Double(t)) }
