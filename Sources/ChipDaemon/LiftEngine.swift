@@ -62,6 +62,15 @@ struct LiftEngineState {
     /// rides the next lift message's transaction, or its own once
     /// `acksDue` passes. One lost in a crash means a resend, answered as a
     /// repeat (9.6).
+    /// The tallies past their target at the last look (`overTargetAt`),
+    /// to start a circular pass when a balance crosses its target.
+    var overTarget: Set<String> = []
+    var overTargetAt: Date? = nil
+    /// How often at most the pass looks for balances that crossed (it reads every open tally).
+    static let crossCheck: TimeInterval = 1
+    /// A crossing's pass is followed by one more this much later.
+    static let crossingFollowUpAfter: TimeInterval = 3
+    var crossingFollowUp: Date? = nil
     var acks: [LiftMessage] = []
     var acksDue: Date? = nil
     /// How long an ack waits for a transaction to ride, and how many wait at most.
@@ -334,6 +343,44 @@ extension SiteEngine {
         }
     }
 
+    /// Starts a circular pass if a tally's balance went past its target
+    /// (by at least `lift.min`) since the last look; looks at most once a
+    /// second (`LiftEngineState.crossCheck`), in passes, which run when
+    /// something changed, and once more a second after the last of them.
+    /// Whether it started one.
+    func circularPassOnCrossing(_ settings: LiftEngineSettings) async -> Bool {
+        if let again = liftState.crossingFollowUp {
+            if clock.now >= again {
+                liftState.crossingFollowUp = nil
+                await startCircular(request: nil)
+                return true
+            }
+            wake.schedule(at: again)
+        }
+        if let at = liftState.overTargetAt, clock.now < at.addingTimeInterval(LiftEngineState.crossCheck) {
+            wake.schedule(at: at.addingTimeInterval(LiftEngineState.crossCheck))
+            return false
+        }
+        guard let now = try? store.talliesOverTarget(min: settings.min) else { return false }
+        let first = liftState.overTargetAt == nil
+        let crossed = !now.subtracting(liftState.overTarget).isEmpty
+        liftState.overTarget = now
+        liftState.overTargetAt = clock.now
+        // At start-up what is past its target was not a crossing: the interval's pass takes it.
+        guard crossed, !first else { return false }
+        logger.debug("a balance crossed its target: looking for circular lifts now")
+        await startCircular(request: nil)
+        // Once more a little later: the other halves of the circle may
+        // still have been settling on their sites.
+        let again = clock.now.addingTimeInterval(LiftEngineState.crossingFollowUpAfter)
+        liftState.crossingFollowUp = again
+        wake.schedule(at: again)
+        return true
+    }
+
+    /// Whether the passes have looked for balances past their target yet (tests).
+    func hasLookedForCrossings() -> Bool { liftState.overTargetAt != nil }
+
     /// The acks waiting (`LiftEngineState.acks`), in their own transaction.
     func applyAcks() {
         let acks = liftState.acks
@@ -391,6 +438,12 @@ extension SiteEngine {
             }
         }
         let settings = currentLiftSettings()
+        // A balance that crossed its target since the last look starts a
+        // circular pass now, not at the next interval: the site whose
+        // payment closed a circle of debt finds it at once.
+        if settings.interval > 0, await circularPassOnCrossing(settings) {
+            liftState.nextClear = clock.now.addingTimeInterval(settings.interval)
+        }
         // The automatic circular pass: armed only while there is debt to
         // clear, so an idle site arms no timer (a change re-arms it).
         if settings.interval > 0 {

@@ -448,7 +448,6 @@ public actor SiteEngine: PeerPolicy {
         wake.schedule(at: clock.now.addingTimeInterval(Self.retryAfterError))
     }
 
-    /// Sends every waiting message for `agent` not yet sent on its channel.
     /// `flush` for every agent with something queued and a channel open
     /// (a handler's, right after its commit); dials wait for the pass.
     func flushOpenChannels() async {
@@ -458,6 +457,7 @@ public actor SiteEngine: PeerPolicy {
         }
     }
 
+    /// Sends every waiting message for `agent` not yet sent on its channel.
     func flush(_ agent: AgentID) async {
         guard let connection = await openConnection(agent) else { return }
         let entries: [OutboxEntry]

@@ -420,6 +420,14 @@ extension SiteStore {
         try guardedRead { db in try Self.foreignTallies(db).map { LiftCapacity.payee($0.half, kind: .circ) }.max() ?? 0 }
     }
 
+    /// The open tallies whose balance is past its target by at least `min`
+    /// now (a circular lift could clear that much on them), by uuid.
+    public func talliesOverTarget(min: Int64) throws -> Set<String> {
+        try guardedRead { db in
+            Set(try Self.foreignTallies(db).filter { LiftCapacity.payee($0.half, kind: .circ) >= Swift.max(min, 1) }.map(\.uuid))
+        }
+    }
+
     /// `exec` (9.6 step 1) in one transaction: the record, the origin key
     /// (sealed like the agent key), O's segment chits and reservations, and
     /// the first `promise` in the outbox. Returns H.

@@ -28,7 +28,7 @@ struct LiftCommand: ParsableCommand {
             abstract: "Ask serve to look for circular lifts now.",
             discussion: """
                 serve also looks by itself every `lift.interval` seconds while there is debt \
-                to clear. With --wait, waits until the lift it started is good or void.
+                to clear, and at once when a balance crosses its target. With --wait, waits until the lift it started is good or void.
                 """)
 
         @Option(help: ArgumentHelp("Only circles through this user.", valueName: "cuid"))

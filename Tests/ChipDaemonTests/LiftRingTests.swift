@@ -46,6 +46,39 @@ import TestSupport
         await net.stop()
     }
 
+    /// A balance that crosses its target starts a circular pass at once:
+    /// with an hour between automatic passes, the site whose payment closes
+    /// the circle of debt finds and clears it without waiting (issue 13).
+    @Test func aBalanceCrossingItsTargetStartsACircularPassAtOnce() async throws {
+        let net = try LiftNetwork(["a", "b", "c"])
+        try await net.start()
+        for name in ["a", "b", "c"] {
+            await net[name].daemon?.engine.setLiftSettings(LiftEngineSettings(interval: 3600, min: 1))
+        }
+        let ab = try net.openTally(stock: "b", foil: "a")
+        let bc = try net.openTally(stock: "c", foil: "b")
+        let ca = try net.openTally(stock: "a", foil: "c")
+        // Each site's pass has looked once (what is past its target at the
+        // first look is left to the interval's pass).
+        for name in ["a", "b", "c"] { net[name].daemon?.poke() }
+        #expect(
+            try await eventually(20) {
+                for name in ["a", "b", "c"] { guard await net[name].daemon?.engine.hasLookedForCrossings() == true else { return false } }
+                return true
+            })
+        try net.pay("a", tally: ab, units: 10_000)
+        try net.pay("b", tally: bc, units: 10_000)
+        try net.pay("c", tally: ca, units: 10_000)
+        for name in ["a", "b", "c"] { net[name].daemon?.poke() }
+        #expect(
+            try await eventually(30) {
+                try net.agree("a", "b", ab) && net.agree("b", "c", bc) && net.agree("c", "a", ca) && net.tally("a", ab).balance == 0
+                    && net.tally("b", bc).balance == 0 && net.tally("c", ca).balance == 0
+            }, "the circle is cleared on every tally without a request or the hourly pass")
+        #expect(try await net.quietAudit() == [])
+        await net.stop()
+    }
+
     /// Four sites in a line, a - b - c - d: a's user pays d's, with whom it
     /// shares no tally, by a linear lift over three foreign hops; b and c
     /// net zero and every tally's halves agree.
