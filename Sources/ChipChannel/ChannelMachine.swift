@@ -90,6 +90,8 @@ public struct ChannelMachine {
     }
 
     let local: LocalSite
+    /// The agent this side speaks as (this site's, or a referee channel's fresh key).
+    public var localAgent: AgentID { local.agent }
     var state: State
     var sentCount: UInt64 = 0
     var receivedCount: UInt64 = 0

@@ -5,6 +5,7 @@ import ChipProtocol
 import ChipStore
 import Foundation
 import Logging
+import Noise
 
 /// How serve runs lifts: config `lift.*` (ChipProtocol `LiftSettings`),
 /// which a test may override.
@@ -491,7 +492,7 @@ extension SiteEngine {
             } else if case .user(let to) = m.to {
                 _ = await sendDirect(message, to: to.agent, address: to.address)
             } else if case .site(let r) = m.to {
-                _ = await sendDirect(message, to: r.agent, address: r.address)
+                await sendToReferee(m, r)
             }
         }
     }
@@ -500,6 +501,43 @@ extension SiteEngine {
 
     /// Sends `message` on an open channel with `agent`, dialing one if none
     /// is open (the partner policy decides, as for any channel).
+    /// A question to a referee (9.8): on a channel already open with it, as
+    /// this site; else on a referee channel of our own, dialed with a fresh
+    /// key (its agent in `from`, alone), so R does not learn which site
+    /// asks. One such channel carries the questions of many lifts until R
+    /// closes it idle.
+    func sendToReferee(_ m: LiftMessage, _ r: LiftSite) async {
+        if let c = await openConnection(r.agent) {
+            try? await c.send(SiteMessage.lift(m).json)
+            return
+        }
+        var channel = askerChannels[r.agent]
+        if let c = channel, await !c.isOpen { channel = nil }
+        if channel == nil {
+            guard let node else { return }
+            do {
+                let c = try await node.dial(host: r.address.host, port: r.address.port, remote: r.agent, as: try Self.freshIdentity())
+                askerChannels[r.agent] = c
+                channel = c
+            } catch {
+                logger.debug("cannot reach a referee", metadata: ["agent": "\(r.agent)", "error": "\(error)"])
+                return
+            }
+        }
+        guard let c = channel else { return }
+        var asked = m
+        asked.from = .agent(c.localAgent)
+        try? await c.send(SiteMessage.lift(asked).json)
+    }
+
+    /// A fresh identity for one referee channel (9.8).
+    static func freshIdentity() throws -> LocalSite {
+        let key = SigningKey.generate()
+        var secret = key.curve25519SecretKey()
+        defer { Crypto.wipe(&secret) }
+        return LocalSite(agent: try AgentID(publicKey: key.publicKey), staticKey: try KeyPair(privateKey: secret))
+    }
+
     func sendDirect(_ message: SiteMessage, to agent: AgentID, address: SiteAddress) async -> Bool {
         if let c = await openConnection(agent) {
             do {

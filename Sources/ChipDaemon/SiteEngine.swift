@@ -23,6 +23,9 @@ struct ConnectionState {
     /// A referee channel (9.8): an agent that shares no tally with us asks
     /// about lifts we decide; only `commit`, `abort`, `query` are taken.
     var referee = false
+    /// Our side of a referee channel we dialed with a fresh key (9.8): only
+    /// R's answers are taken, and nothing of ours but questions to R goes on it.
+    var asker = false
     /// When the last message came (a referee channel closes idle after 10 s).
     var lastMessage = Date()
 }
@@ -89,6 +92,8 @@ public actor SiteEngine: PeerPolicy {
     /// the open referee channels' addresses, and each address's token bucket.
     var refereeAskers: [AgentID: (address: String, at: Date)] = [:]
     var refereeChannels: [UInt64: String] = [:]
+    /// The referee channels this site dialed (9.8: a fresh key each), by referee.
+    var askerChannels: [AgentID: PeerConnection] = [:]
     var refereeRates: [String: RefereeRate] = [:]
 
     /// Test and diagnostics hook: sees every delivered message.
@@ -175,6 +180,14 @@ public actor SiteEngine: PeerPolicy {
             wake.schedule(at: clock.now.addingTimeInterval(Double(RefereeChannel.idleMs) / 1000))
             return
         }
+        if connection.isInitiator, connection.localAgent != ownAgent {
+            // Our side of a referee channel, dialed with a fresh key: not a
+            // channel with the partner for anything else.
+            var state = ConnectionState(connection: connection, agent: peer)
+            state.asker = true
+            connections[connection.id] = state
+            return
+        }
         connections[connection.id] = ConnectionState(connection: connection, agent: peer)
         channels[peer, default: []].append(connection.id)
         retryAfter[peer] = nil
@@ -193,6 +206,11 @@ public actor SiteEngine: PeerPolicy {
         for observer in observers { observer(json, peer) }
         if connections[connection.id]?.referee == true {
             guard admittedOnRefereeChannel(json, connection: connection) else {
+                connection.close()
+                return
+            }
+        } else if connections[connection.id]?.asker == true {
+            guard let m = try? SiteMessage(json: json), RefereeChannel.admitsAnswer(m) else {
                 connection.close()
                 return
             }
@@ -253,6 +271,10 @@ public actor SiteEngine: PeerPolicy {
     public func closed(_ connection: PeerConnection) async {
         refereeChannels[connection.id] = nil
         guard let state = connections.removeValue(forKey: connection.id) else { return }
+        if state.asker {
+            if askerChannels[state.agent]?.id == connection.id { askerChannels[state.agent] = nil }
+            return
+        }
         let rest = (channels[state.agent] ?? []).filter { $0 != connection.id }
         channels[state.agent] = rest.isEmpty ? nil : rest
         wake.schedule(at: clock.now.addingTimeInterval(Self.passAfterClose))

@@ -28,6 +28,8 @@ extension PeerPolicy {
 public actor PeerConnection {
     public nonisolated let id: UInt64
     public nonisolated let isInitiator: Bool
+    /// The agent this side of the channel speaks as.
+    public nonisolated let localAgent: AgentID
     /// The remote IP address (for logs and rate limits).
     public nonisolated let remoteAddress: String
     nonisolated let channel: any Channel
@@ -47,6 +49,7 @@ public actor PeerConnection {
         self.channel = channel
         self.machine = machine
         self.isInitiator = machine.isInitiator
+        self.localAgent = machine.localAgent
         self.remoteAddress = remoteAddress
         var logger = logger
         logger[metadataKey: "conn"] = "\(id)"

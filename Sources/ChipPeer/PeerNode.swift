@@ -136,12 +136,17 @@ public final class PeerNode: Sendable {
     /// Dials `host:port` and opens a channel to `remote`: IK with the ticket
     /// message when one is given (first contact), else N+KK. Returns once the
     /// channel is open; the connection then runs until either side closes.
-    public func dial(host: String, port: Int, remote: AgentID, ticketMessage: JSONValue? = nil) async throws -> PeerConnection {
+    /// `as`: the identity to dial with (default this site's); a referee
+    /// channel's asker dials with a fresh key per channel (9.8).
+    public func dial(
+        host: String, port: Int, remote: AgentID, ticketMessage: JSONValue? = nil, as identity: LocalSite? = nil
+    ) async throws -> PeerConnection {
         let (machine, initial): (ChannelMachine, [ChannelAction])
+        let me = identity ?? local
         if let ticketMessage {
-            (machine, initial) = try ChannelMachine.firstContact(local: local, remote: remote, ticketMessage: ticketMessage)
+            (machine, initial) = try ChannelMachine.firstContact(local: me, remote: remote, ticketMessage: ticketMessage)
         } else {
-            (machine, initial) = try ChannelMachine.laterContact(local: local, remote: remote)
+            (machine, initial) = try ChannelMachine.laterContact(local: me, remote: remote)
         }
         let limits = self.limits
         let child: NIOAsyncChannel<Frame, Frame>

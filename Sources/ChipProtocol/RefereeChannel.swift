@@ -23,6 +23,16 @@ public enum RefereeChannel {
         }
     }
 
+    /// What the asker's side of a referee channel takes: R's answers
+    /// (`good`, `void`, `pending`) and nothing else (9.8).
+    public static func admitsAnswer(_ m: SiteMessage) -> Bool {
+        guard case .lift(let l) = m else { return false }
+        switch l.body {
+        case .decision(_, nil), .pending(_, nil, _): return true
+        default: return false
+        }
+    }
+
     /// Whether one more referee channel from an address with `fromAddress`
     /// open, `open` in all, may be accepted.
     public static func accepts(fromAddress: Int, open: Int) -> Bool { fromAddress < maxPerAddress && open < maxChannels }

@@ -87,11 +87,24 @@ import TestSupport
             if target == "chit", action == "upd" { return .drop }
             return target == "lift" && ["good", "void", "pending"].contains(action) ? .drop : .deliver
         }
+        // Who asks a (the referee) a `query`, and as whom.
+        let askers = NIOLockedValueBox<[(peer: AgentID, from: String?)]>([])
+        await net["a"].daemon?.engine.observe { m, peer in
+            guard m["target"]?.stringValue == "lift", m["action"]?.stringValue == "query" else { return }
+            askers.withLockedValue { $0.append((peer, m["from"]?["agent"]?.stringValue)) }
+        }
         let request = try LiftFaultTests.pay(net, from: "a", to: "d", units: 3000)
         #expect(try await LiftFaultTests.finalState(net, "a", request) == .good)
         let lift = try #require(try net["a"].store.liftRequest(request)?.lifts.first)
         #expect(try net["d"].store.liftState(lift) == .part, "d has not heard yet")
         #expect(try await eventually(40) { try net["d"].store.liftState(lift) == .good }, "d asked the referee")
+        // d asked with a fresh key (9.8): a never learnt that it was d.
+        let asked = askers.withLockedValue { $0 }
+        #expect(!asked.isEmpty, "d's query reached a")
+        for q in asked {
+            #expect(q.peer != net["d"].agent, "d dialed the referee with its own site key")
+            #expect(q.from == q.peer.description, "the query's from is the channel's fresh agent")
+        }
         // c behaves again; d's new channel brings the chain entries it missed.
         await net["d"].daemon?.engine.injectFaults(nil)
         let port = try await net["d"].store.database.read { db in try SiteStore.address(db).port }
