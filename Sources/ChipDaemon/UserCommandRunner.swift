@@ -40,6 +40,9 @@ public struct UserCommandRunner: Sendable {
     /// changes something and has an idempotency key (10.5) looks in the
     /// reply cache first, and its success is remembered in the transaction
     /// of its change (``TransactionRider``); a failure stores nothing.
+    /// `ping`'s answer: the site's clock.
+    static func pingData(now: Int64) -> JSONValue { ["time": .string(Timestamp.format(millisecondsSince1970: now))] }
+
     public func run(_ request: UserRequest, caller: Caller, now: Int64) async -> UserCommandOutcome {
         do {
             switch request.command {
@@ -123,7 +126,7 @@ public struct UserCommandRunner: Sendable {
     func data(_ command: DeviceCommand, caller: Caller, now: Int64, memory: ReplyMemory = ReplyMemory()) async throws -> JSONValue {
         let user = caller.user
         switch command {
-        case .ping: return ["time": .string(Timestamp.format(millisecondsSince1970: now))]
+        case .ping: return Self.pingData(now: now)
         case .meShow: return try me(user)
         case .tallyList(let state, let page):
             let tallies = try store.tallies(user: user).filter { state == nil || $0.state == state }

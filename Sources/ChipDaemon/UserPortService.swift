@@ -210,6 +210,11 @@ public actor UserPortService: UserPortHost {
 
     private func run(_ request: UserRequest, on id: UInt64, session: UserSession, opened: Int64) {
         let runner = self.runner, clock = self.clock
+        // `ping` reads nothing: answered here, without a task of its own.
+        if case .ping = request.command {
+            let data = UserCommandRunner.pingData(now: clock.milliseconds)
+            return finished(request, .reply(UserReply.ok(id: request.id, data: data)), on: id, changes: false)
+        }
         let caller = UserCommandRunner.Caller(
             user: session.user, device: session.device, scopes: session.grant.scopes, sessionOpened: opened)
         Task {
