@@ -266,7 +266,7 @@ public struct UserCommandRunner: Sendable {
             let cert = try store.setDeviceKey(cuid: user, key: key, sign: sign, now: now)
             store.checkpointAfterErase()
             return ["cert": cert.json]
-        case .ping, .eventsSubscribe, .eventsUnsubscribe:
+        case .eventsSubscribe, .eventsUnsubscribe:
             return [:]
         }
     }

@@ -219,7 +219,7 @@ public actor UserPortService: UserPortHost {
             user: session.user, device: session.device, scopes: session.grant.scopes, sessionOpened: opened)
         Task {
             let outcome = await runner.run(request, caller: caller, now: clock.milliseconds)
-            await self.finished(request, outcome, on: id, changes: request.command.changesSomething)
+            self.finished(request, outcome, on: id, changes: request.command.changesSomething)
         }
     }
 
@@ -243,7 +243,8 @@ public actor UserPortService: UserPortHost {
 
     private func load(after: Int64, on id: UInt64, user: CUID) {
         let store = self.store
-        Task {
+        // The reads run off the actor; the machine takes their result on it.
+        Task.detached {
             let batch = (try? store.userEvents(cuid: user, after: after, limit: UserSessionMachine.eventBatch)) ?? []
             let latest = (try? store.latestUserSeq(cuid: user)) ?? 0
             await self.loaded(batch, after: after, latest: latest, on: id)

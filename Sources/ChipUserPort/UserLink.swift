@@ -46,6 +46,9 @@ actor UserLink {
     private var queue: [Frame] = []
     private var queuedBytes = 0
     private var writing = false
+    /// Writes completed, and whether the watchdog timer is armed.
+    private var writesDone: UInt64 = 0
+    private var watchdogArmed = false
     private var writerWake: CheckedContinuation<Void, Never>?
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private(set) var finished = false
@@ -143,17 +146,13 @@ actor UserLink {
             let next = queue.removeFirst()
             queuedBytes -= Self.wireSize(next)
             guard let outbound else { return }
-            let channel = self.channel
-            let watchdog = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(writeStallTimeout * 1e9))) {
-                channel.close(promise: nil)
-            }
+            if !watchdogArmed { armWatchdog(seen: writesDone) }
             writing = true
             do {
                 try await outbound.write(next)
-                watchdog.cancel()
                 writing = false
+                writesDone &+= 1
             } catch {
-                watchdog.cancel()
                 writing = false
                 finish()
                 close()
@@ -161,6 +160,31 @@ actor UserLink {
             }
         }
         wakeDrainWaiters()
+    }
+
+    // MARK: The write watchdog
+
+    /// One timer per busy stretch, not one per frame: it fires every
+    /// `writeStallTimeout` while frames are being written and closes the
+    /// connection when no write completed since it was armed (the other
+    /// side stopped reading: a write waits for NIO's buffer to drain). So a
+    /// stalled write is cut after one to two periods.
+    private func armWatchdog(seen: UInt64) {
+        watchdogArmed = true
+        channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(writeStallTimeout * 1e9))) { [weak self] in
+            Task { await self?.watchdogFired(seen: seen) }
+        }
+    }
+
+    private func watchdogFired(seen: UInt64) {
+        watchdogArmed = false
+        guard !finished else { return }
+        if writing, writesDone == seen {
+            finish()
+            close()
+            return
+        }
+        if writing || !queue.isEmpty { armWatchdog(seen: writesDone) }
     }
 
     /// Marks the link finished and wipes the machine's keys.

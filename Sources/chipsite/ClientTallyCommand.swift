@@ -326,7 +326,7 @@ extension ClientCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Revoke a device of the account (device.revoke): its sessions close at once.")
 
-            @Argument(help: ArgumentHelp("The device id (43 base64url characters).", valueName: "device"))
+            @Argument(help: ArgumentHelp("The device id (43 base64url characters); one that starts with '-' goes after `--`.", valueName: "device"))
             var device: String
 
             @OptionGroup var options: ClientOptions

@@ -142,7 +142,9 @@ extension UserCommand {
             @Argument(help: ArgumentHelp("The user's CUID.", valueName: "cuid"))
             var cuid: String
 
-            @Argument(help: ArgumentHelp("The device id, as `user device list` shows it.", valueName: "device"))
+            @Argument(
+                help: ArgumentHelp(
+                    "The device id, as `user device list` shows it; one that starts with '-' goes after `--`.", valueName: "device"))
             var device: String
 
             @OptionGroup var site: SiteOptions

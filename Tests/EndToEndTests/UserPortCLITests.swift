@@ -133,16 +133,16 @@ import TestSupport
         let text = try chipsite(["user", "device", "list", "alice", "--db", db]).stdout
         #expect(text.contains(id) && text.contains("Pixel 7") && text.contains("active"))
 
-        expectOneLineError(try chipsite(["user", "device", "revoke", "bob", id, "--db", db]), containing: "user bob has no device")
+        expectOneLineError(try chipsite(["user", "device", "revoke", "--db", db, "bob", "--", id]), containing: "user bob has no device")
         expectOneLineError(try chipsite(["user", "device", "revoke", "alice", "nope", "--db", db]), containing: "not a device id")
         expectOneLineError(try chipsite(["user", "device", "list", "nobody", "--db", db]), containing: "no user nobody")
-        let revoked = try chipsite(["user", "device", "revoke", "alice", id, "--db", db])
+        let revoked = try chipsite(["user", "device", "revoke", "--db", db, "alice", "--", id])
         #expect(revoked.code == 0, "\(revoked.stderr)")
         #expect(revoked.stdout.contains("Revoked device \(id) of alice"))
         let after = try json(try chipsite(["user", "device", "list", "alice", "--json", "--db", db]).stdout)
         #expect(((after["devices"] as? [[String: Any]])?.first?["revoked"]) is String)
         #expect(try chipsite(["user", "device", "list", "alice", "--db", db]).stdout.contains("revoked"))
-        expectOneLineError(try chipsite(["user", "device", "revoke", "alice", id, "--db", db]), containing: "revoked already")
+        expectOneLineError(try chipsite(["user", "device", "revoke", "--db", db, "alice", "--", id]), containing: "revoked already")
     }
 
     @Test func addWithDeviceCustody() throws {

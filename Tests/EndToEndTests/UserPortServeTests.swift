@@ -85,7 +85,7 @@ import TestSupport
         try JSONSerialization.data(withJSONObject: wrong).write(to: URL(fileURLWithPath: wrongState))
         let misdialed = try Self.device(["events", wrongState, "0", "1"], timeout: 30)
         #expect(misdialed.result == nil && misdialed.stderr.contains("closed"), "\(misdialed.stderr)")
-        let revoked = try s.a.cli(["user", "device", "revoke", "alice", device])
+        let revoked = try chipsite(["user", "device", "revoke", "--db", s.a.db, "alice", "--", device])
         #expect(revoked.code == 0, "\(revoked.stderr)")
         let after = try Self.device(["events", state, "0", "1"], timeout: 30)
         #expect(after.result == nil && after.stderr.contains("closed"), "\(after.stderr)")
