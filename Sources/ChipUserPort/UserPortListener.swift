@@ -67,6 +67,15 @@ public final class UserPortListener: Sendable {
 
     /// Connections open now (in handshake or in session).
     public var connectionCount: Int { state.withLockedValue { $0.connections } }
+    /// Entries kept per connection (entries, tasks, the per-device,
+    /// per-user and per-address maps; tests, diagnostics): zero once every
+    /// connection has ended.
+    public var perConnectionEntries: Int {
+        state.withLockedValue { s in
+            s.entries.count + s.tasks.count + s.perAddress.count
+                + s.byDevice.values.reduce(0) { $0 + $1.count } + s.byUser.values.reduce(0) { $0 + $1.count }
+        }
+    }
     /// The port bound by `listen` (useful with port 0).
     public var port: Int? { state.withLockedValue { $0.port } }
 
