@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // The package graph mirrors the architecture (doc/architecture.md):
 //   CSodium, CZlib      C libraries, linked from their static archives in release
+//   CMalloc             glibc's malloc_trim (serve gives freed memory back after many closes)
 //   Noise               the Noise Protocol Framework; knows nothing of MyCHIPs
 //   ChipModel           pure MyCHIPs model: ids, CHAD, certificates, canonical JSON, signatures
 //   ChipProtocol        pure: typed site messages and the dialogs' deciders (no SQL, no sockets, no clock)
@@ -38,6 +39,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "ChipModel", dependencies: ["CSodium"], swiftSettings: strict),
@@ -79,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "chipsite",
             dependencies: [
-                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "ChipChannel", "ChipUserPort", "Noise", "QRCode",
+                "ChipModel", "ChipStore", "ChipProtocol", "ChipViews", "ChipDaemon", "ChipChannel", "ChipUserPort", "Noise", "QRCode", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")
             ],

@@ -30,6 +30,36 @@ struct ConnectionState {
     var lastMessage = Date()
 }
 
+/// The open channels of one partner in the order they opened: adding and
+/// removing one is O(1) (amortized), whatever the number; the walks go
+/// newest first. Removed ids stay in `order` until they are more than half
+/// of it (or at its end), so a walk costs at most twice the open channels.
+struct ChannelOrder {
+    private var order: [UInt64] = []
+    private var open: Set<UInt64> = []
+
+    var isEmpty: Bool { open.isEmpty }
+    var count: Int { open.count }
+
+    mutating func append(_ id: UInt64) {
+        guard open.insert(id).inserted else { return }
+        order.append(id)
+    }
+
+    mutating func remove(_ id: UInt64) {
+        guard open.remove(id) != nil else { return }
+        while let last = order.last, !open.contains(last) { order.removeLast() }
+        if order.count > 2 * open.count + 16 { order.removeAll { !open.contains($0) } }
+    }
+
+    /// The open ids, newest first, walked lazily (a walk that stops at the
+    /// first open channel costs O(1)).
+    var newestFirst: LazyFilterSequence<ReversedCollection<[UInt64]>> {
+        let open = self.open
+        return order.reversed().lazy.filter { open.contains($0) }
+    }
+}
+
 /// What the fault-injection hook does with a delivered message (tests).
 public enum MessageFault: Sendable, Equatable {
     /// `drop` loses the message silently; `cut` loses it and closes the channel.
@@ -56,7 +86,7 @@ public actor SiteEngine: PeerPolicy {
     /// Open (or opening) channels by connection id, and the ids per partner
     /// agent, newest last.
     private var connections: [UInt64: ConnectionState] = [:]
-    private var channels: [AgentID: [UInt64]] = [:]
+    private var channels: [AgentID: ChannelOrder] = [:]
     /// `store.changeCount()` after the last message handled.
     private var changesSeen = 0
     /// First contacts closed without an answer, per request (topic).
@@ -133,10 +163,48 @@ public actor SiteEngine: PeerPolicy {
     /// Open channels with `agent`.
     public func openChannels(with agent: AgentID) async -> Int {
         var n = 0
-        for id in channels[agent] ?? [] {
+        guard let order = channels[agent] else { return 0 }
+        for id in order.newestFirst {
             if let c = connections[id]?.connection, await c.isOpen { n += 1 }
         }
         return n
+    }
+
+    /// Entries the engine keeps per connection, in all its maps (tests,
+    /// diagnostics): zero once every channel has closed.
+    public func perConnectionEntries() -> Int {
+        connections.count + channels.values.reduce(0) { $0 + $1.count } + refereeChannels.count + askerChannels.count
+    }
+
+    /// Called when the open channels fell by ``memoryReleaseStep`` since the
+    /// last call, or to none after at least ``memoryReleaseFloor``: serve
+    /// gives the allocator's free memory back to the system there. Once per
+    /// ``memoryReleaseDelay`` at most, off the close path.
+    public func setMemoryRelease(_ release: (@Sendable () -> Void)?) { memoryRelease = release }
+    private var memoryRelease: (@Sendable () -> Void)?
+    /// The most channels open since the last release.
+    private var openHigh = 0
+    private var releasePending = false
+    static let memoryReleaseStep = 1_000
+    static let memoryReleaseFloor = 64
+    static let memoryReleaseDelay: TimeInterval = 1
+
+    private func noteClosed() {
+        guard memoryRelease != nil, !releasePending else { return }
+        let open = connections.count
+        guard openHigh - open >= Self.memoryReleaseStep || (open == 0 && openHigh >= Self.memoryReleaseFloor) else { return }
+        releasePending = true
+        let clock = self.clock
+        Task {
+            try? await clock.sleep(until: clock.now.addingTimeInterval(Self.memoryReleaseDelay))
+            self.releaseMemory()
+        }
+    }
+
+    private func releaseMemory() {
+        releasePending = false
+        openHigh = connections.count
+        memoryRelease?()
     }
 
     // MARK: PeerPolicy
@@ -177,6 +245,7 @@ public actor SiteEngine: PeerPolicy {
             state.lastMessage = clock.now
             connections[connection.id] = state
             refereeChannels[connection.id] = address
+            openHigh = max(openHigh, connections.count)
             wake.schedule(at: clock.now.addingTimeInterval(Double(RefereeChannel.idleMs) / 1000))
             return
         }
@@ -186,10 +255,12 @@ public actor SiteEngine: PeerPolicy {
             var state = ConnectionState(connection: connection, agent: peer)
             state.asker = true
             connections[connection.id] = state
+            openHigh = max(openHigh, connections.count)
             return
         }
         connections[connection.id] = ConnectionState(connection: connection, agent: peer)
-        channels[peer, default: []].append(connection.id)
+        channels[peer, default: ChannelOrder()].append(connection.id)
+        openHigh = max(openHigh, connections.count)
         retryAfter[peer] = nil
         let wake = self.wake
         await connection.whenRoom { wake.signal() }
@@ -273,10 +344,15 @@ public actor SiteEngine: PeerPolicy {
         guard let state = connections.removeValue(forKey: connection.id) else { return }
         if state.asker {
             if askerChannels[state.agent]?.id == connection.id { askerChannels[state.agent] = nil }
+            noteClosed()
             return
         }
-        let rest = (channels[state.agent] ?? []).filter { $0 != connection.id }
-        channels[state.agent] = rest.isEmpty ? nil : rest
+        if var rest = channels.removeValue(forKey: state.agent) {
+            // Taken out while it changes, so the dictionary holds no second copy.
+            rest.remove(connection.id)
+            if !rest.isEmpty { channels[state.agent] = rest }
+        }
+        noteClosed()
         wake.schedule(at: clock.now.addingTimeInterval(Self.passAfterClose))
     }
 
@@ -369,7 +445,8 @@ public actor SiteEngine: PeerPolicy {
     /// the IK of a channel with it that is still open.
     private func firstContactCarried(to agent: AgentID) async -> Bool {
         guard let waiting = try? store.outbox(for: agent).filter(\.firstContact).map(\.id), !waiting.isEmpty else { return false }
-        for id in channels[agent] ?? [] {
+        guard let order = channels[agent] else { return false }
+        for id in order.newestFirst {
             guard let state = connections[id], await state.connection.isOpen else { continue }
             if waiting.allSatisfy({ state.sentOutbox.contains($0) }) { return true }
         }
@@ -459,7 +536,8 @@ public actor SiteEngine: PeerPolicy {
     private func isTracked(_ connection: PeerConnection) -> Bool { connections[connection.id] != nil }
 
     func openConnection(_ agent: AgentID) async -> PeerConnection? {
-        for id in (channels[agent] ?? []).reversed() {
+        guard let order = channels[agent] else { return nil }
+        for id in order.newestFirst {
             if let c = connections[id]?.connection, await c.isOpen { return c }
         }
         return nil

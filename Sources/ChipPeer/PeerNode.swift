@@ -35,6 +35,10 @@ public final class PeerNode: Sendable {
         var connections = 0
         var nextID: UInt64 = 1
         var channels: [UInt64: any Channel] = [:]
+        /// Each connection's task, by connection id. Unstructured tasks, not
+        /// a task group's children: the runtime keeps a group's children in
+        /// a list it walks to remove one, so n connections ending cost n².
+        var tasks: [UInt64: Task<Void, Never>] = [:]
         var server: (any Channel)?
         var acceptTask: Task<Void, Never>?
     }
@@ -51,6 +55,10 @@ public final class PeerNode: Sendable {
 
     /// Connections open now (both directions).
     public var connectionCount: Int { state.withLockedValue { $0.connections } }
+
+    /// Entries the node keeps per connection (channels and tasks; tests,
+    /// diagnostics): zero once every connection has ended.
+    public var perConnectionEntries: Int { state.withLockedValue { $0.channels.count + $0.tasks.count } }
 
     // MARK: Listening
 
@@ -85,12 +93,9 @@ public final class PeerNode: Sendable {
         let task = Task { [self] in
             do {
                 try await server.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { tasks in
-                        for try await child in inbound {
-                            tasks.addTask { [self] in
-                                _ = await run(child, machine: .responder(local: local), initial: [])
-                            }
-                        }
+                    for try await child in inbound {
+                        let connection = makeConnection(child.channel, machine: .responder(local: local))
+                        start(child, connection: connection, initial: [])
                     }
                 }
             } catch {
@@ -166,7 +171,7 @@ public final class PeerNode: Sendable {
         }
         state.withLockedValue { $0.connections += 1 }
         let connection = makeConnection(child.channel, machine: machine)
-        Task { [self] in _ = await run(child, connection: connection, initial: initial) }
+        start(child, connection: connection, initial: initial)
         guard await connection.waitUntilOpen() else { throw PeerError.handshakeFailed }
         return connection
     }
@@ -184,12 +189,15 @@ public final class PeerNode: Sendable {
             remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown", limits: limits, logger: logger)
     }
 
-    private func run(_ child: NIOAsyncChannel<Frame, Frame>, machine: sending ChannelMachine, initial: [ChannelAction]) async -> PeerConnection {
-        let connection = makeConnection(child.channel, machine: machine)
-        return await run(child, connection: connection, initial: initial)
+    /// Runs the connection in its own task, kept by id until it ends (the
+    /// lock is held while the task is made, so its end finds it there).
+    private func start(_ child: NIOAsyncChannel<Frame, Frame>, connection: PeerConnection, initial: [ChannelAction]) {
+        state.withLockedValue { s in
+            s.tasks[connection.id] = Task { [self] in await run(child, connection: connection, initial: initial) }
+        }
     }
 
-    private func run(_ child: NIOAsyncChannel<Frame, Frame>, connection: PeerConnection, initial: [ChannelAction]) async -> PeerConnection {
+    private func run(_ child: NIOAsyncChannel<Frame, Frame>, connection: PeerConnection, initial: [ChannelAction]) async {
         let channel = child.channel
         // The handshake deadline: open within the limit or be closed.
         let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.handshakeTimeout * 1e9))) {
@@ -211,9 +219,9 @@ public final class PeerNode: Sendable {
         state.withLockedValue { s in
             s.connections -= 1
             s.channels[connection.id] = nil
+            s.tasks[connection.id] = nil
         }
         await policy.closed(connection)
-        return connection
     }
 
     // MARK: Stopping
@@ -224,6 +232,11 @@ public final class PeerNode: Sendable {
         try? await server?.close()
         for channel in channels { channel.close(promise: nil) }
         await task?.value
+        // Accepted after the snapshot (before the server closed): closed and
+        // cancelled as well, as a task group's children were.
+        let (late, tasks) = state.withLockedValue { s in (Array(s.channels.values), Array(s.tasks.values)) }
+        for channel in late { channel.close(promise: nil) }
+        for task in tasks { task.cancel() }
         // Let every connection task finish before the event loops go away.
         for _ in 0..<Self.shutdownPolls where connectionCount > 0 {
             try? await Task.sleep(for: .milliseconds(10))

@@ -41,6 +41,10 @@ public final class UserPortListener: Sendable {
         var entries: [UInt64: Entry] = [:]
         var byDevice: [DeviceID: Set<UInt64>] = [:]
         var byUser: [CUID: Set<UInt64>] = [:]
+        /// Each connection's task, by id: unstructured tasks, not a task
+        /// group's children (the runtime walks a group's list of children to
+        /// remove one, so n connections ending would cost n²).
+        var tasks: [UInt64: Task<Void, Never>] = [:]
         var server: (any Channel)?
         var acceptTask: Task<Void, Never>?
         var port: Int?
@@ -63,6 +67,15 @@ public final class UserPortListener: Sendable {
 
     /// Connections open now (in handshake or in session).
     public var connectionCount: Int { state.withLockedValue { $0.connections } }
+    /// Entries kept per connection (entries, tasks, the per-device,
+    /// per-user and per-address maps; tests, diagnostics): zero once every
+    /// connection has ended.
+    public var perConnectionEntries: Int {
+        state.withLockedValue { s in
+            s.entries.count + s.tasks.count + s.perAddress.count
+                + s.byDevice.values.reduce(0) { $0 + $1.count } + s.byUser.values.reduce(0) { $0 + $1.count }
+        }
+    }
     /// The port bound by `listen` (useful with port 0).
     public var port: Int? { state.withLockedValue { $0.port } }
 
@@ -131,11 +144,7 @@ public final class UserPortListener: Sendable {
         let task = Task { [self] in
             do {
                 try await server.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { tasks in
-                        for try await child in inbound {
-                            tasks.addTask { [self] in await run(child) }
-                        }
-                    }
+                    for try await child in inbound { start(child) }
                 }
             } catch {
                 logger.debug("accept loop ended", metadata: ["error": "\(error)"])
@@ -185,14 +194,20 @@ public final class UserPortListener: Sendable {
         var session: UserSession?
     }
 
-    private func run(_ child: NIOAsyncChannel<Frame, Frame>) async {
+    /// Runs the connection in its own task, kept by id until it ends (the
+    /// lock is held while the task is made, so its end finds it there).
+    private func start(_ child: NIOAsyncChannel<Frame, Frame>) {
+        state.withLockedValue { s in
+            let id = s.nextID
+            s.nextID += 1
+            s.entries[id] = Entry(channel: child.channel)
+            s.tasks[id] = Task { [self] in await run(child, id: id) }
+        }
+    }
+
+    private func run(_ child: NIOAsyncChannel<Frame, Frame>, id: UInt64) async {
         let channel = child.channel
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
-        let id = state.withLockedValue { s -> UInt64 in
-            defer { s.nextID += 1 }
-            s.entries[s.nextID] = Entry(channel: channel)
-            return s.nextID
-        }
         let link = UserLink(
             channel: channel, machine: .responder(local: local), maxQueuedBytes: limits.maxQueuedBytes,
             writeStallTimeout: limits.writeStallTimeout)
@@ -220,6 +235,7 @@ public final class UserPortListener: Sendable {
         deadline.cancel()
         await link.finish()
         state.withLockedValue { s in
+            s.tasks[id] = nil
             if let entry = s.entries.removeValue(forKey: id) {
                 if let device = entry.device { Self.remove(id, from: &s.byDevice, at: device) }
                 if let user = entry.user { Self.remove(id, from: &s.byUser, at: user) }
@@ -301,6 +317,11 @@ public final class UserPortListener: Sendable {
         try? await server?.close()
         for channel in channels { channel.close(promise: nil) }
         await task?.value
+        // Accepted after the snapshot (before the server closed): closed and
+        // cancelled as well, as a task group's children were.
+        let (late, tasks) = state.withLockedValue { s in (s.entries.values.map(\.channel), Array(s.tasks.values)) }
+        for channel in late { channel.close(promise: nil) }
+        for task in tasks { task.cancel() }
         for _ in 0..<300 where connectionCount > 0 {
             try? await Task.sleep(for: .milliseconds(10))
         }

@@ -1,7 +1,7 @@
 // site-bench: one real `chipsite serve` process under load from this process.
 //
 //   swift build -c release --product chipsite && swift build -c release --product site-bench
-//   .build/release/site-bench [--binary PATH] [--seconds S] [--clients N] [--channels N] [--identities N]
+//   .build/release/site-bench [--binary PATH] [--seconds S] [--clients N] [--channels N] [--identities N] [--cycles N]
 //   .build/release/site-bench load [--clients 1000] [--seconds 20] ...   (the load test: LoadTest.swift)
 //
 // Creates a site file in a temporary directory, raises its peer limits so the
@@ -35,6 +35,8 @@ struct Options {
     var channels = 10_000
     /// Client sites (each with an open tally with the server's user).
     var identities = 32
+    /// Open/close cycles of the idle channels (the memory given back, and kept, over cycles).
+    var cycles = 1
     /// Seconds any single socket read or write may wait.
     var timeout = 10.0
 
@@ -47,8 +49,9 @@ struct Options {
             case "--clients": clients = Int(try flags.number(1...256))
             case "--channels": channels = Int(try flags.number(0...1_000_000))
             case "--identities": identities = Int(try flags.number(1...10_000))
+            case "--cycles": cycles = Int(try flags.number(1...100))
             case "-h", "--help":
-                print("usage: site-bench [--binary PATH] [--seconds S] [--clients N] [--channels N] [--identities N]")
+                print("usage: site-bench [--binary PATH] [--seconds S] [--clients N] [--channels N] [--identities N] [--cycles N]")
                 exit(0)
             default: throw BenchError("unknown argument \(flag)")
             }
@@ -317,6 +320,7 @@ enum SiteBench {
         let loadedRSS = server.residentKiB() ?? 0
 
         // MARK: Idle channels
+        let baseFDs = server.openDescriptors() ?? 0
         let (held, openError, openSeconds) = holdChannels(options.channels, clients: clients, site: site, threads: options.clients, timeout: timeout)
         Thread.sleep(forTimeInterval: 2)
         let heldRSS = server.residentKiB() ?? 0
@@ -328,9 +332,19 @@ enum SiteBench {
             if (try? probe.send(message)) != nil, let answer = try? probe.receive() { stillAnswers = answer["action"]?.stringValue == "open" }
             probe.close()
         }
-        for fd in held { FrameSocket.abort(fd) }
+        let firstClose = closeChannels(held, server: server, baseFDs: baseFDs)
         Thread.sleep(forTimeInterval: 2)
         let afterRSS = server.residentKiB() ?? 0
+        // More open/close cycles: what serve keeps of channels it no longer holds.
+        var cycles: [(held: Int, heldRSS: Int, close: CloseResult, afterRSS: Int)] = [(held.count, heldRSS, firstClose, afterRSS)]
+        for _ in 1..<options.cycles {
+            let (more, _, _) = holdChannels(options.channels, clients: clients, site: site, threads: options.clients, timeout: timeout)
+            Thread.sleep(forTimeInterval: 2)
+            let moreRSS = server.residentKiB() ?? 0
+            let close = closeChannels(more, server: server, baseFDs: baseFDs)
+            Thread.sleep(forTimeInterval: 2)
+            cycles.append((more.count, moreRSS, close, server.residentKiB() ?? 0))
+        }
 
         // MARK: Ceilings
         // Measured again now that serve is idle; the better of the two runs
@@ -383,6 +397,52 @@ enum SiteBench {
                 + " opened in \(fmt(openSeconds, 0, decimals: 1)) s; \(stillAnswers ? "still answers" : "NO ANSWER") on a fresh channel)")
         if held.count < options.channels { print("    only \(held.count) of \(options.channels) opened: \(openError ?? "?")") }
         print(pad("  after closing them", 34) + mib(afterRSS))
+        print("")
+        print("closing the idle channels (client resets; until serve holds its descriptors of before)")
+        print("  cycle   channels   open RSS   closed in   serve CPU   per channel   RSS after")
+        for (i, c) in cycles.enumerated() {
+            print(
+                fmt(Double(i + 1), 7) + fmt(Double(c.held), 11) + mib(c.heldRSS) + fmt(c.close.seconds, 10, decimals: 2) + " s"
+                    + fmt(c.close.serverCPU, 10, decimals: 2) + " s" + fmt(c.close.serverCPU * 1e6 / Double(max(c.held, 1)), 11, decimals: 1)
+                    + " µs" + mib(c.afterRSS) + (c.close.complete ? "" : "   (serve still held \(c.close.fdsLeft) descriptors)"))
+        }
+        if cycles.count > 1, let first = cycles.first, let last = cycles.last, first.afterRSS > 0 {
+            let growth = Double(last.afterRSS - first.afterRSS) / Double(first.afterRSS) * 100
+            print("  RSS after closing, cycle 1 to \(cycles.count): \(fmt(growth, 0, decimals: 1)) %")
+        }
+    }
+
+    /// What closing a set of channels cost serve.
+    struct CloseResult {
+        var seconds: Double
+        var serverCPU: Double
+        var complete: Bool
+        var fdsLeft: Int
+    }
+
+    /// Resets every socket in `fds` and waits (at most 120 s) until serve is
+    /// back to `baseFDs` descriptors and idle: the seconds and serve CPU that took.
+    static func closeChannels(_ fds: [Int32], server: ServeChild, baseFDs: Int) -> CloseResult {
+        let cpu0 = server.cpuSeconds() ?? 0
+        let start = Date()
+        for fd in fds { FrameSocket.abort(fd) }
+        var left = server.openDescriptors() ?? 0
+        while left > baseFDs, Date().timeIntervalSince(start) < 120 {
+            Thread.sleep(forTimeInterval: 0.01)
+            left = server.openDescriptors() ?? 0
+        }
+        // The sockets are gone; what serve does for each close after that
+        // counts too: until a tenth of a second passes with (almost) no CPU.
+        var end = Date(), cpu = server.cpuSeconds() ?? 0
+        while Date().timeIntervalSince(start) < 120 {
+            Thread.sleep(forTimeInterval: 0.1)
+            let now = server.cpuSeconds() ?? 0
+            if now - cpu < 0.003 { break }
+            end = Date()
+            cpu = now
+        }
+        return CloseResult(
+            seconds: end.timeIntervalSince(start), serverCPU: cpu - cpu0, complete: left <= baseFDs, fdsLeft: max(0, left - baseFDs))
     }
 
     /// The ceiling with the higher rate.

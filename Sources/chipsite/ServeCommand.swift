@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import ChipModel
 import ChipPeer
 import ChipDaemon
@@ -74,6 +75,9 @@ struct ServeCommand: AsyncParsableCommand {
             clock = OffsetClock(offset: Double(offset) / 1000)
         }
         let daemon = try SiteDaemon(store: store, siteKey: key, sealingKey: sealingKey, limits: limits, logger: logger, clock: clock)
+        // After many channels closed, the allocator's free memory goes back
+        // to the system (glibc keeps it otherwise; the engine decides when).
+        await daemon.engine.setMemoryRelease { _ = chipsite_release_free_memory() }
         if let kill = TestHooks.killAt {
             logger.warning("test only: serve kills itself at \(kill.rawValue) (CHIPSITE_TEST_KILL_AT)")
             await daemon.engine.setTestKill(kill)

@@ -33,6 +33,10 @@ import ChipProtocol
             "ticket": ["token": .string(ticket.token), "cert": (try a.store.user(try CUID("alice"))).certificate.json]
         ]
         try a.store.enqueue(to: try b.chad("bob"), topic: "ticket", message: ticketMessage, firstContact: true)
+        // Seen (the inbox) but not handled: this synthetic ticket's certificate
+        // does not name the requester, and b would close the channel at once
+        // on refusing it (then only a race would find it open).
+        await b.daemon?.engine.injectFaults { m, _ in m["action"]?.stringValue == "ticket" ? .drop : .deliver }
         a.daemon?.poke()
         #expect(await eventually { b.inbox.contains(action: "ticket") }, "the ticket message arrived over IK")
         #expect(await eventually { await b.daemon?.engine.openChannels(with: a.agent) == 1 })

@@ -62,7 +62,7 @@ import TestSupport
         // first look is left to the interval's pass).
         for name in ["a", "b", "c"] { net[name].daemon?.poke() }
         #expect(
-            try await eventually(20) {
+            await eventually(20) {
                 for name in ["a", "b", "c"] { guard await net[name].daemon?.engine.hasLookedForCrossings() == true else { return false } }
                 return true
             })

@@ -249,6 +249,8 @@ import Testing
         #expect(f.listener.closeSessions(user: f.alice) == 1)
         #expect(await eventually(1) { c.ended })
         #expect(await eventually(10) { await f.host.closedCount == 3 })
+        // Nothing of the three connections is left behind.
+        #expect(await eventually(10) { f.listener.connectionCount == 0 && f.listener.perConnectionEntries == 0 })
         await f.listener.shutdown()
     }
 
