@@ -259,6 +259,23 @@ extension SiteStore {
         return decision
     }
 
+    /// Takes out of `decision` what it sends this site itself (`own`): a
+    /// call queued to itself as referee, an answer addressed to itself.
+    static func takeMessagesToSelf(_ decision: inout Decision, own: AgentID) -> [LiftMessage] {
+        var taken: [LiftMessage] = []
+        decision.effects.removeAll { effect in
+            guard case .enqueueToReferee(let referee, _, .lift(let m)) = effect, referee.agent == own else { return false }
+            taken.append(m)
+            return true
+        }
+        decision.replies.removeAll { reply in
+            guard case .lift(let m) = reply, m.to.agent == own else { return false }
+            taken.append(m)
+            return true
+        }
+        return taken
+    }
+
     /// Messages this site sends itself in a row (chipsite's, not section 9's).
     static let localLiftSteps = 4
 
@@ -273,33 +290,14 @@ extension SiteStore {
     ) throws -> Outcome {
         let own = try agent(db)
         var first = decision
-        var local: [LiftMessage] = []
-        first.effects.removeAll { effect in
-            guard case .enqueueToReferee(let referee, _, .lift(let m)) = effect, referee.agent == own else { return false }
-            local.append(m)
-            return true
-        }
-        first.replies.removeAll { reply in
-            guard case .lift(let m) = reply, m.to.agent == own else { return false }
-            local.append(m)
-            return true
-        }
+        var local = takeMessagesToSelf(&first, own: own)
         let outcome = try commit(first, db, now: stamp)
         var replies = first.replies
         for _ in 0..<localLiftSteps where !local.isEmpty {
             var next: [LiftMessage] = []
             for m in local {
                 var d = try decideLift(m, db, siteKey: siteKey, sealingKey: sealingKey, now: now)
-                d.effects.removeAll { effect in
-                    guard case .enqueueToReferee(let referee, _, .lift(let m)) = effect, referee.agent == own else { return false }
-                    next.append(m)
-                    return true
-                }
-                d.replies.removeAll { reply in
-                    guard case .lift(let m) = reply, m.to.agent == own else { return false }
-                    next.append(m)
-                    return true
-                }
+                next += takeMessagesToSelf(&d, own: own)
                 _ = try commit(d, db, now: stamp)
                 replies += d.replies
             }

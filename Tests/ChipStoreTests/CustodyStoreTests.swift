@@ -29,6 +29,18 @@ import TestSupport
         return (p, Base64URL.encode(key.sign(p.json.canonicalBytes)))
     }
 
+    /// `user` on `site` takes its key to a new device (fetch, then the
+    /// confirming proof): the device and the key it holds now.
+    static func takeKey(_ site: SiteStore, _ user: CUID) throws -> (device: Device, id: DeviceID, key: SigningKey, now: Int64) {
+        let device = Device()
+        let id = try device.id
+        let now = clock()
+        let key = try device.open(try site.fetchKeyForDevice(cuid: user, device: id, sessionOpened: now - 1, now: now, sealingKey: nil))
+        let (p, sign) = proof(user, id, now: now, key: key)
+        try site.confirmKeyTake(cuid: user, device: id, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+        return (device, id, key, now)
+    }
+
     static func userError(_ body: () throws -> Void) -> UserErrorCode? {
         do { try body() } catch let e as UserError { return e.code } catch { return nil }
         return nil
@@ -242,12 +254,7 @@ import TestSupport
 
     @Test func aDeviceUserRefusesARedeemedInvitationBeforeSigningItsOffer() throws {
         let s = try PTwoSites()
-        let device = Device()
-        let id = try device.id
-        let now = Self.clock()
-        let key = try device.open(try s.b.fetchKeyForDevice(cuid: s.bob, device: id, sessionOpened: now - 1, now: now, sealingKey: nil))
-        let (p, sign) = Self.proof(s.bob, id, now: now, key: key)
-        try s.b.confirmKeyTake(cuid: s.bob, device: id, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+        let key = try Self.takeKey(s.b, s.bob).key
         let ticket = try s.ticket(side: .stock, limit: 1_000_000)
         let request = try s.a.requestTally(cuid: s.alice, ticket: ticket, accept: false)
         let ticketMessage = try #require(try s.a.outbox(for: s.agentB).first(where: { $0.topic == request })?.message)
@@ -275,12 +282,7 @@ import TestSupport
     @Test func aDeviceUsersInvitationWaitsForItsOfferSignature() throws {
         let s = try PTwoSites()
         // bob (site b, the issuer) takes his key to his device.
-        let device = Device()
-        let id = try device.id
-        let now = Self.clock()
-        let key = try device.open(try s.b.fetchKeyForDevice(cuid: s.bob, device: id, sessionOpened: now - 1, now: now, sealingKey: nil))
-        let (p, sign) = Self.proof(s.bob, id, now: now, key: key)
-        try s.b.confirmKeyTake(cuid: s.bob, device: id, sessionOpened: now + 1, proof: p, sign: sign, now: now + 2)
+        let key = try Self.takeKey(s.b, s.bob).key
 
         // alice redeems bob's invitation: the tally waits in P.draft, unsigned and unsent.
         let before = try s.b.latestUserSeq(cuid: s.bob)
