@@ -372,8 +372,11 @@ extension SiteEngine {
         logger.debug("a balance crossed its target: looking for circular lifts now")
         await startCircular(request: nil)
         // Once more a little later: the other halves of the circle may
-        // still have been settling on their sites.
-        let again = clock.now.addingTimeInterval(LiftEngineState.crossingFollowUpAfter)
+        // still have been settling on their sites, or the other sites of
+        // the circle, seeing their own crossing at the same moment, started
+        // passes that took the same credit (a random 0-3 s more keeps the
+        // second passes of several sites apart).
+        let again = clock.now.addingTimeInterval(LiftEngineState.crossingFollowUpAfter + random.double(in: 0...3))
         liftState.crossingFollowUp = again
         wake.schedule(at: again)
         return true
