@@ -391,7 +391,7 @@ extension SiteEngine {
         liftState.acks = []
         liftState.acksDue = nil
         do {
-            try store.receiveAcks(acks, siteKey: try store.siteKey(sealingKey: sealingKey), sealingKey: sealingKey, now: clock.milliseconds)
+            try store.receiveAcks(acks, now: clock.milliseconds)
         } catch {
             logger.debug("acks not applied; their messages will be sent again", metadata: ["error": "\(error)"])
         }

@@ -208,7 +208,7 @@ extension SiteStore {
     ) throws -> Outcome {
         let stamp = Timestamp.format(millisecondsSince1970: now)
         return try guardedWrite { db in
-            try Self.applyAcks(acks, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp)
+            try Self.applyAcks(acks, db, stamp: stamp)
             let decision = try Self.decideLift(m, db, siteKey: siteKey, sealingKey: sealingKey, now: now)
             return try Self.commitLift(decision, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp)
         }
@@ -217,16 +217,23 @@ extension SiteStore {
     /// Neighbours' `ack`s in one transaction (each takes a message out of
     /// the outbox, 9.9; one lost in a crash only means a resend, answered
     /// as a repeat).
-    public func receiveAcks(_ acks: [LiftMessage], siteKey: SigningKey, sealingKey: SealingKey?, now: Int64) throws {
+    public func receiveAcks(_ acks: [LiftMessage], now: Int64) throws {
         guard !acks.isEmpty else { return }
         let stamp = Timestamp.format(millisecondsSince1970: now)
-        try guardedWrite { db in try Self.applyAcks(acks, db, siteKey: siteKey, sealingKey: sealingKey, now: now, stamp: stamp) }
+        try guardedWrite { db in try Self.applyAcks(acks, db, stamp: stamp) }
     }
 
-    static func applyAcks(_ acks: [LiftMessage], _ db: Database, siteKey: SigningKey, sealingKey: SealingKey?, now: Int64, stamp: String) throws {
-        for ack in acks where ack.action == .ack {
-            _ = try commit(try decideLift(ack, db, siteKey: siteKey, sealingKey: sealingKey, now: now), db, now: stamp)
-        }
+    /// An ack needs no key: it only takes a message out of the outbox.
+    static func applyAcks(_ acks: [LiftMessage], _ db: Database, stamp: String) throws {
+        for ack in acks where ack.action == .ack { _ = try commit(try decideAck(ack, db), db, now: stamp) }
+    }
+
+    static func decideAck(_ m: LiftMessage, _ db: Database) throws -> Decision {
+        let stored = try storedLift(db, m.lift)
+        return LiftAck.decide(
+            m,
+            snapshot: LiftAck.Snapshot(
+                known: stored != nil, promisedHop: stored.flatMap { promisedHop($0.record) }, promiseAnswered: stored?.promiseAnswer != nil))
     }
 
     /// The decider for lift message `m`, on the snapshot read in `db`.
@@ -239,12 +246,7 @@ extension SiteStore {
         case .refuse, .arrive:
             decision = LiftCall.decide(m, snapshot: try Self.callSnapshot(db, m.lift, sealingKey: sealingKey), now: now)
         case .ack:
-            let stored = try Self.storedLift(db, m.lift)
-            decision = LiftAck.decide(
-                m,
-                snapshot: LiftAck.Snapshot(
-                    known: stored != nil, promisedHop: stored.flatMap { Self.promisedHop($0.record) },
-                    promiseAnswered: stored?.promiseAnswer != nil))
+            decision = try decideAck(m, db)
         case .good, .void:
             decision = DecisionApply.decide(m, snapshot: try Self.decisionSnapshot(db, m.lift))
         case .status:
